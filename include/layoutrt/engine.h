@@ -1,0 +1,126 @@
+// layoutrt public API: build a plan from a HuggingFace LayoutLMv3 checkpoint, load it into an Engine, run it through
+// ExecutionContexts.
+//
+//   layoutrt::BuildOptions opt; opt.checkpoint_dir = "ckpt"; opt.precision = layoutrt::Precision::kFP16;
+//   layoutrt::build_plan(opt, "model.plan");
+//   auto engine = layoutrt::Engine::load("model.plan");
+//   auto ctx = engine->create_context();
+//   layoutrt::Outputs out = ctx->run(inputs);   // inputs: input_ids, bbox, attention_mask, pixel_values
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "layoutrt/error.h"
+#include "layoutrt/precision.h"
+#include "layoutrt/tensor.h"
+
+namespace layoutrt {
+
+const char* version();  // "0.1.0"
+
+// Which task head sits on the encoder.
+enum class HeadKind : uint8_t { kBase, kTokenClassification, kSequenceClassification, kQuestionAnswering };
+const char* head_kind_name(HeadKind h);  // "base", "token_classification", ...
+
+// Progress of long work (build, eval): done of total units, with a label. Called from the calling thread.
+using ProgressFn = std::function<void(const std::string& label, int64_t done, int64_t total)>;
+
+struct BuildOptions {
+  std::string checkpoint_dir;            // config.json + model.safetensors (or sharded with an index)
+  Precision precision = Precision::kFP32;
+  int max_batch = 8;                     // largest batch an ExecutionContext accepts
+  int max_text_tokens = 512;             // largest T (text tokens per sequence); at most 512 and the position table
+  std::string head;                      // "" = detect from architectures / tensor names; else base|token|sequence|qa
+  ProgressFn progress;                   // optional
+};
+
+// Reads and validates the checkpoint, transforms the weights for `opt.precision`, computes the relative-position
+// bucket tables and writes one plan file. Throws layoutrt::Error naming what is wrong.
+void build_plan(const BuildOptions& opt, const std::string& plan_path);
+
+// The plan's JSON header, pretty-printed (for `layoutrt inspect`). Verifies magic, version and checksum.
+std::string inspect_plan(const std::string& plan_path, bool verify_checksum = true);
+
+enum class BackendKind : uint8_t { kAuto, kCPU, kCUDA };
+const char* backend_kind_name(BackendKind b);
+
+struct EngineOptions {
+  BackendKind backend = BackendKind::kAuto;  // auto: CUDA when a device is present and compiled in, else CPU
+  int cuda_device = 0;
+  int cpu_threads = 0;                       // 0: OpenMP default
+};
+
+// What a loaded plan computes; from the plan header.
+struct ModelInfo {
+  HeadKind head = HeadKind::kBase;
+  Precision precision = Precision::kFP32;
+  int num_labels = 0;
+  std::vector<std::string> labels;   // id2label in id order (empty for base/qa)
+  int hidden_size = 0;
+  int num_layers = 0;
+  int num_heads = 0;
+  int vocab_size = 0;
+  int max_batch = 0;
+  int max_text_tokens = 0;
+  int image_size = 0;                // pixel_values are [B, channels, image_size, image_size]
+  int num_channels = 0;
+  int visual_tokens = 0;             // patches + CLS (197 for 224/16); 0 when visual_embed is false
+  bool text_embed = true;
+  bool visual_embed = true;
+};
+
+// Model inputs, as transformers' LayoutLMv3Processor produces them. Integer tensors may be int32 or int64.
+//   input_ids      [B, T]          required when the model has text_embed
+//   bbox           [B, T, 4]       optional (zeros), x0 y0 x1 y1 in 0..1000 with x0 <= x1, y0 <= y1
+//   attention_mask [B, T]          optional (ones); int, bool or float 0/1
+//   token_type_ids [B, T]          optional (zeros)
+//   pixel_values   [B, C, S, S]    float32 (float16/bfloat16 accepted); optional: without it the text-only forward
+//                                  of transformers runs (no visual tokens)
+struct Inputs {
+  Tensor input_ids, bbox, attention_mask, token_type_ids, pixel_values;
+};
+
+// Named outputs (all float32 unless noted):
+//   token_classification: logits [B, T, labels], labels [B, T] int32 (argmax)
+//   sequence_classification: logits [B, labels], labels [B] int32
+//   question_answering: start_logits [B, L], end_logits [B, L]  (L = T + visual tokens)
+//   base: last_hidden_state [B, L, H]
+//   any head, when RunOptions::output_hidden_state: last_hidden_state too
+struct Outputs {
+  std::map<std::string, Tensor> tensors;
+  const Tensor& at(const std::string& name) const;
+};
+
+struct RunOptions {
+  bool output_hidden_state = false;
+};
+
+class Engine;
+
+// One stream + workspace. Not thread-safe itself; use one context per thread. Contexts share the Engine's weights.
+class ExecutionContext {
+ public:
+  virtual ~ExecutionContext() = default;
+  // Validates the inputs (clear errors, never a crash) and runs the forward pass.
+  virtual Outputs run(const Inputs& inputs, const RunOptions& options = {}) = 0;
+};
+
+class Engine {
+ public:
+  virtual ~Engine() = default;
+  // Maps and verifies the plan (magic, version, checksum, tensor table) and uploads the weights to the backend.
+  static std::shared_ptr<Engine> load(const std::string& plan_path, const EngineOptions& options = {});
+  virtual const ModelInfo& info() const = 0;
+  virtual BackendKind backend() const = 0;
+  virtual std::string device_name() const = 0;  // "CPU (2 threads)" or "NVIDIA H100 80GB HBM3"
+  virtual std::unique_ptr<ExecutionContext> create_context() = 0;
+};
+
+// Checks inputs against a model without running it (the same checks ExecutionContext::run does first).
+void validate_inputs(const ModelInfo& info, const Inputs& inputs);
+
+}  // namespace layoutrt
