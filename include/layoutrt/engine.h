@@ -120,7 +120,4 @@ class Engine {
   virtual std::unique_ptr<ExecutionContext> create_context() = 0;
 };
 
-// Checks inputs against a model without running it (the same checks ExecutionContext::run does first).
-void validate_inputs(const ModelInfo& info, const Inputs& inputs);
-
 }  // namespace layoutrt

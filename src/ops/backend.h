@@ -1,0 +1,138 @@
+// The op contract. runtime/forward.cpp defines the network ONCE as a sequence of these ops; each backend (cpu/, cuda/)
+// implements every op. A new fusion is a new op here with two implementations and one test — never a second copy of
+// the forward.
+//
+// Row layout. The hidden state is a [rows, H] matrix. Sequence b owns rows [seq_begin[b], seq_begin[b+1]): first its
+// text rows, then its visual rows (CLS + patches). In the padded layout every sequence has T text rows (pad tokens
+// included: they still act as queries, trap 7); key_valid[row] = 0 masks a row as a key.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "layoutrt/precision.h"
+#include "model/config.h"
+#include "ops/tensor_view.h"
+
+namespace layoutrt {
+
+// Elementwise function applied in a linear op's epilogue.
+enum class Epilogue : uint8_t { kNone, kGeluErf, kGeluTanh, kRelu, kSilu, kTanh };
+Epilogue epilogue_for(Activation a);
+
+// Text embeddings (trap 1: embedding positions are padding-aware, computed on the host):
+//   out[dst_row[i]] = LayerNorm(word[token_ids[i]] + token_type[token_type_ids[i]] + position[position_ids[i]]
+//                               + concat(x[b0], y[b1], x[b2], y[b3], h[clip(b3-b1)], w[clip(b2-b0)]))
+struct TextEmbeddingArgs {
+  int64_t num_tokens = 0;
+  const int32_t* dst_row = nullptr;         // [num_tokens] device
+  const int32_t* token_ids = nullptr;       // [num_tokens] device
+  const int32_t* position_ids = nullptr;    // [num_tokens] device
+  const int32_t* token_type_ids = nullptr;  // [num_tokens] device
+  const int32_t* boxes = nullptr;           // [num_tokens, 4] device
+  TensorView word, position, token_type, x, y, h, w;  // tables [n, width]
+  TensorView ln_weight, ln_bias;                       // [H] F32
+  float eps = 1e-5f;
+  TensorView out;                                      // [rows, H]
+};
+
+// Visual embeddings: conv(patch, stride patch) as a GEMM over im2col'd patches, + bias; CLS token prepended;
+// + pos_embed; LayerNorm `norm` (eps 1e-6). Sequence b's visual rows start at cls_row[b].
+struct PatchEmbeddingArgs {
+  int64_t batch = 0;
+  const float* pixels = nullptr;   // [batch, C, S, S] device, float32
+  int channels = 3, image_size = 224, patch_size = 16;
+  const int32_t* cls_row = nullptr;  // [batch] device
+  TensorView weight;               // [H, C*p*p]
+  TensorView bias;                 // [H] F32
+  TensorView cls_token;            // [H] F32
+  TensorView pos_embed;            // [P+1, H] F32
+  TensorView ln_weight, ln_bias;   // [H] F32
+  float eps = 1e-6f;
+  TensorView patches;              // scratch [batch*P, C*p*p] (activation dtype)
+  TensorView proj;                 // scratch [batch*P, H] (activation dtype)
+  TensorView out;                  // [rows, H]
+};
+
+// y = epilogue(x · Wᵀ + b). x [M, K], W [N, K] (torch's [out, in]), b [N] F32 or undefined, y [M, N].
+struct LinearArgs {
+  TensorView x, weight, bias, y;
+  Epilogue epilogue = Epilogue::kNone;
+};
+
+// out = LayerNorm(x + residual) over the last dim; residual may be undefined (plain LayerNorm). out may alias x.
+struct LayerNormArgs {
+  TensorView x, residual, weight, bias, out;  // [rows, H]; weight/bias F32
+  float eps = 1e-5f;
+};
+
+// Multi-head self-attention with LayoutLMv3's relative-position biases:
+//   s[h,i,j] = (q_i/√d)·k_j + (bias1d[h][p_j−p_i] + (biasx[h][x_j−x_i] + biasy[h][y_j−y_i])) / √d   (trap 3, 5)
+//   over keys j of the same sequence with key_valid[j]; softmax in FP32 (the PB-relax softmax is a max-subtracted
+//   softmax); ctx_i = Σ_j softmax · v_j.
+// transformers adds the 2D bias only together with the 1D bias (has_relative_attention_bias); the forward passes
+// undefined tables when a bias is absent.
+struct AttentionArgs {
+  int64_t num_seqs = 0;
+  int64_t max_seq_len = 0;
+  const int32_t* seq_begin = nullptr;  // [num_seqs + 1] device row offsets
+  const int32_t* pos1d = nullptr;      // [rows] 1D bias position (plain arange per modality)
+  const int32_t* pos_x = nullptr;      // [rows] 2D bias x (bbox left)
+  const int32_t* pos_y = nullptr;      // [rows] 2D bias y (bbox bottom)
+  const uint8_t* key_valid = nullptr;  // [rows] 1 = may be attended to
+  int num_heads = 0, head_dim = 0;
+  TensorView bias1d;                   // [heads, 2*max_dist_1d+1] F32, value for distance r at r + max_dist_1d
+  TensorView bias_x, bias_y;           // [heads, 2*max_dist_2d+1] F32
+  int max_dist_1d = 0, max_dist_2d = 0;
+  TensorView qkv;                      // [rows, 3H]: q | k | v, head h at columns h*d
+  TensorView out;                      // [rows, H]
+  TensorView scratch;                  // backend-specific workspace (see attention_scratch_bytes)
+};
+
+// rows_out[i] = x[rows[i]] (fp32 output, for the heads).
+struct GatherRowsArgs {
+  TensorView x;                   // [rows, H]
+  const int32_t* rows = nullptr;  // [n] device
+  int64_t n = 0;
+  TensorView out;                 // [n, H] F32
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual Device device() const = 0;
+  virtual std::string name() const = 0;
+
+  // Memory. Allocation failures throw kOutOfMemory naming the byte count.
+  virtual void* allocate(size_t bytes) = 0;
+  virtual void deallocate(void* p) = 0;
+  virtual void copy_to_device(void* dst, const void* src, size_t bytes) = 0;
+  virtual void copy_to_host(void* dst, const void* src, size_t bytes) = 0;
+  virtual void fill_nan(const TensorView& t) = 0;  // poisons a buffer (tests)
+  virtual void synchronize() = 0;
+
+  // The dtype in which this backend keeps a weight stored as `stored` (the CPU backend computes in FP32 only).
+  virtual DType weight_dtype(DType stored) const = 0;
+  // The dtype of activations for a plan of precision p.
+  virtual DType activation_dtype(Precision p) const = 0;
+  // Bytes of attention scratch for a batch of num_seqs sequences of at most max_seq_len rows.
+  virtual size_t attention_scratch_bytes(int64_t num_seqs, int64_t max_seq_len, int num_heads,
+                                         int head_dim) const = 0;
+
+  // Ops.
+  virtual void text_embedding(const TextEmbeddingArgs& a) = 0;
+  virtual void patch_embedding(const PatchEmbeddingArgs& a) = 0;
+  virtual void linear(const LinearArgs& a) = 0;
+  virtual void layer_norm(const LayerNormArgs& a) = 0;
+  virtual void attention(const AttentionArgs& a) = 0;
+  virtual void gather_rows(const GatherRowsArgs& a) = 0;
+};
+
+std::unique_ptr<Backend> make_cpu_backend(int threads);
+#ifdef LAYOUTRT_WITH_CUDA
+std::unique_ptr<Backend> make_cuda_backend(int device, Precision precision);
+bool cuda_device_available();
+#endif
+
+}  // namespace layoutrt

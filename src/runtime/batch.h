@@ -1,0 +1,37 @@
+// Host-side preparation of one batch: validated inputs turned into the row layout of ops/backend.h.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "layoutrt/engine.h"
+#include "model/config.h"
+
+namespace layoutrt {
+
+struct PreparedBatch {
+  int64_t batch = 0;
+  int64_t text_len = 0;       // T: text rows per sequence (0 without text)
+  int64_t visual_len = 0;     // V: visual rows per sequence (0 without pixel_values)
+  int64_t seq_len() const { return text_len + visual_len; }
+  int64_t rows() const { return batch * seq_len(); }
+
+  // Text tokens, batch * T of them (padded layout: token (b, t) is row b*L + t).
+  std::vector<int32_t> text_row, token_ids, position_ids, token_type_ids, boxes;
+  // Per row.
+  std::vector<int32_t> pos1d, pos_x, pos_y;
+  std::vector<uint8_t> key_valid;
+  std::vector<int32_t> seq_begin;  // batch + 1
+  std::vector<int32_t> cls_row;    // batch: row of the visual CLS token
+  Tensor pixels;                   // [B, C, S, S] F32 (converted if needed), undefined without visual rows
+};
+
+// Validates (throws layoutrt::Error naming input, index and value) and prepares. `max_box` is the largest accepted
+// box coordinate (1000, or less when the 2D tables are smaller).
+PreparedBatch prepare_batch(const LayoutLMv3Config& c, const ModelInfo& info, const Inputs& in);
+
+// The visual tokens' boxes for the 2D bias (transformers' create_visual_bbox): CLS [1, 1, 999, 999], then patch (r, c)
+// of the n x n grid [1000c/n, 1000r/n, 1000(c+1)/n, 1000(r+1)/n] with truncating integer division. [V][4].
+std::vector<std::array<int32_t, 4>> visual_token_boxes(int patches_per_side);
+
+}  // namespace layoutrt

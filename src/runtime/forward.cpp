@@ -1,0 +1,288 @@
+#include "runtime/forward.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "layoutrt/error.h"
+#include "plan/plan_layout.h"
+
+namespace layoutrt {
+
+const TensorView& ModelWeights::at(const std::string& name) const {
+  auto it = tensors.find(name);
+  if (it == tensors.end()) throw_error(ErrorCode::kInternal, "weight ", name, " not loaded");
+  return it->second;
+}
+
+Epilogue epilogue_for(Activation a) {
+  switch (a) {
+    case Activation::kGeluErf: return Epilogue::kGeluErf;
+    case Activation::kGeluTanh: return Epilogue::kGeluTanh;
+    case Activation::kRelu: return Epilogue::kRelu;
+    case Activation::kSilu: return Epilogue::kSilu;
+  }
+  return Epilogue::kNone;
+}
+
+Workspace::Workspace(Backend& backend, const ModelWeights& w, int64_t max_batch_, int64_t max_text_tokens)
+    : backend_(backend) {
+  const LayoutLMv3Config& c = w.config;
+  const int64_t V = c.visual_tokens(), T = c.text_embed ? max_text_tokens : 0, L = T + V;
+  const int64_t H = c.hidden_size;
+  max_batch = max_batch_;
+  max_rows = max_batch * L;
+  const DType act = backend.activation_dtype(w.precision);
+  hidden = matrix(act, max_rows, H);
+  hidden2 = matrix(act, max_rows, H);
+  qkv = matrix(act, max_rows, 3 * H);
+  ctx = matrix(act, max_rows, H);
+  tmp = matrix(act, max_rows, H);
+  ff = matrix(act, max_rows, c.intermediate_size);
+  if (V > 0) {
+    const int64_t P = V - 1, k = int64_t{c.num_channels} * c.patch_size * c.patch_size;
+    patches = matrix(act, max_batch * P, k);
+    proj = matrix(act, max_batch * P, H);
+    pixels = static_cast<float*>(alloc(sizeof(float) * max_batch * c.num_channels * c.input_size * c.input_size));
+    cls_row = static_cast<int32_t*>(alloc(sizeof(int32_t) * max_batch));
+  }
+  const size_t scratch = backend.attention_scratch_bytes(max_batch, L, c.num_attention_heads, c.head_dim());
+  if (scratch) attn_scratch = TensorView(alloc(scratch), DType::kU8, backend.device(), {static_cast<int64_t>(scratch)});
+  if (T > 0) {
+    const size_t n = static_cast<size_t>(max_batch * T);
+    text_row = static_cast<int32_t*>(alloc(sizeof(int32_t) * n));
+    token_ids = static_cast<int32_t*>(alloc(sizeof(int32_t) * n));
+    position_ids = static_cast<int32_t*>(alloc(sizeof(int32_t) * n));
+    token_type_ids = static_cast<int32_t*>(alloc(sizeof(int32_t) * n));
+    boxes = static_cast<int32_t*>(alloc(sizeof(int32_t) * n * 4));
+  }
+  pos1d = static_cast<int32_t*>(alloc(sizeof(int32_t) * max_rows));
+  pos_x = static_cast<int32_t*>(alloc(sizeof(int32_t) * max_rows));
+  pos_y = static_cast<int32_t*>(alloc(sizeof(int32_t) * max_rows));
+  key_valid = static_cast<uint8_t*>(alloc(max_rows));
+  seq_begin = static_cast<int32_t*>(alloc(sizeof(int32_t) * (max_batch + 1)));
+  // Head rows: every text token (token classification), one per sequence, or every row (QA).
+  switch (w.head) {
+    case HeadKind::kBase: max_head_rows = 0; break;
+    case HeadKind::kTokenClassification: max_head_rows = max_batch * T; break;
+    case HeadKind::kSequenceClassification: max_head_rows = max_batch; break;
+    case HeadKind::kQuestionAnswering: max_head_rows = max_rows; break;
+  }
+  if (max_head_rows > 0) {
+    head_rows = static_cast<int32_t*>(alloc(sizeof(int32_t) * max_head_rows));
+    head_in = matrix(DType::kF32, max_head_rows, H);
+    head_mid = matrix(DType::kF32, max_head_rows, H);
+    head_out = matrix(DType::kF32, max_head_rows, c.num_labels());
+  }
+}
+
+Workspace::~Workspace() {
+  for (void* p : allocations_) backend_.deallocate(p);
+}
+
+void* Workspace::alloc(size_t bytes) {
+  void* p = backend_.allocate(std::max<size_t>(bytes, 1));
+  allocations_.push_back(p);
+  return p;
+}
+
+TensorView Workspace::matrix(DType t, int64_t rows, int64_t cols) {
+  return TensorView(alloc(static_cast<size_t>(rows * cols) * dtype_size(t)), t, backend_.device(), {rows, cols});
+}
+
+namespace {
+
+template <class T>
+void upload(Backend& be, T* dst, const std::vector<T>& src) {
+  if (!src.empty()) be.copy_to_device(dst, src.data(), src.size() * sizeof(T));
+}
+
+Tensor download(Backend& be, const TensorView& v, Shape shape) {
+  Tensor t(v.dtype, std::move(shape));
+  be.copy_to_host(t.mutable_data(), v.data, t.nbytes());
+  return t;
+}
+
+// One encoder layer (post-LN): attention -> out-proj + residual + LN -> FFN + residual + LN. x is updated in place.
+void encoder_layer(Backend& be, const ModelWeights& w, Workspace& ws, int layer, const TensorView& x,
+                   const TensorView& x1, const AttentionArgs& attn_meta) {
+  const LayoutLMv3Config& c = w.config;
+  const int64_t rows = x.dim(0);
+  auto W = [&](const char* what) { return w.at(layer_tensor(layer, what)); };
+  const TensorView qkv = ws.qkv.rows(0, rows), ctx = ws.ctx.rows(0, rows), tmp = ws.tmp.rows(0, rows),
+                   ff = ws.ff.rows(0, rows);
+
+  be.linear({x, W("attention.qkv.weight"), W("attention.qkv.bias"), qkv, Epilogue::kNone});
+  AttentionArgs a = attn_meta;
+  a.qkv = qkv;
+  a.out = ctx;
+  be.attention(a);
+  be.linear({ctx, W("attention.output.dense.weight"), W("attention.output.dense.bias"), tmp, Epilogue::kNone});
+  be.layer_norm({tmp, x, W("attention.output.LayerNorm.weight"), W("attention.output.LayerNorm.bias"), x1,
+                 static_cast<float>(c.layer_norm_eps)});
+  be.linear({x1, W("intermediate.dense.weight"), W("intermediate.dense.bias"), ff, epilogue_for(c.activation())});
+  be.linear({ff, W("output.dense.weight"), W("output.dense.bias"), tmp, Epilogue::kNone});
+  be.layer_norm({tmp, x1, W("output.LayerNorm.weight"), W("output.LayerNorm.bias"), x,
+                 static_cast<float>(c.layer_norm_eps)});
+}
+
+}  // namespace
+
+Outputs run_forward(Backend& be, const ModelWeights& w, Workspace& ws, const PreparedBatch& pb,
+                    const RunOptions& options) {
+  const LayoutLMv3Config& c = w.config;
+  const int64_t B = pb.batch, T = pb.text_len, V = pb.visual_len, L = pb.seq_len(), rows = pb.rows();
+  const int64_t H = c.hidden_size;
+  if (B > ws.max_batch || rows > ws.max_rows)
+    throw_error(ErrorCode::kInternal, "batch of ", B, " x ", L, " rows exceeds the workspace");
+  const TensorView x = ws.hidden.rows(0, rows), x1 = ws.hidden2.rows(0, rows);
+  const float eps = static_cast<float>(c.layer_norm_eps);
+
+  // Metadata to the device.
+  upload(be, ws.pos1d, pb.pos1d);
+  upload(be, ws.pos_x, pb.pos_x);
+  upload(be, ws.pos_y, pb.pos_y);
+  upload(be, ws.key_valid, pb.key_valid);
+  upload(be, ws.seq_begin, pb.seq_begin);
+
+  if (T > 0) {
+    upload(be, ws.text_row, pb.text_row);
+    upload(be, ws.token_ids, pb.token_ids);
+    upload(be, ws.position_ids, pb.position_ids);
+    upload(be, ws.token_type_ids, pb.token_type_ids);
+    upload(be, ws.boxes, pb.boxes);
+    TextEmbeddingArgs e;
+    e.num_tokens = B * T;
+    e.dst_row = ws.text_row;
+    e.token_ids = ws.token_ids;
+    e.position_ids = ws.position_ids;
+    e.token_type_ids = ws.token_type_ids;
+    e.boxes = ws.boxes;
+    e.word = w.at("embeddings.word_embeddings.weight");
+    e.position = w.at("embeddings.position_embeddings.weight");
+    e.token_type = w.at("embeddings.token_type_embeddings.weight");
+    e.x = w.at("embeddings.x_position_embeddings.weight");
+    e.y = w.at("embeddings.y_position_embeddings.weight");
+    e.h = w.at("embeddings.h_position_embeddings.weight");
+    e.w = w.at("embeddings.w_position_embeddings.weight");
+    e.ln_weight = w.at("embeddings.LayerNorm.weight");
+    e.ln_bias = w.at("embeddings.LayerNorm.bias");
+    e.eps = eps;
+    e.out = x;
+    be.text_embedding(e);
+  }
+  if (V > 0) {
+    be.copy_to_device(ws.pixels, pb.pixels.data(), pb.pixels.nbytes());
+    upload(be, ws.cls_row, pb.cls_row);
+    const int64_t P = V - 1;
+    PatchEmbeddingArgs pe;
+    pe.batch = B;
+    pe.pixels = ws.pixels;
+    pe.channels = c.num_channels;
+    pe.image_size = c.input_size;
+    pe.patch_size = c.patch_size;
+    pe.cls_row = ws.cls_row;
+    pe.weight = w.at("patch_embed.proj.weight");
+    pe.bias = w.at("patch_embed.proj.bias");
+    pe.cls_token = w.at("cls_token");
+    pe.pos_embed = w.at("pos_embed");
+    pe.ln_weight = w.at("norm.weight");
+    pe.ln_bias = w.at("norm.bias");
+    pe.eps = 1e-6f;  // LayoutLMv3Model.norm is built with eps=1e-6, not config.layer_norm_eps (trap 4)
+    pe.patches = ws.patches.rows(0, B * P);
+    pe.proj = ws.proj.rows(0, B * P);
+    pe.out = x;
+    be.patch_embedding(pe);
+    // Joint LayerNorm over text + visual rows (text rows are layer-normed twice).
+    be.layer_norm({x, TensorView(), w.at("LayerNorm.weight"), w.at("LayerNorm.bias"), x, eps});
+  }
+
+  AttentionArgs meta;
+  meta.num_seqs = B;
+  meta.max_seq_len = L;
+  meta.seq_begin = ws.seq_begin;
+  meta.pos1d = ws.pos1d;
+  meta.pos_x = ws.pos_x;
+  meta.pos_y = ws.pos_y;
+  meta.key_valid = ws.key_valid;
+  meta.num_heads = c.num_attention_heads;
+  meta.head_dim = c.head_dim();
+  // transformers adds the spatial bias only together with the 1D bias (LayoutLMv3SelfAttention.forward): a model
+  // with has_spatial_attention_bias alone gets no bias at all.
+  if (c.has_relative_attention_bias) {
+    meta.bias1d = w.bias1d;
+    meta.max_dist_1d = w.max_dist_1d;
+    if (c.has_spatial_attention_bias) {
+      meta.bias_x = w.bias_x;
+      meta.bias_y = w.bias_y;
+      meta.max_dist_2d = w.max_dist_2d;
+    }
+  }
+  meta.scratch = ws.attn_scratch;
+  for (int l = 0; l < c.num_hidden_layers; ++l) encoder_layer(be, w, ws, l, x, x1, meta);
+
+  Outputs out;
+  const bool want_hidden = w.head == HeadKind::kBase || options.output_hidden_state;
+  if (want_hidden) {
+    Tensor h = download(be, x, {B, L, H});
+    out.tensors["last_hidden_state"] = h.dtype() == DType::kF32 ? h : h.to(DType::kF32);
+  }
+  if (w.head == HeadKind::kBase) return out;
+
+  // Head rows: token classification classifies only the text positions; sequence classification the first row of
+  // each sequence (<s>, or the visual CLS without text); QA every row.
+  std::vector<int32_t> head_rows;
+  for (int64_t b = 0; b < B; ++b) {
+    const int64_t begin = b * L;
+    switch (w.head) {
+      case HeadKind::kTokenClassification: for (int64_t t = 0; t < T; ++t) head_rows.push_back(begin + t); break;
+      case HeadKind::kSequenceClassification: head_rows.push_back(static_cast<int32_t>(begin)); break;
+      case HeadKind::kQuestionAnswering: for (int64_t t = 0; t < L; ++t) head_rows.push_back(begin + t); break;
+      case HeadKind::kBase: break;
+    }
+  }
+  const int64_t n = static_cast<int64_t>(head_rows.size());
+  upload(be, ws.head_rows, head_rows);
+  be.gather_rows({x, ws.head_rows, n, ws.head_in.rows(0, n)});
+  TensorView cur = ws.head_in.rows(0, n);
+  for (size_t i = 0; i < w.head_layers.size(); ++i) {
+    const HeadLinear& hl = w.head_layers[i];
+    const bool last = i + 1 == w.head_layers.size();
+    TensorView dst = last ? ws.head_out.rows(0, n) : ws.head_mid.rows(0, n);
+    be.linear({cur, w.at(hl.name + ".weight"), w.at(hl.name + ".bias"), dst, last ? Epilogue::kNone : Epilogue::kTanh});
+    cur = dst;
+  }
+  const int64_t labels = c.num_labels();
+  Tensor logits = download(be, cur, {n, labels});
+  auto argmax = [&](const Tensor& lg) {
+    Tensor ids(DType::kI32, {lg.dim(0)});
+    for (int64_t r = 0; r < lg.dim(0); ++r) {
+      const float* row = lg.data_as<float>() + r * labels;
+      ids.mutable_data_as<int32_t>()[r] = static_cast<int32_t>(std::max_element(row, row + labels) - row);
+    }
+    return ids;
+  };
+  switch (w.head) {
+    case HeadKind::kTokenClassification:
+      out.tensors["labels"] = argmax(logits).reshaped({B, T});
+      out.tensors["logits"] = logits.reshaped({B, T, labels});
+      break;
+    case HeadKind::kSequenceClassification:
+      out.tensors["labels"] = argmax(logits).reshaped({B});
+      out.tensors["logits"] = logits.reshaped({B, labels});
+      break;
+    case HeadKind::kQuestionAnswering: {
+      Tensor start(DType::kF32, {B, L}), end(DType::kF32, {B, L});
+      for (int64_t r = 0; r < n; ++r) {
+        start.mutable_data_as<float>()[r] = logits.data_as<float>()[2 * r];
+        end.mutable_data_as<float>()[r] = logits.data_as<float>()[2 * r + 1];
+      }
+      out.tensors["start_logits"] = start;
+      out.tensors["end_logits"] = end;
+      break;
+    }
+    case HeadKind::kBase: break;
+  }
+  return out;
+}
+
+}  // namespace layoutrt

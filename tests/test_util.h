@@ -1,0 +1,85 @@
+// Helpers shared by the tests: fixture paths, error metrics, scratch directories.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <string>
+
+#include "layoutrt/error.h"
+#include "layoutrt/tensor.h"
+
+namespace layoutrt::test {
+
+inline std::string fixtures(const std::string& rel = "") {
+  return (std::filesystem::path(LAYOUTRT_FIXTURES_DIR) / rel).string();
+}
+
+// A fresh directory under the system temp dir, removed at scope exit.
+class ScratchDir {
+ public:
+  explicit ScratchDir(const std::string& tag) {
+    std::random_device rd;
+    path_ = std::filesystem::temp_directory_path() / ("layoutrt_" + tag + "_" + std::to_string(rd()));
+    std::filesystem::create_directories(path_);
+  }
+  ~ScratchDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  std::string file(const std::string& name) const { return (path_ / name).string(); }
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+struct Diff {
+  double rel_l2 = 0, max_abs = 0;
+  int64_t nonfinite = 0;
+};
+
+// ||a - ref|| / ||ref|| and max |a - ref| over float tensors (any float dtype), NaN/Inf in `a` counted.
+inline Diff compare(const Tensor& a, const Tensor& ref) {
+  EXPECT_EQ(a.shape(), ref.shape());
+  const Tensor x = a.to(DType::kF64), y = ref.to(DType::kF64);
+  Diff d;
+  double num = 0, den = 0;
+  const int64_t n = std::min(x.numel(), y.numel());
+  for (int64_t i = 0; i < n; ++i) {
+    const double u = x.data_as<double>()[i], v = y.data_as<double>()[i];
+    if (!std::isfinite(u)) { ++d.nonfinite; continue; }
+    num += (u - v) * (u - v);
+    den += v * v;
+    d.max_abs = std::max(d.max_abs, std::abs(u - v));
+  }
+  d.rel_l2 = den > 0 ? std::sqrt(num / den) : std::sqrt(num);
+  return d;
+}
+
+inline void write_bytes(const std::string& path, const std::string& bytes) {
+  std::ofstream f(path, std::ios::binary);
+  f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+inline std::string read_bytes(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+}
+
+// Runs `fn`, expects a layoutrt::Error with `code` whose message contains every string of `needles`.
+template <class Fn>
+void expect_error(Fn&& fn, ErrorCode code, std::initializer_list<std::string> needles) {
+  try {
+    fn();
+    ADD_FAILURE() << "expected layoutrt::Error (" << error_code_name(code) << ")";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), code) << e.what();
+    for (const auto& n : needles) EXPECT_NE(std::string(e.what()).find(n), std::string::npos)
+        << "message \"" << e.what() << "\" lacks \"" << n << "\"";
+  }
+}
+
+}  // namespace layoutrt::test
