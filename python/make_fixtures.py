@@ -78,7 +78,11 @@ def randomize(model, gen):
     with torch.no_grad():
         for name, p in model.named_parameters():
             shape = p.shape
-            if name.endswith("LayerNorm.weight") or name.endswith("norm.weight"):
+            if "patch_embed" in name or name.endswith("cls_token") or name.endswith("pos_embed"):
+                # Visual embeddings before `norm` kept small (variance ~1e-5) so that norm's eps (1e-6, not the
+                # config's 1e-5: trap 4) changes the output far beyond the test tolerance.
+                v = 0.004 * torch.randn(shape, generator=gen)
+            elif name.endswith("LayerNorm.weight") or name.endswith("norm.weight"):
                 v = 1.0 + 0.2 * torch.randn(shape, generator=gen)
             elif "rel_pos" in name:
                 v = 2.0 * torch.randn(shape, generator=gen)

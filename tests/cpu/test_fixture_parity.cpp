@@ -2,6 +2,7 @@
 // FP32 plan and run; outputs within rel-L2 1e-5 and max-abs 1e-4 of transformers' float32 outputs.
 // (Both sides are FP32; the budget covers summation-order differences — measured ~1e-7 — with margin, and is far
 // below what any indexing or formula error produces.)
+#include <cstdio>
 #include <fstream>
 #include <map>
 #include <memory>
@@ -15,14 +16,16 @@
 namespace layoutrt {
 namespace {
 
-struct Run {
+struct ParityRun {
   std::string model, case_name, expected;
   std::vector<std::string> inputs;
 };
 
-std::vector<Run> manifest_runs() {
+void PrintTo(const ParityRun& r, std::ostream* os) { *os << r.model << " on " << r.expected; }
+
+std::vector<ParityRun> manifest_runs() {
   std::ifstream f(test::fixtures("manifest.json"));
-  std::vector<Run> runs;
+  std::vector<ParityRun> runs;
   if (!f) return runs;
   const auto j = nlohmann::json::parse(f);
   for (const auto& [model, m] : j.at("models").items())
@@ -33,7 +36,7 @@ std::vector<Run> manifest_runs() {
   return runs;
 }
 
-class FixtureParity : public ::testing::TestWithParam<Run> {
+class FixtureParity : public ::testing::TestWithParam<ParityRun> {
  protected:
   static std::shared_ptr<Engine> engine_for(const std::string& model) {
     static test::ScratchDir dir("parity");
@@ -54,7 +57,7 @@ class FixtureParity : public ::testing::TestWithParam<Run> {
 };
 
 TEST_P(FixtureParity, MatchesTransformers) {
-  const Run& r = GetParam();
+  const ParityRun& r = GetParam();
   auto engine = engine_for(r.model);
   Inputs all = load_inputs(test::fixtures("inputs/" + r.case_name));
   Inputs in;
@@ -91,11 +94,13 @@ TEST_P(FixtureParity, MatchesTransformers) {
     EXPECT_LE(d.rel_l2, 1e-5) << e.name << " rel-L2";
     EXPECT_LE(d.max_abs, 1e-4) << e.name << " max-abs";
     RecordProperty(e.name + "_rel_l2", std::to_string(d.rel_l2));
+    std::printf("  %-22s %-28s %-18s rel-L2 %.2e  max-abs %.2e\n", r.model.c_str(), r.expected.c_str(),
+                e.name.c_str(), d.rel_l2, d.max_abs);
   }
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, FixtureParity, ::testing::ValuesIn(manifest_runs()),
-                         [](const ::testing::TestParamInfo<Run>& info) {
+                         [](const ::testing::TestParamInfo<ParityRun>& info) {
                            return info.param.model + "__" + info.param.expected;
                          });
 
