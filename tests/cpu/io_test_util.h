@@ -20,14 +20,14 @@ namespace layoutrt::test {
 inline std::string io_fixture(const std::string& name) { return std::string(LAYOUTRT_FIXTURES_DIR) + "/io/" + name; }
 
 // A fresh directory under the system temp dir, removed with everything in it at scope exit.
-class ScratchDir {
+class IoScratchDir {
  public:
-  ScratchDir() {
+  IoScratchDir() {
     std::string tmpl = (std::filesystem::temp_directory_path() / "layoutrt_io_XXXXXX").string();
     if (!::mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
     dir_ = tmpl;
   }
-  ~ScratchDir() {
+  ~IoScratchDir() {
     std::error_code ec;
     std::filesystem::remove_all(dir_, ec);
   }

@@ -10,10 +10,10 @@ namespace layoutrt {
 namespace {
 
 using test::expect_error;
-using test::ScratchDir;
+using test::IoScratchDir;
 
 TEST(MappedFile, MapsWholeFile) {
-  ScratchDir d;
+  IoScratchDir d;
   test::write_bytes(d.path("a.bin"), "hello");
   const auto f = MappedFile::open(d.path("a.bin"));
   EXPECT_EQ(f->size(), 5u);
@@ -22,7 +22,7 @@ TEST(MappedFile, MapsWholeFile) {
 }
 
 TEST(MappedFile, EmptyFileHasSizeZero) {
-  ScratchDir d;
+  IoScratchDir d;
   test::write_bytes(d.path("empty"), "");
   const auto f = MappedFile::open(d.path("empty"));
   EXPECT_EQ(f->size(), 0u);
@@ -30,7 +30,7 @@ TEST(MappedFile, EmptyFileHasSizeZero) {
 }
 
 TEST(MappedFile, ErrorsNameThePath) {
-  ScratchDir d;
+  IoScratchDir d;
   expect_error([&] { MappedFile::open(d.path("missing.bin")); }, ErrorCode::kNotFound, {"missing.bin", "no such"});
   expect_error([&] { MappedFile::open(d.path("missing_dir/x.bin")); }, ErrorCode::kNotFound, {"missing_dir/x.bin"});
   expect_error([&] { MappedFile::open(d.dir()); }, ErrorCode::kIo, {d.dir(), "directory"});
@@ -44,7 +44,7 @@ TEST(MappedFile, ErrorsNameThePath) {
 }
 
 TEST(AtomicFileWriter, ReplacesTheFileOnlyOnCommit) {
-  ScratchDir d;
+  IoScratchDir d;
   const std::string path = d.path("out.bin");
   test::write_bytes(path, "old");
   {

@@ -14,7 +14,7 @@ namespace {
 
 using test::expect_error;
 using test::io_fixture;
-using test::ScratchDir;
+using test::IoScratchDir;
 
 // An npy file from a raw header dict and data bytes (version 1.0 unless told).
 std::string npy_bytes(const std::string& dict, const std::string& data, int major = 1) {
@@ -33,7 +33,7 @@ std::vector<T> values(const Tensor& t) {
 }
 
 TEST(Npy, RoundTripsEveryDType) {
-  ScratchDir d;
+  IoScratchDir d;
   const DType dtypes[] = {DType::kF32, DType::kF16, DType::kF64, DType::kI64, DType::kI32,
                           DType::kI16, DType::kI8,  DType::kU8,  DType::kBool};
   const Shape shapes[] = {{2, 3}, {5}, {}, {0, 3}, {1, 2, 1, 2}};
@@ -59,7 +59,7 @@ TEST(Npy, RoundTripsEveryDType) {
 }
 
 TEST(Npy, WritesTheHeaderNumpyWrites) {
-  ScratchDir d;
+  IoScratchDir d;
   write_npy(d.path("a.npy"), Tensor(DType::kF16, {7}));
   const std::string raw = test::read_bytes(d.path("a.npy"));
   const std::string dict = "{'descr': '<f2', 'fortran_order': False, 'shape': (7,), }";
@@ -70,7 +70,7 @@ TEST(Npy, WritesTheHeaderNumpyWrites) {
 }
 
 TEST(Npy, RefusesDTypesNumpyLacks) {
-  ScratchDir d;
+  IoScratchDir d;
   expect_error([&] { write_npy(d.path("b.npy"), Tensor(DType::kBF16, {2})); }, ErrorCode::kUnsupported,
                {"b.npy", "BF16"});
   expect_error([&] { write_npy(d.path("b.npy"), Tensor(DType::kF8E4M3, {2})); }, ErrorCode::kUnsupported,
@@ -134,7 +134,7 @@ TEST(Npy, RefusesFortranOrder) {
 }
 
 TEST(Npy, AcceptsHeaderVariants) {
-  ScratchDir d;
+  IoScratchDir d;
   const std::string f32_2(reinterpret_cast<const char*>(std::array<float, 2>{1.0f, 2.0f}.data()), 8);
   struct Case { const char* label; std::string bytes; DType dtype; Shape shape; };
   const std::vector<Case> cases = {
@@ -196,7 +196,7 @@ TEST(Npy, RejectsEveryCorruption) {
       {"deep nesting", npy_bytes(npy_dict("<f4", "((((((((1,),),),),),),),)"), ""), ErrorCode::kFormat, {"nests"}},
       {"bad token", npy_bytes("{'descr': @}", ""), ErrorCode::kFormat, {"\"@\""}},
   };
-  ScratchDir d;
+  IoScratchDir d;
   for (const auto& c : cases) {
     SCOPED_TRACE(c.label);
     test::write_bytes(d.path("bad.npy"), c.bytes);
@@ -208,7 +208,7 @@ TEST(Npy, RejectsEveryCorruption) {
 }
 
 TEST(Npy, RandomCorruptionsGiveOnlyLayoutrtErrors) {
-  ScratchDir d;
+  IoScratchDir d;
   Tensor t(DType::kI32, {2, 3});
   for (int i = 0; i < 6; ++i) t.mutable_data_as<int32_t>()[i] = i;
   write_npy(d.path("valid.npy"), t);

@@ -13,7 +13,7 @@ namespace layoutrt {
 namespace {
 
 using test::expect_error;
-using test::ScratchDir;
+using test::IoScratchDir;
 
 constexpr DType kAllDTypes[] = {DType::kF32, DType::kF16, DType::kBF16, DType::kF64, DType::kI64,   DType::kI32,
                                 DType::kI16, DType::kI8,  DType::kU8,   DType::kBool, DType::kF8E4M3};
@@ -36,7 +36,7 @@ std::string st_bytes(const std::string& header, const std::string& buffer) {
 // ---- round trips ---------------------------------------------------------------------------------------------------
 
 TEST(Safetensors, RoundTripsEveryDType) {
-  ScratchDir d;
+  IoScratchDir d;
   std::vector<std::pair<std::string, Tensor>> tensors;
   int seed = 0;
   for (DType t : kAllDTypes) tensors.emplace_back(std::string("t.") + dtype_name(t), patterned(t, {2, 3}, ++seed));
@@ -74,7 +74,7 @@ TEST(Safetensors, RoundTripsEveryDType) {
 }
 
 TEST(Safetensors, TensorsAreZeroCopyAndOutliveTheFile) {
-  ScratchDir d;
+  IoScratchDir d;
   write_safetensors(d.path("z.safetensors"), {{"w", patterned(DType::kF32, {4}, 1)}});
   Tensor t;
   {
@@ -86,7 +86,7 @@ TEST(Safetensors, TensorsAreZeroCopyAndOutliveTheFile) {
 }
 
 TEST(Safetensors, MisalignedDataIsCopied) {
-  ScratchDir d;
+  IoScratchDir d;
   // A 9-byte header puts the data buffer at file offset 17: not aligned for F32.
   const float v[2] = {1.5f, -2.0f};
   std::string header = R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})";
@@ -208,7 +208,7 @@ TEST(Safetensors, RejectsEveryCorruption) {
       {"metadata value not a string", st_bytes(R"({"__metadata__":{"k":1}})", ""), ErrorCode::kFormat,
        {"__metadata__", "\"k\""}},
   };
-  ScratchDir d;
+  IoScratchDir d;
   for (const auto& c : cases) {
     SCOPED_TRACE(c.label);
     test::write_bytes(d.path("bad.safetensors"), c.bytes);
@@ -219,7 +219,7 @@ TEST(Safetensors, RejectsEveryCorruption) {
 }
 
 TEST(Safetensors, OpenAndLookupErrors) {
-  ScratchDir d;
+  IoScratchDir d;
   expect_error([&] { SafetensorsFile::open(d.path("none.safetensors")); }, ErrorCode::kNotFound, {"none.safetensors"});
   expect_error([&] { SafetensorsFile::open(d.dir()); }, ErrorCode::kIo, {"directory"});
   write_safetensors(d.path("ok.safetensors"), {{"w", Tensor(DType::kF32, {1})}});
@@ -231,7 +231,7 @@ TEST(Safetensors, OpenAndLookupErrors) {
 }
 
 TEST(SafetensorsWriter, RejectsBadInputAndReportsIoErrors) {
-  ScratchDir d;
+  IoScratchDir d;
   const Tensor t(DType::kF32, {2});
   expect_error([&] { write_safetensors(d.path("a.safetensors"), {{"w", Tensor()}}); }, ErrorCode::kInvalidArgument,
                {"a.safetensors", "\"w\"", "undefined"});
@@ -253,7 +253,7 @@ void write_index(const std::string& dir, const std::string& json) {
 }
 
 TEST(SafetensorsCheckpoint, SingleFile) {
-  ScratchDir d;
+  IoScratchDir d;
   write_safetensors(d.path("model.safetensors"),
                     {{"b", patterned(DType::kF32, {3}, 1)}, {"a", Tensor(DType::kI64, {2})}});
   const auto ck = SafetensorsCheckpoint::open_dir(d.dir());
@@ -268,7 +268,7 @@ TEST(SafetensorsCheckpoint, SingleFile) {
 }
 
 TEST(SafetensorsCheckpoint, Sharded) {
-  ScratchDir d;
+  IoScratchDir d;
   write_safetensors(d.path("s1.safetensors"),
                     {{"x", patterned(DType::kF16, {2, 2}, 1)}, {"y", Tensor(DType::kF32, {1})}});
   write_safetensors(d.path("s2.safetensors"), {{"a", patterned(DType::kBF16, {5}, 2)}});
@@ -284,14 +284,14 @@ TEST(SafetensorsCheckpoint, Sharded) {
 }
 
 TEST(SafetensorsCheckpoint, SingleFileWinsOverIndex) {
-  ScratchDir d;
+  IoScratchDir d;
   write_safetensors(d.path("model.safetensors"), {{"w", Tensor(DType::kF32, {1})}});
   write_index(d.dir(), "not even json");
   EXPECT_EQ(SafetensorsCheckpoint::open_dir(d.dir()).names(), std::vector<std::string>{"w"});
 }
 
 TEST(SafetensorsCheckpoint, RejectsBadDirectoriesAndIndexes) {
-  ScratchDir d;
+  IoScratchDir d;
   expect_error([&] { SafetensorsCheckpoint::open_dir(d.path("nope")); }, ErrorCode::kNotFound, {"nope"});
   expect_error([&] { SafetensorsCheckpoint::open_dir(d.dir()); }, ErrorCode::kNotFound,
                {d.dir(), "model.safetensors"});
@@ -329,7 +329,7 @@ TEST(SafetensorsCheckpoint, RejectsBadDirectoriesAndIndexes) {
 // ---- robustness ----------------------------------------------------------------------------------------------------
 
 TEST(Safetensors, RandomCorruptionsGiveOnlyLayoutrtErrors) {
-  ScratchDir d;
+  IoScratchDir d;
   write_safetensors(d.path("valid.safetensors"),
                     {{"emb.weight", patterned(DType::kF32, {3, 2}, 1)},
                      {"ln.bias", patterned(DType::kBF16, {4}, 2)},
