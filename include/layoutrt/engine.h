@@ -107,6 +107,9 @@ class ExecutionContext {
   virtual ~ExecutionContext() = default;
   // Validates the inputs (clear errors, never a crash) and runs the forward pass.
   virtual Outputs run(const Inputs& inputs, const RunOptions& options = {}) = 0;
+  // The CUDA stream (a cudaStream_t) this context queues its work on, for timing with CUDA events; nullptr on the
+  // CPU backend. run() returns only after the stream's work for that call is done.
+  virtual void* device_stream() const = 0;
 };
 
 class Engine {

@@ -111,6 +111,8 @@ class Backend {
   virtual void copy_to_host(void* dst, const void* src, size_t bytes) = 0;
   virtual void fill_nan(const TensorView& t) = 0;  // poisons a buffer (tests)
   virtual void synchronize() = 0;
+  // The backend's stream (cudaStream_t) where ops are queued; nullptr on the CPU. Lets tools time with CUDA events.
+  virtual void* stream() const { return nullptr; }
 
   // The dtype in which this backend keeps a weight stored as `stored` (the CPU backend computes in FP32 only).
   virtual DType weight_dtype(DType stored) const = 0;

@@ -51,6 +51,7 @@ class ContextImpl : public ExecutionContext {
  public:
   ContextImpl(std::shared_ptr<EngineImpl> engine, std::unique_ptr<Backend> backend);
   Outputs run(const Inputs& inputs, const RunOptions& options) override;
+  void* device_stream() const override { return backend_->stream(); }
 
  private:
   std::shared_ptr<EngineImpl> engine_;

@@ -1,0 +1,59 @@
+// The CUDA backend's kernel entry points, one family per file (DESIGN.md): each is the GPU twin of the CPU op of the
+// same name in src/cpu/ and is checked against it by tests/gpu/. All launch on `stream`, allocate nothing, and take
+// device pointers. Activations may be F32, F16 or BF16; math is FP32 (LayerNorm statistics, softmax, GELU always).
+// Host-only header (no device code), so .cpp tests can include it.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+#include "ops/backend.h"
+
+namespace layoutrt::cuda {
+
+// ---- embed.cu ------------------------------------------------------------------------------------------------------
+// TextEmbeddingArgs semantics (ops/backend.h), word + token_type + position + 2D spatial, then LayerNorm, one pass.
+void text_embedding(const TextEmbeddingArgs& a, cudaStream_t stream);
+
+// ---- patch_embed.cu ------------------------------------------------------------------------------------------------
+// im2col of non-overlapping patches: patches[b*P + (py*G+px), c*p*p + ky*p + kx] =
+//   pixels[b, c, py*p + ky, px*p + kx]   (G = S/p, P = G*G), converted to patches.dtype. This is the column order of
+// patch_embed.proj.weight [H, C, p, p] flattened, so the conv is patches · Wᵀ.
+void im2col_patches(const PatchEmbeddingArgs& a, cudaStream_t stream);
+// Visual rows after the projection GEMM (a.proj = patches · Wᵀ + bias, already computed):
+//   out[cls_row[b]]         = LayerNorm(cls_token + pos_embed[0])
+//   out[cls_row[b] + 1 + i] = LayerNorm(proj[b*P + i] + pos_embed[1 + i])        LayerNorm = a.ln_weight/bias, a.eps
+void visual_rows(const PatchEmbeddingArgs& a, cudaStream_t stream);
+
+// ---- layernorm.cu --------------------------------------------------------------------------------------------------
+// LayerNormArgs semantics: out = LayerNorm(x + residual), residual optional, out may alias x. FP32 statistics.
+void layer_norm(const LayerNormArgs& a, cudaStream_t stream);
+
+// ---- elementwise.cu ------------------------------------------------------------------------------------------------
+// In place: y[r, n] = epilogue(y[r, n] + bias[n]); bias F32 [N] or undefined. y is [M, N] of any float dtype.
+void bias_activation(const TensorView& y, const TensorView& bias, Epilogue epilogue, cudaStream_t stream);
+// GatherRowsArgs semantics: out[i] = float(x[rows[i]]).
+void gather_rows(const GatherRowsArgs& a, cudaStream_t stream);
+// Fills a float tensor (F32/F16/BF16) with NaN; other dtypes with 0xFF bytes.
+void fill_nan(const TensorView& t, cudaStream_t stream);
+
+// ---- linear.cu -----------------------------------------------------------------------------------------------------
+// y = epilogue(x · Wᵀ + b) with cuBLASLt. F32 activations: FP32 compute (CUBLAS_COMPUTE_32F, no TF32) or, when
+// allow_tf32, CUBLAS_COMPUTE_32F_FAST_TF32. F16/BF16: tensor cores with FP32 accumulation. x, W and y share a dtype.
+// One per backend (owns the cuBLASLt handle, a workspace and cached descriptors/algorithms per shape).
+class LinearRunner {
+ public:
+  static std::unique_ptr<LinearRunner> create(bool allow_tf32);
+  virtual ~LinearRunner() = default;
+  virtual void run(const LinearArgs& a, cudaStream_t stream) = 0;
+};
+
+// ---- attention.cu --------------------------------------------------------------------------------------------------
+// AttentionArgs semantics (ops/backend.h). Scratch bytes needed for a batch.
+size_t attention_scratch_bytes(int64_t num_seqs, int64_t max_seq_len, int num_heads, int head_dim, DType act);
+void attention(const AttentionArgs& a, cudaStream_t stream);
+
+}  // namespace layoutrt::cuda
