@@ -1,0 +1,291 @@
+// The CUDA backend: device memory, one non-blocking stream per backend object (one per ExecutionContext, one for the
+// Engine's uploads), ops queued on that stream. The kernels live one family per file (cuda_ops.h); this file only
+// checks views, routes each op, and owns the device, the stream and the LinearRunner (cuBLASLt).
+//
+// Weights arrive already in the plan's dtypes (plan_layout.cpp: embedding_dtype / encoder_dtype; biases, LayerNorm
+// parameters and heads F32), so weight_dtype() keeps what is stored; activations are F32 (fp32, tf32), F16 (fp16,
+// mixed) or BF16 (bf16).
+#include <cuda_runtime.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "cuda/cuda_check.h"
+#include "cuda/cuda_ops.h"
+
+namespace layoutrt {
+namespace cuda {
+
+bool sync_check_enabled() {
+  static const bool enabled = [] {
+    const char* v = std::getenv("LAYOUTRT_CUDA_SYNC_CHECK");
+    return v != nullptr && std::strcmp(v, "1") == 0;
+  }();
+  return enabled;
+}
+
+}  // namespace cuda
+
+namespace {
+
+std::string dims_str(const TensorView& t) {
+  std::string s = std::string(dtype_name(t.dtype)) + " [";
+  for (int i = 0; i < t.rank; ++i) s += (i ? "," : "") + std::to_string(t.dims[i]);
+  return s + "]" + (t.device == Device::kCUDA ? "" : " (host!)");
+}
+
+// Cheap consistency checks of the views an op receives: a failure is a bug of ours (kInternal), named with shapes.
+[[noreturn]] void bad_view(const char* op, const std::string& what) {
+  throw_error(ErrorCode::kInternal, "cuda ", op, ": ", what);
+}
+void expect_gpu(const char* op, const char* name, const TensorView& t) {
+  if (t.defined() && t.device != Device::kCUDA) bad_view(op, std::string(name) + " is a host view " + dims_str(t));
+}
+void expect_f32_vector(const char* op, const char* name, const TensorView& t, int64_t n) {
+  if (!t.defined() || t.dtype != DType::kF32 || t.rank != 1 || t.dim(0) != n || t.device != Device::kCUDA)
+    bad_view(op, std::string(name) + " must be F32 [" + std::to_string(n) + "] on the GPU, is " + dims_str(t));
+}
+void expect_float_matrix(const char* op, const char* name, const TensorView& t, int64_t cols) {
+  if (!t.defined() || t.rank != 2 || t.dim(1) != cols || t.device != Device::kCUDA ||
+      !(t.dtype == DType::kF32 || t.dtype == DType::kF16 || t.dtype == DType::kBF16))
+    bad_view(op, std::string(name) + " must be a float matrix [rows," + std::to_string(cols) + "] on the GPU, is " +
+                     dims_str(t));
+}
+
+class CudaBackend : public Backend {
+ public:
+  CudaBackend(int device, Precision precision) : device_(device), precision_(precision) {
+    int count = 0;
+    const cudaError_t e = cudaGetDeviceCount(&count);
+    if (e != cudaSuccess) {
+      (void)cudaGetLastError();
+      throw_error(ErrorCode::kCuda, "CUDA backend: no usable CUDA device (", cudaGetErrorName(e), ": ",
+                  cudaGetErrorString(e), ")");
+    }
+    if (device < 0 || device >= count)
+      throw_error(ErrorCode::kInvalidArgument, "CUDA backend: device ", device, " does not exist (", count,
+                  " device(s) visible)");
+    LRT_CUDA(cudaSetDevice(device_));
+    cudaDeviceProp prop{};
+    LRT_CUDA(cudaGetDeviceProperties(&prop, device_));
+    name_ = prop.name;
+    LRT_CUDA(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+    try {
+      linear_ = cuda::LinearRunner::create(precision_ == Precision::kTF32);
+    } catch (...) {
+      cudaStreamDestroy(stream_);
+      throw;
+    }
+  }
+
+  ~CudaBackend() override {
+    // Never throws: wait for queued work, then release in reverse order of creation.
+    cudaSetDevice(device_);
+    cudaStreamSynchronize(stream_);
+    linear_.reset();
+    cudaStreamDestroy(stream_);
+    (void)cudaGetLastError();
+  }
+
+  Device device() const override { return Device::kCUDA; }
+  std::string name() const override { return name_; }
+  void* stream() const override { return stream_; }
+
+  void* allocate(size_t bytes) override {
+    activate();
+    void* p = nullptr;
+    const cudaError_t e = cudaMalloc(&p, bytes ? bytes : 1);
+    if (e != cudaSuccess) {
+      (void)cudaGetLastError();
+      size_t free_b = 0, total_b = 0;
+      cudaMemGetInfo(&free_b, &total_b);
+      (void)cudaGetLastError();
+      throw_error(e == cudaErrorMemoryAllocation ? ErrorCode::kOutOfMemory : ErrorCode::kCuda, "CUDA device ",
+                  device_, " (", name_, "): cannot allocate ", bytes, " bytes (", free_b, " of ", total_b,
+                  " bytes free): ", cudaGetErrorName(e));
+    }
+    return p;
+  }
+  void deallocate(void* p) override {
+    if (!p) return;
+    // Called from destructors: report, never throw. cudaFree waits for the device's queued work first.
+    cudaSetDevice(device_);
+    const cudaError_t e = cudaFree(p);
+    if (e != cudaSuccess) {
+      (void)cudaGetLastError();
+      std::fprintf(stderr, "layoutrt: cudaFree failed on device %d: %s\n", device_, cudaGetErrorString(e));
+    }
+  }
+  // Stream-ordered; synchronised before returning so that a pageable host buffer may be reused at once and every
+  // earlier op of this backend has finished reading/writing the destination region.
+  void copy_to_device(void* dst, const void* src, size_t bytes) override {
+    if (bytes == 0) return;
+    activate();
+    LRT_CUDA(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream_));
+    LRT_CUDA(cudaStreamSynchronize(stream_));
+  }
+  void copy_to_host(void* dst, const void* src, size_t bytes) override {
+    if (bytes == 0) return;
+    activate();
+    LRT_CUDA(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream_));
+    LRT_CUDA(cudaStreamSynchronize(stream_));
+  }
+  void fill_nan(const TensorView& t) override {
+    expect_gpu("fill_nan", "t", t);
+    if (!t.defined() || t.numel() == 0) return;
+    activate();
+    cuda::fill_nan(t, stream_);
+  }
+  void synchronize() override {
+    activate();
+    LRT_CUDA(cudaStreamSynchronize(stream_));
+  }
+
+  DType weight_dtype(DType stored) const override { return stored; }
+  DType activation_dtype(Precision p) const override {
+    switch (p) {
+      case Precision::kFP32: case Precision::kTF32: return DType::kF32;
+      case Precision::kFP16: case Precision::kMixed: return DType::kF16;
+      case Precision::kBF16: return DType::kBF16;
+    }
+    return DType::kF32;
+  }
+  size_t attention_scratch_bytes(int64_t num_seqs, int64_t max_seq_len, int num_heads, int head_dim) const override {
+    return cuda::attention_scratch_bytes(num_seqs, max_seq_len, num_heads, head_dim, activation_dtype(precision_));
+  }
+
+  void text_embedding(const TextEmbeddingArgs& a) override {
+    const char* op = "text_embedding";
+    if (a.num_tokens < 0) bad_view(op, "negative num_tokens");
+    if (a.num_tokens == 0) return;
+    const int64_t H = a.out.dim(1);
+    expect_float_matrix(op, "out", a.out, H);
+    expect_float_matrix(op, "word", a.word, H);
+    expect_float_matrix(op, "position", a.position, H);
+    expect_float_matrix(op, "token_type", a.token_type, H);
+    expect_gpu(op, "x", a.x);
+    expect_gpu(op, "y", a.y);
+    expect_gpu(op, "h", a.h);
+    expect_gpu(op, "w", a.w);
+    if (4 * a.x.dim(1) + 2 * a.h.dim(1) != H || a.y.dim(1) != a.x.dim(1) || a.w.dim(1) != a.h.dim(1))
+      bad_view(op, "4 coordinate + 2 shape widths (x " + dims_str(a.x) + ", h " + dims_str(a.h) + ") != hidden " +
+                       std::to_string(H));
+    expect_f32_vector(op, "ln_weight", a.ln_weight, H);
+    expect_f32_vector(op, "ln_bias", a.ln_bias, H);
+    if (!a.dst_row || !a.token_ids || !a.position_ids || !a.token_type_ids || !a.boxes)
+      bad_view(op, "index arrays missing");
+    activate();
+    cuda::text_embedding(a, stream_);
+  }
+
+  void patch_embedding(const PatchEmbeddingArgs& a) override {
+    const char* op = "patch_embedding";
+    if (a.batch < 0 || a.patch_size <= 0 || a.image_size % a.patch_size != 0)
+      bad_view(op, "bad geometry: batch " + std::to_string(a.batch) + ", image " + std::to_string(a.image_size) +
+                       ", patch " + std::to_string(a.patch_size));
+    if (a.batch == 0) return;
+    const int64_t G = a.image_size / a.patch_size, P = G * G;
+    const int64_t k = int64_t{a.channels} * a.patch_size * a.patch_size;
+    const int64_t H = a.out.dim(1);
+    // patch_embed.proj.weight as the GEMM's [H, C*p*p] (the plan stores it reshaped; a raw [H, C, p, p] also works).
+    TensorView W = a.weight;
+    if (W.rank == 4) W = W.as_matrix(W.dim(0), W.dim(1) * W.dim(2) * W.dim(3));
+    if (W.rank != 2 || W.dim(0) != H || W.dim(1) != k)
+      bad_view(op, "weight " + dims_str(a.weight) + " is not [" + std::to_string(H) + ", " + std::to_string(k) + "]");
+    expect_float_matrix(op, "out", a.out, H);
+    expect_float_matrix(op, "patches", a.patches, k);
+    expect_float_matrix(op, "proj", a.proj, H);
+    if (a.patches.dim(0) != a.batch * P || a.proj.dim(0) != a.batch * P)
+      bad_view(op, "patches " + dims_str(a.patches) + " / proj " + dims_str(a.proj) + " must have batch*P = " +
+                       std::to_string(a.batch * P) + " rows");
+    // The projection GEMM runs in the weight's dtype (FP32 in mixed plans): patches and proj are in it too.
+    if (a.patches.dtype != W.dtype || a.proj.dtype != W.dtype)
+      bad_view(op, "patches " + dims_str(a.patches) + " and proj " + dims_str(a.proj) + " must be in the weight's dtype " +
+                       dtype_name(W.dtype));
+    expect_f32_vector(op, "bias", a.bias, H);
+    expect_f32_vector(op, "cls_token", a.cls_token, H);
+    expect_f32_vector(op, "ln_weight", a.ln_weight, H);
+    expect_f32_vector(op, "ln_bias", a.ln_bias, H);
+    if (a.pos_embed.dtype != DType::kF32 || a.pos_embed.rank != 2 || a.pos_embed.dim(0) != P + 1 ||
+        a.pos_embed.dim(1) != H)
+      bad_view(op, "pos_embed " + dims_str(a.pos_embed) + " must be F32 [P+1, H]");
+    if (!a.pixels || !a.cls_row) bad_view(op, "pixels / cls_row missing");
+    activate();
+    cuda::im2col_patches(a, stream_);
+    // proj = patches · Wᵀ WITHOUT the conv bias: visual_rows adds it in FP32 (cuda_ops.h), like the CPU twin.
+    linear_->run({a.patches, W, TensorView(), a.proj, Epilogue::kNone}, stream_);
+    cuda::visual_rows(a, stream_);
+  }
+
+  void linear(const LinearArgs& a) override {
+    activate();
+    linear_->run(a, stream_);  // checks its views
+  }
+
+  void layer_norm(const LayerNormArgs& a) override {
+    const char* op = "layer_norm";
+    const int64_t H = a.x.dim(1);
+    expect_float_matrix(op, "x", a.x, H);
+    expect_float_matrix(op, "out", a.out, H);
+    if (a.out.dim(0) != a.x.dim(0)) bad_view(op, "x " + dims_str(a.x) + " and out " + dims_str(a.out) + " differ in rows");
+    if (a.residual.defined()) {
+      expect_float_matrix(op, "residual", a.residual, H);
+      if (a.residual.dim(0) != a.x.dim(0))
+        bad_view(op, "residual " + dims_str(a.residual) + " and x " + dims_str(a.x) + " differ in rows");
+    }
+    expect_f32_vector(op, "weight", a.weight, H);
+    expect_f32_vector(op, "bias", a.bias, H);
+    if (a.x.dim(0) == 0) return;
+    activate();
+    cuda::layer_norm(a, stream_);
+  }
+
+  void attention(const AttentionArgs& a) override {
+    activate();
+    cuda::attention(a, stream_);  // checks its views
+  }
+
+  void gather_rows(const GatherRowsArgs& a) override {
+    const char* op = "gather_rows";
+    const int64_t H = a.x.dim(1);
+    expect_float_matrix(op, "x", a.x, H);
+    if (a.n < 0) bad_view(op, "negative n");
+    if (a.n == 0) return;
+    if (a.out.dtype != DType::kF32 || a.out.rank != 2 || a.out.dim(0) < a.n || a.out.dim(1) != H ||
+        a.out.device != Device::kCUDA)
+      bad_view(op, "out " + dims_str(a.out) + " must be F32 [" + std::to_string(a.n) + ", " + std::to_string(H) + "]");
+    if (!a.rows) bad_view(op, "rows missing");
+    activate();
+    cuda::gather_rows(a, stream_);
+  }
+
+ private:
+  // Every call that touches the device first makes ours current (a thread may drive contexts on several GPUs).
+  void activate() const { LRT_CUDA(cudaSetDevice(device_)); }
+
+  int device_;
+  Precision precision_;
+  std::string name_;
+  cudaStream_t stream_ = nullptr;
+  std::unique_ptr<cuda::LinearRunner> linear_;
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_cuda_backend(int device, Precision precision) {
+  return std::make_unique<CudaBackend>(device, precision);
+}
+
+bool cuda_device_available() {
+  int count = 0;
+  const cudaError_t e = cudaGetDeviceCount(&count);
+  if (e != cudaSuccess) {
+    (void)cudaGetLastError();  // clear the sticky-free error so later calls start clean
+    return false;
+  }
+  return count > 0;
+}
+
+}  // namespace layoutrt

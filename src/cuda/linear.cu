@@ -1,0 +1,228 @@
+// Dense layers on the GPU with cuBLASLt: y = epilogue(x · Wᵀ + b), the twin of src/cpu/linear.cpp.
+//
+// Row-major x [M, K], W [N, K] (torch's [out, in]) and y [M, N] are, read column-major, xᵀ [K, M], Wᵀ [K, N] and
+// yᵀ [N, M]; so we compute yᵀ = W · xᵀ: cuBLASLt's A = W with TRANSA = T (stored K × N, ld K), B = x with TRANSB = N
+// (stored K × M, ld K), C = D = y (stored N × M, ld N); m = N, n = M, k = K.
+//
+// Epilogues. cuBLASLt's GELU epilogue is the tanh approximation, and transformers' "gelu" is the exact erf form, so
+// activations never go through cuBLASLt: the GEMM runs plain and cuda::bias_activation (elementwise.cu) adds the F32
+// bias and applies the exact FP32 activation in place. The one fusion used is CUBLASLT_EPILOGUE_BIAS for F32 output
+// with an F32 bias and no activation: D = acc + bias in FP32, rounded once — the same arithmetic as the CPU twin.
+//
+// Descriptors, layouts and the chosen algorithm are cached per GemmKey (shape, dtype, compute mode, epilogue and the
+// operands' pointer alignment, which the heuristic may exploit). choose_algorithm() is the one place an algorithm is
+// picked; build-time tuning will replace its body.
+#include <cublasLt.h>
+
+#include <cstdint>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <unordered_map>
+
+#include "cuda/cuda_check.h"
+#include "cuda/cuda_ops.h"
+
+namespace layoutrt::cuda {
+namespace {
+
+constexpr size_t kWorkspaceBytes = size_t{32} << 20;
+
+cudaDataType_t cuda_type(DType t) {
+  switch (t) {
+    case DType::kF32: return CUDA_R_32F;
+    case DType::kF16: return CUDA_R_16F;
+    case DType::kBF16: return CUDA_R_16BF;
+    default: throw_error(ErrorCode::kInternal, "cuda linear: unsupported dtype ", dtype_name(t));
+  }
+}
+
+// The largest power of two, at most 256, that divides the address: what an algorithm may assume of the pointer.
+uint32_t pointer_alignment(const void* p) {
+  const uintptr_t a = reinterpret_cast<uintptr_t>(p);
+  uint32_t al = 256;
+  while (al > 1 && (a & (al - 1))) al >>= 1;
+  return al;
+}
+
+struct GemmKey {
+  int64_t m = 0, n = 0, k = 0;  // rows of x, rows of W (outputs), reduction
+  DType dtype = DType::kF32;
+  bool tf32 = false;
+  bool bias_epilogue = false;
+  uint16_t align_x = 0, align_w = 0, align_y = 0;
+  bool operator==(const GemmKey& o) const {
+    return m == o.m && n == o.n && k == o.k && dtype == o.dtype && tf32 == o.tf32 && bias_epilogue == o.bias_epilogue &&
+           align_x == o.align_x && align_w == o.align_w && align_y == o.align_y;
+  }
+};
+
+struct GemmKeyHash {
+  size_t operator()(const GemmKey& k) const {
+    uint64_t h = 1469598103934665603ull;
+    auto mix = [&](uint64_t v) { h = (h ^ v) * 1099511628211ull; };
+    mix(static_cast<uint64_t>(k.m));
+    mix(static_cast<uint64_t>(k.n));
+    mix(static_cast<uint64_t>(k.k));
+    mix(static_cast<uint64_t>(k.dtype) | (uint64_t{k.tf32} << 8) | (uint64_t{k.bias_epilogue} << 9));
+    mix(uint64_t{k.align_x} | (uint64_t{k.align_w} << 16) | (uint64_t{k.align_y} << 32));
+    return static_cast<size_t>(h);
+  }
+};
+
+// Everything cuBLASLt needs to run one GemmKey; destroyed with the runner.
+struct GemmPlan {
+  cublasLtMatmulDesc_t desc = nullptr;
+  cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;  // A = W, B = x, C = D = y
+  cublasLtMatmulAlgo_t algo{};
+  GemmPlan() = default;
+  GemmPlan(const GemmPlan&) = delete;
+  GemmPlan& operator=(const GemmPlan&) = delete;
+  ~GemmPlan() {
+    if (c) cublasLtMatrixLayoutDestroy(c);
+    if (b) cublasLtMatrixLayoutDestroy(b);
+    if (a) cublasLtMatrixLayoutDestroy(a);
+    if (desc) cublasLtMatmulDescDestroy(desc);
+  }
+};
+
+std::string shape_text(const GemmKey& k) {
+  std::ostringstream s;
+  s << "x[" << k.m << "," << k.k << "] · W[" << k.n << "," << k.k << "]ᵀ " << dtype_name(k.dtype)
+    << (k.tf32 ? " (TF32)" : "") << (k.bias_epilogue ? " +bias epilogue" : "") << ", alignment x/W/y " << k.align_x
+    << "/" << k.align_w << "/" << k.align_y << " bytes";
+  return s.str();
+}
+
+// The one place a GEMM algorithm is chosen: today cuBLASLt's heuristic (best first), within our workspace and the
+// operands' actual alignment. Throws kCuda naming the shape when nothing fits.
+cublasLtMatmulAlgo_t choose_algorithm(cublasLtHandle_t handle, const GemmKey& key, const GemmPlan& p) {
+  cublasLtMatmulPreference_t pref = nullptr;
+  LRT_CUBLAS(cublasLtMatmulPreferenceCreate(&pref));
+  struct PrefGuard {
+    cublasLtMatmulPreference_t p;
+    ~PrefGuard() { cublasLtMatmulPreferenceDestroy(p); }
+  } guard{pref};
+  const uint64_t ws = kWorkspaceBytes;
+  LRT_CUBLAS(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws)));
+  const uint32_t al_a = key.align_w, al_b = key.align_x, al_c = key.align_y;
+  LRT_CUBLAS(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &al_a, sizeof(al_a)));
+  LRT_CUBLAS(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &al_b, sizeof(al_b)));
+  LRT_CUBLAS(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &al_c, sizeof(al_c)));
+  LRT_CUBLAS(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &al_c, sizeof(al_c)));
+
+  cublasLtMatmulHeuristicResult_t result{};
+  int found = 0;
+  const cublasStatus_t st =
+      cublasLtMatmulAlgoGetHeuristic(handle, p.desc, p.a, p.b, p.c, p.c, pref, 1, &result, &found);
+  if (st == CUBLAS_STATUS_NOT_SUPPORTED || (st == CUBLAS_STATUS_SUCCESS && found == 0))
+    throw_error(ErrorCode::kCuda, "cuda linear: cuBLASLt has no algorithm for ", shape_text(key));
+  LRT_CUBLAS(st);
+  LRT_CUBLAS(result.state);
+  return result.algo;
+}
+
+class CublasLtLinearRunner : public LinearRunner {
+ public:
+  explicit CublasLtLinearRunner(bool allow_tf32) : allow_tf32_(allow_tf32) {
+    LRT_CUBLAS(cublasLtCreate(&handle_));
+    const cudaError_t e = cudaMalloc(&workspace_, kWorkspaceBytes);
+    if (e != cudaSuccess) {
+      cublasLtDestroy(handle_);
+      throw_cuda(e, "cudaMalloc(cuBLASLt workspace, 32 MiB)", __FILE__, __LINE__);
+    }
+  }
+  ~CublasLtLinearRunner() override {
+    plans_.clear();
+    // cudaFree waits for work queued on the device, so the workspace is not freed under a running GEMM.
+    cudaFree(workspace_);
+    cublasLtDestroy(handle_);
+  }
+
+  void run(const LinearArgs& a, cudaStream_t stream) override {
+    const TensorView &x = a.x, &w = a.weight, &y = a.y, &bias = a.bias;
+    auto fail = [&](const char* what) {
+      throw_error(ErrorCode::kInternal, "cuda linear: ", what, ": x ", dtype_name(x.dtype), " [", x.dims[0], ",",
+                  x.dims[1], "] rank ", x.rank, ", W ", dtype_name(w.dtype), " [", w.dims[0], ",", w.dims[1], "] rank ",
+                  w.rank, ", y ", dtype_name(y.dtype), " [", y.dims[0], ",", y.dims[1], "] rank ", y.rank, ", bias ",
+                  bias.defined() ? dtype_name(bias.dtype) : "none", " [", bias.dims[0], "]");
+    };
+    if (x.rank != 2 || w.rank != 2 || y.rank != 2) fail("x, W and y must be matrices");
+    const int64_t M = x.dim(0), K = x.dim(1), N = w.dim(0);
+    if (w.dim(1) != K || y.dim(0) != M || y.dim(1) != N) fail("shapes disagree");
+    if (x.dtype != w.dtype || y.dtype != x.dtype) fail("x, W and y must share a dtype");
+    if (x.device != Device::kCUDA || w.device != Device::kCUDA || y.device != Device::kCUDA) fail("views must be on the GPU");
+    if (bias.defined() && (bias.dtype != DType::kF32 || bias.rank != 1 || bias.dim(0) != N || bias.device != Device::kCUDA))
+      fail("bias must be F32 [N] on the GPU");
+    if (M == 0 || N == 0) return;
+    if (K == 0) {  // empty reduction: y = epilogue(bias) (cuBLASLt rejects k = 0)
+      LRT_CUDA(cudaMemsetAsync(y.data, 0, y.nbytes(), stream));
+      bias_activation(y, bias, a.epilogue, stream);
+      return;
+    }
+    if (M > INT32_MAX || N > INT32_MAX || K > INT32_MAX) fail("dimension exceeds int32");
+
+    GemmKey key;
+    key.m = M;
+    key.n = N;
+    key.k = K;
+    key.dtype = x.dtype;
+    key.tf32 = allow_tf32_ && x.dtype == DType::kF32;
+    // Fused bias only where it is exact: F32 output, F32 bias, no activation; the bias pointer 16-byte aligned.
+    key.bias_epilogue = bias.defined() && a.epilogue == Epilogue::kNone && x.dtype == DType::kF32 &&
+                        pointer_alignment(bias.data) >= 16;
+    key.align_x = static_cast<uint16_t>(pointer_alignment(x.data));
+    key.align_w = static_cast<uint16_t>(pointer_alignment(w.data));
+    key.align_y = static_cast<uint16_t>(pointer_alignment(y.data));
+
+    GemmPlan& p = plan_for(key);
+    if (key.bias_epilogue) {
+      const void* bp = bias.data;
+      LRT_CUBLAS(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bp, sizeof(bp)));
+    }
+    const float alpha = 1.0f, beta = 0.0f;
+    LRT_CUBLAS(cublasLtMatmul(handle_, p.desc, &alpha, w.data, p.a, x.data, p.b, &beta, y.data, p.c, y.data, p.c,
+                              &p.algo, workspace_, kWorkspaceBytes, stream));
+    if (!key.bias_epilogue && (bias.defined() || a.epilogue != Epilogue::kNone))
+      bias_activation(y, bias, a.epilogue, stream);
+  }
+
+ private:
+  GemmPlan& plan_for(const GemmKey& key) {
+    auto it = plans_.find(key);
+    if (it != plans_.end()) return *it->second;
+    auto p = std::make_unique<GemmPlan>();
+    const cudaDataType_t t = cuda_type(key.dtype);
+    const cublasComputeType_t compute = key.tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+    LRT_CUBLAS(cublasLtMatmulDescCreate(&p->desc, compute, CUDA_R_32F));
+    const cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
+    LRT_CUBLAS(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta)));
+    LRT_CUBLAS(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof(tb)));
+    const cublasLtEpilogue_t epi = key.bias_epilogue ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_DEFAULT;
+    LRT_CUBLAS(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof(epi)));
+    if (key.bias_epilogue) {
+      const cudaDataType_t bt = CUDA_R_32F;
+      LRT_CUBLAS(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bt, sizeof(bt)));
+    }
+    LRT_CUBLAS(cublasLtMatrixLayoutCreate(&p->a, t, static_cast<uint64_t>(key.k), static_cast<uint64_t>(key.n), key.k));
+    LRT_CUBLAS(cublasLtMatrixLayoutCreate(&p->b, t, static_cast<uint64_t>(key.k), static_cast<uint64_t>(key.m), key.k));
+    LRT_CUBLAS(cublasLtMatrixLayoutCreate(&p->c, t, static_cast<uint64_t>(key.n), static_cast<uint64_t>(key.m), key.n));
+    p->algo = choose_algorithm(handle_, key, *p);
+    GemmPlan& ref = *p;
+    plans_.emplace(key, std::move(p));
+    return ref;
+  }
+
+  bool allow_tf32_;
+  cublasLtHandle_t handle_ = nullptr;
+  void* workspace_ = nullptr;
+  std::unordered_map<GemmKey, std::unique_ptr<GemmPlan>, GemmKeyHash> plans_;
+};
+
+}  // namespace
+
+std::unique_ptr<LinearRunner> LinearRunner::create(bool allow_tf32) {
+  return std::make_unique<CublasLtLinearRunner>(allow_tf32);
+}
+
+}  // namespace layoutrt::cuda
