@@ -40,8 +40,10 @@ Workspace::Workspace(Backend& backend, const ModelWeights& w, int64_t max_batch_
   ff = matrix(act, max_rows, c.intermediate_size);
   if (V > 0) {
     const int64_t P = V - 1, k = int64_t{c.num_channels} * c.patch_size * c.patch_size;
-    patches = matrix(act, max_batch * P, k);
-    proj = matrix(act, max_batch * P, H);
+    // The patch projection is a GEMM in the patch weight's dtype (FP32 in mixed plans: embeddings stay FP32).
+    const DType patch_dt = w.at("patch_embed.proj.weight").dtype;
+    patches = matrix(patch_dt, max_batch * P, k);
+    proj = matrix(patch_dt, max_batch * P, H);
     pixels = static_cast<float*>(alloc(sizeof(float) * max_batch * c.num_channels * c.input_size * c.input_size));
     cls_row = static_cast<int32_t*>(alloc(sizeof(int32_t) * max_batch));
   }
