@@ -97,6 +97,12 @@ struct Outputs {
 
 struct RunOptions {
   bool output_hidden_state = false;
+  // Padding-free execution: text tokens with attention_mask 0 are dropped before the encoder and each sequence keeps
+  // only its real rows (text + visual), so padding costs nothing. Real tokens' outputs are unchanged (padding is only
+  // ever a masked key); the dropped positions' outputs are not computed: their logits / hidden states are 0 and their
+  // labels -1. Off by default so every position matches transformers, padding included. Not for question answering
+  // (its start/end logits span every position): ignored there.
+  bool pack = false;
 };
 
 class Engine;

@@ -23,9 +23,10 @@ void text_embedding(const TextEmbeddingArgs& a, cudaStream_t stream);
 //   pixels[b, c, py*p + ky, px*p + kx]   (G = S/p, P = G*G), converted to patches.dtype. This is the column order of
 // patch_embed.proj.weight [H, C, p, p] flattened, so the conv is patches · Wᵀ.
 void im2col_patches(const PatchEmbeddingArgs& a, cudaStream_t stream);
-// Visual rows after the projection GEMM (a.proj = patches · Wᵀ + bias, already computed):
+// Visual rows after the projection GEMM (a.proj = patches · Wᵀ, WITHOUT the conv bias, already computed; the bias is
+// added here in FP32 like the CPU twin, so FP16 plans round the conv output once, not twice):
 //   out[cls_row[b]]         = LayerNorm(cls_token + pos_embed[0])
-//   out[cls_row[b] + 1 + i] = LayerNorm(proj[b*P + i] + pos_embed[1 + i])        LayerNorm = a.ln_weight/bias, a.eps
+//   out[cls_row[b] + 1 + i] = LayerNorm((proj[b*P + i] + bias) + pos_embed[1 + i])   LayerNorm = a.ln_weight/bias, a.eps
 void visual_rows(const PatchEmbeddingArgs& a, cudaStream_t stream);
 
 // ---- layernorm.cu --------------------------------------------------------------------------------------------------

@@ -68,6 +68,23 @@ __device__ __forceinline__ float block_max(float v, float* shm) {
   return warp_max(t);
 }
 
+// LayerNorm of one row held in shared memory by the whole CTA: two-pass FP32 statistics (mean, then Σ(x-mean)²), then
+// out[k] = (row[k] - mean) * rsqrt(var + eps) * w[k] + b[k]. `red` is >= 32 floats of shared scratch.
+template <class TO>
+__device__ __forceinline__ void layer_norm_smem_row(const float* row, int n, float eps, const float* __restrict__ w,
+                                                    const float* __restrict__ b, float* red, TO* __restrict__ out) {
+  float s = 0.f;
+  for (int k = threadIdx.x; k < n; k += blockDim.x) s += row[k];
+  const float mean = block_sum(s, red) / static_cast<float>(n);
+  float v = 0.f;
+  for (int k = threadIdx.x; k < n; k += blockDim.x) {
+    const float d = row[k] - mean;
+    v += d * d;
+  }
+  const float inv = rsqrtf(block_sum(v, red) / static_cast<float>(n) + eps);
+  for (int k = threadIdx.x; k < n; k += blockDim.x) out[k] = from_f32<TO>((row[k] - mean) * inv * w[k] + b[k]);
+}
+
 inline unsigned ceil_div(int64_t a, int64_t b) { return static_cast<unsigned>((a + b - 1) / b); }
 
 }  // namespace layoutrt::cuda

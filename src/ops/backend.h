@@ -50,8 +50,8 @@ struct PatchEmbeddingArgs {
   TensorView pos_embed;            // [P+1, H] F32
   TensorView ln_weight, ln_bias;   // [H] F32
   float eps = 1e-6f;
-  TensorView patches;              // scratch [batch*P, C*p*p] (activation dtype)
-  TensorView proj;                 // scratch [batch*P, H] (activation dtype)
+  TensorView patches;              // scratch [batch*P, C*p*p] (dtype of weight)
+  TensorView proj;                 // scratch [batch*P, H] (dtype of weight; conv output without its bias)
   TensorView out;                  // [rows, H]
 };
 

@@ -1,6 +1,7 @@
 #include "runtime/batch.h"
 
 #include <array>
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -209,7 +210,55 @@ PreparedBatch prepare_batch(const LayoutLMv3Config& c, const ModelInfo& info, co
       }
     }
   }
+  p.padded_row.resize(B * L);
+  for (int64_t r = 0; r < B * L; ++r) p.padded_row[r] = static_cast<int32_t>(r);
+  p.max_seq_rows = L;
   return p;
+}
+
+void pack_batch(PreparedBatch& p) {
+  const int64_t B = p.batch, T = p.text_len, L = p.seq_len();
+  std::vector<int32_t> new_row(B * L, -1);
+  std::vector<int32_t> seq_begin(B + 1, 0);
+  int32_t next = 0;
+  p.max_seq_rows = 0;
+  for (int64_t b = 0; b < B; ++b) {
+    seq_begin[b] = next;
+    for (int64_t r = b * L; r < (b + 1) * L; ++r) {
+      const bool text = r - b * L < T;
+      if (!text || p.key_valid[r]) new_row[r] = next++;
+    }
+    p.max_seq_rows = std::max<int64_t>(p.max_seq_rows, next - seq_begin[b]);
+  }
+  seq_begin[B] = next;
+  auto compact_rows = [&](auto& v) {
+    auto out = v;
+    out.resize(next);
+    for (int64_t r = 0; r < B * L; ++r) if (new_row[r] >= 0) out[new_row[r]] = v[r];
+    v = std::move(out);
+  };
+  compact_rows(p.pos1d);
+  compact_rows(p.pos_x);
+  compact_rows(p.pos_y);
+  compact_rows(p.key_valid);
+  for (auto& r : p.cls_row) r = new_row[r];
+  // Text tokens: keep the real ones, in order.
+  size_t n = 0;
+  for (size_t i = 0; i < p.text_row.size(); ++i) {
+    const int32_t r = new_row[p.text_row[i]];
+    if (r < 0) continue;
+    p.text_row[n] = r;
+    p.token_ids[n] = p.token_ids[i];
+    p.position_ids[n] = p.position_ids[i];
+    p.token_type_ids[n] = p.token_type_ids[i];
+    for (int k = 0; k < 4; ++k) p.boxes[4 * n + k] = p.boxes[4 * i + k];
+    ++n;
+  }
+  for (auto* v : {&p.text_row, &p.token_ids, &p.position_ids, &p.token_type_ids}) v->resize(n);
+  p.boxes.resize(4 * n);
+  p.seq_begin = std::move(seq_begin);
+  p.padded_row = std::move(new_row);
+  p.packed = true;
 }
 
 }  // namespace layoutrt

@@ -13,11 +13,16 @@ struct PreparedBatch {
   int64_t batch = 0;
   int64_t text_len = 0;       // T: text rows per sequence (0 without text)
   int64_t visual_len = 0;     // V: visual rows per sequence (0 without pixel_values)
-  int64_t seq_len() const { return text_len + visual_len; }
-  int64_t rows() const { return batch * seq_len(); }
+  int64_t seq_len() const { return text_len + visual_len; }  // L of the padded layout
+  int64_t rows() const { return seq_begin.empty() ? 0 : seq_begin.back(); }
+  int64_t max_seq_rows = 0;   // longest sequence in rows (L unless packed)
+  bool packed = false;
 
-  // Text tokens, batch * T of them (padded layout: token (b, t) is row b*L + t).
+  // Text tokens that enter the encoder: all batch*T of them in the padded layout (token (b, t) is row b*L + t), only
+  // the attention_mask=1 ones when packed.
   std::vector<int32_t> text_row, token_ids, position_ids, token_type_ids, boxes;
+  // For each position of the padded layout (batch * L), its row, or -1 when packing dropped it.
+  std::vector<int32_t> padded_row;
   // Per row.
   std::vector<int32_t> pos1d, pos_x, pos_y;
   std::vector<uint8_t> key_valid;
@@ -29,6 +34,10 @@ struct PreparedBatch {
 // Validates (throws layoutrt::Error naming input, index and value) and prepares. `max_box` is the largest accepted
 // box coordinate (1000, or less when the 2D tables are smaller).
 PreparedBatch prepare_batch(const LayoutLMv3Config& c, const ModelInfo& info, const Inputs& in);
+
+// Padding-free layout: drops text rows with attention_mask 0 and renumbers the rest, sequence by sequence
+// (seq_begin becomes the cumulative row offsets). Everything a kept row computes is unchanged.
+void pack_batch(PreparedBatch& p);
 
 // The visual tokens' boxes for the 2D bias (transformers' create_visual_bbox): CLS [1, 1, 999, 999], then patch (r, c)
 // of the n x n grid [1000c/n, 1000r/n, 1000(c+1)/n, 1000(r+1)/n] with truncating integer division. [V][4].

@@ -199,7 +199,8 @@ ContextImpl::ContextImpl(std::shared_ptr<EngineImpl> engine, std::unique_ptr<Bac
 }
 
 Outputs ContextImpl::run(const Inputs& inputs, const RunOptions& options) {
-  const PreparedBatch batch = prepare_batch(engine_->weights().config, engine_->info(), inputs);
+  PreparedBatch batch = prepare_batch(engine_->weights().config, engine_->info(), inputs);
+  if (options.pack && engine_->weights().head != HeadKind::kQuestionAnswering) pack_batch(batch);
   return run_forward(*backend_, engine_->weights(), *workspace_, batch, options);
 }
 

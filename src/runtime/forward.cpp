@@ -40,8 +40,10 @@ Workspace::Workspace(Backend& backend, const ModelWeights& w, int64_t max_batch_
   ff = matrix(act, max_rows, c.intermediate_size);
   if (V > 0) {
     const int64_t P = V - 1, k = int64_t{c.num_channels} * c.patch_size * c.patch_size;
-    patches = matrix(act, max_batch * P, k);
-    proj = matrix(act, max_batch * P, H);
+    // The patch projection is a GEMM in the patch weight's dtype (FP32 in mixed plans: embeddings stay FP32).
+    const DType patch_dt = w.at("patch_embed.proj.weight").dtype;
+    patches = matrix(patch_dt, max_batch * P, k);
+    proj = matrix(patch_dt, max_batch * P, H);
     pixels = static_cast<float*>(alloc(sizeof(float) * max_batch * c.num_channels * c.input_size * c.input_size));
     cls_row = static_cast<int32_t*>(alloc(sizeof(int32_t) * max_batch));
   }
@@ -131,6 +133,7 @@ Outputs run_forward(Backend& be, const ModelWeights& w, Workspace& ws, const Pre
                     const RunOptions& options) {
   const LayoutLMv3Config& c = w.config;
   const int64_t B = pb.batch, T = pb.text_len, V = pb.visual_len, L = pb.seq_len(), rows = pb.rows();
+  const int64_t num_text = static_cast<int64_t>(pb.text_row.size());
   const int64_t H = c.hidden_size;
   if (B > ws.max_batch || rows > ws.max_rows)
     throw_error(ErrorCode::kInternal, "batch of ", B, " x ", L, " rows exceeds the workspace");
@@ -144,14 +147,14 @@ Outputs run_forward(Backend& be, const ModelWeights& w, Workspace& ws, const Pre
   upload(be, ws.key_valid, pb.key_valid);
   upload(be, ws.seq_begin, pb.seq_begin);
 
-  if (T > 0) {
+  if (num_text > 0) {
     upload(be, ws.text_row, pb.text_row);
     upload(be, ws.token_ids, pb.token_ids);
     upload(be, ws.position_ids, pb.position_ids);
     upload(be, ws.token_type_ids, pb.token_type_ids);
     upload(be, ws.boxes, pb.boxes);
     TextEmbeddingArgs e;
-    e.num_tokens = B * T;
+    e.num_tokens = num_text;
     e.dst_row = ws.text_row;
     e.token_ids = ws.token_ids;
     e.position_ids = ws.position_ids;
@@ -198,7 +201,7 @@ Outputs run_forward(Backend& be, const ModelWeights& w, Workspace& ws, const Pre
 
   AttentionArgs meta;
   meta.num_seqs = B;
-  meta.max_seq_len = L;
+  meta.max_seq_len = pb.max_seq_rows;
   meta.seq_begin = ws.seq_begin;
   meta.pos1d = ws.pos1d;
   meta.pos_x = ws.pos_x;
@@ -220,44 +223,79 @@ Outputs run_forward(Backend& be, const ModelWeights& w, Workspace& ws, const Pre
   meta.scratch = ws.attn_scratch;
   for (int l = 0; l < c.num_hidden_layers; ++l) encoder_layer(be, w, ws, l, x, x1, meta);
 
+  // Outputs are indexed by positions of the padded layout (b * L + t); a position packing dropped has no row: its
+  // outputs are 0 and its label -1 (RunOptions::pack).
+  auto rows_of = [&](const std::vector<int64_t>& positions, std::vector<int32_t>& rows, std::vector<int64_t>& slot) {
+    for (size_t i = 0; i < positions.size(); ++i) {
+      const int32_t r = pb.padded_row[positions[i]];
+      slot.push_back(r < 0 ? -1 : static_cast<int64_t>(rows.size()));
+      if (r >= 0) rows.push_back(r);
+    }
+  };
+  // Gathers `rows` of x (FP32) and scatters them to a [positions, width] tensor through `slot`.
+  auto scatter = [&](const Tensor& gathered, const std::vector<int64_t>& slot, int64_t width) {
+    Tensor t(DType::kF32, {static_cast<int64_t>(slot.size()), width});
+    float* dst = t.mutable_data_as<float>();
+    for (size_t i = 0; i < slot.size(); ++i)
+      for (int64_t k = 0; k < width; ++k)
+        dst[i * width + k] = slot[i] < 0 ? 0.f : gathered.data_as<float>()[slot[i] * width + k];
+    return t;
+  };
+
   Outputs out;
   const bool want_hidden = w.head == HeadKind::kBase || options.output_hidden_state;
   if (want_hidden) {
-    Tensor h = download(be, x, {B, L, H});
-    out.tensors["last_hidden_state"] = h.dtype() == DType::kF32 ? h : h.to(DType::kF32);
+    Tensor h = download(be, x, {rows, H});
+    if (h.dtype() != DType::kF32) h = h.to(DType::kF32);
+    if (!pb.packed) {
+      out.tensors["last_hidden_state"] = h.reshaped({B, L, H});
+    } else {
+      std::vector<int64_t> slot(B * L);
+      for (int64_t i = 0; i < B * L; ++i) slot[i] = pb.padded_row[i];
+      out.tensors["last_hidden_state"] = scatter(h, slot, H).reshaped({B, L, H});
+    }
   }
   if (w.head == HeadKind::kBase) return out;
 
-  // Head rows: token classification classifies only the text positions; sequence classification the first row of
-  // each sequence (<s>, or the visual CLS without text); QA every row.
-  std::vector<int32_t> head_rows;
+  // Head positions: token classification classifies only the text positions; sequence classification the first
+  // position of each sequence (<s>, or the visual CLS without text); QA every position.
+  std::vector<int64_t> positions;
   for (int64_t b = 0; b < B; ++b) {
     const int64_t begin = b * L;
     switch (w.head) {
-      case HeadKind::kTokenClassification: for (int64_t t = 0; t < T; ++t) head_rows.push_back(begin + t); break;
-      case HeadKind::kSequenceClassification: head_rows.push_back(static_cast<int32_t>(begin)); break;
-      case HeadKind::kQuestionAnswering: for (int64_t t = 0; t < L; ++t) head_rows.push_back(begin + t); break;
+      case HeadKind::kTokenClassification: for (int64_t t = 0; t < T; ++t) positions.push_back(begin + t); break;
+      case HeadKind::kSequenceClassification: positions.push_back(begin); break;
+      case HeadKind::kQuestionAnswering: for (int64_t t = 0; t < L; ++t) positions.push_back(begin + t); break;
       case HeadKind::kBase: break;
     }
   }
+  std::vector<int32_t> head_rows;
+  std::vector<int64_t> slot;
+  rows_of(positions, head_rows, slot);
   const int64_t n = static_cast<int64_t>(head_rows.size());
-  upload(be, ws.head_rows, head_rows);
-  be.gather_rows({x, ws.head_rows, n, ws.head_in.rows(0, n)});
-  TensorView cur = ws.head_in.rows(0, n);
-  for (size_t i = 0; i < w.head_layers.size(); ++i) {
-    const HeadLinear& hl = w.head_layers[i];
-    const bool last = i + 1 == w.head_layers.size();
-    TensorView dst = last ? ws.head_out.rows(0, n) : ws.head_mid.rows(0, n);
-    be.linear({cur, w.at(hl.name + ".weight"), w.at(hl.name + ".bias"), dst, last ? Epilogue::kNone : Epilogue::kTanh});
-    cur = dst;
-  }
   const int64_t labels = c.num_labels();
-  Tensor logits = download(be, cur, {n, labels});
+  Tensor gathered(DType::kF32, {n, labels});
+  if (n > 0) {
+    upload(be, ws.head_rows, head_rows);
+    be.gather_rows({x, ws.head_rows, n, ws.head_in.rows(0, n)});
+    TensorView cur = ws.head_in.rows(0, n);
+    for (size_t i = 0; i < w.head_layers.size(); ++i) {
+      const HeadLinear& hl = w.head_layers[i];
+      const bool last = i + 1 == w.head_layers.size();
+      TensorView dst = last ? ws.head_out.rows(0, n) : ws.head_mid.rows(0, n);
+      be.linear({cur, w.at(hl.name + ".weight"), w.at(hl.name + ".bias"), dst,
+                 last ? Epilogue::kNone : Epilogue::kTanh});
+      cur = dst;
+    }
+    gathered = download(be, cur, {n, labels});
+  }
+  const Tensor logits = scatter(gathered, slot, labels);
   auto argmax = [&](const Tensor& lg) {
     Tensor ids(DType::kI32, {lg.dim(0)});
     for (int64_t r = 0; r < lg.dim(0); ++r) {
       const float* row = lg.data_as<float>() + r * labels;
-      ids.mutable_data_as<int32_t>()[r] = static_cast<int32_t>(std::max_element(row, row + labels) - row);
+      ids.mutable_data_as<int32_t>()[r] =
+          slot[r] < 0 ? -1 : static_cast<int32_t>(std::max_element(row, row + labels) - row);
     }
     return ids;
   };
@@ -272,7 +310,7 @@ Outputs run_forward(Backend& be, const ModelWeights& w, Workspace& ws, const Pre
       break;
     case HeadKind::kQuestionAnswering: {
       Tensor start(DType::kF32, {B, L}), end(DType::kF32, {B, L});
-      for (int64_t r = 0; r < n; ++r) {
+      for (int64_t r = 0; r < B * L; ++r) {
         start.mutable_data_as<float>()[r] = logits.data_as<float>()[2 * r];
         end.mutable_data_as<float>()[r] = logits.data_as<float>()[2 * r + 1];
       }

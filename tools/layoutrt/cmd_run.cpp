@@ -60,7 +60,7 @@ nlohmann::json summarize(const Engine& engine, const Inputs& in, const Outputs& 
 void register_run(CLI::App& app) {
   struct Opts {
     std::string plan, inputs, output, backend = "auto";
-    bool json = false, hidden = false;
+    bool json = false, hidden = false, pack = false;
     int threads = 0, device = 0;
   };
   auto o = std::make_shared<Opts>();
@@ -73,6 +73,8 @@ void register_run(CLI::App& app) {
   cmd->add_option("--output,-o", o->output, "Output .safetensors (or a directory for .npy files)");
   cmd->add_flag("--json", o->json, "Print a JSON summary with the predicted labels on stdout");
   cmd->add_flag("--output-hidden", o->hidden, "Also write last_hidden_state");
+  cmd->add_flag("--pack", o->pack,
+                "Padding-free run: skip tokens with attention_mask 0 (their logits read 0, labels -1)");
   cmd->add_option("--backend", o->backend, "auto, cpu or cuda")->capture_default_str();
   cmd->add_option("--threads", o->threads, "CPU threads (0: all cores)");
   cmd->add_option("--device", o->device, "CUDA device index")->capture_default_str();
@@ -90,6 +92,7 @@ void register_run(CLI::App& app) {
     auto ctx = engine->create_context();
     RunOptions ro;
     ro.output_hidden_state = o->hidden;
+    ro.pack = o->pack;
     const auto t0 = std::chrono::steady_clock::now();
     const Outputs out = ctx->run(in, ro);
     const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();

@@ -1,0 +1,79 @@
+// Small elementwise kernels: bias + activation (the GEMM epilogue cuBLASLt cannot do exactly: its GELU is the tanh
+// approximation), row gather for the heads, NaN poisoning for tests. Twins: the CPU backend's linear epilogue
+// (src/cpu/linear.cpp), cpu::gather_rows and CpuBackend::fill_nan.
+#include <algorithm>
+
+#include "cuda/cuda_check.h"
+#include "cuda/cuda_ops.h"
+#include "cuda/kernel_util.cuh"
+
+namespace layoutrt::cuda {
+namespace {
+
+constexpr int kThreads = 256;
+
+inline unsigned grid_for(int64_t n) { return static_cast<unsigned>(std::min<int64_t>(ceil_div(n, kThreads), 1 << 20)); }
+
+// Grid-stride, one element per thread per step: y = epilogue(y + bias[col]) in FP32, stored back in y's dtype.
+template <class T>
+__global__ void bias_activation_kernel(T* y, const float* __restrict__ bias, int64_t total, int64_t N, Epilogue e) {
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < total; i += int64_t{gridDim.x} * blockDim.x) {
+    float v = to_f32(y[i]);
+    if (bias) v += bias[i % N];
+    y[i] = from_f32<T>(apply_epilogue(e, v));
+  }
+}
+
+// One CTA per gathered row: out[i, :] = float(x[rows[i], :]).
+template <class T>
+__global__ void gather_rows_kernel(const T* __restrict__ x, const int32_t* __restrict__ rows, int64_t H,
+                                   float* __restrict__ out) {
+  const T* src = x + static_cast<int64_t>(rows[blockIdx.x]) * H;
+  float* dst = out + static_cast<int64_t>(blockIdx.x) * H;
+  for (int64_t k = threadIdx.x; k < H; k += blockDim.x) dst[k] = to_f32(src[k]);
+}
+
+template <class T>
+__global__ void fill_nan_kernel(T* p, int64_t n) {
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n; i += int64_t{gridDim.x} * blockDim.x)
+    p[i] = from_f32<T>(__int_as_float(0x7fc00000));
+}
+
+}  // namespace
+
+void bias_activation(const TensorView& y, const TensorView& bias, Epilogue epilogue, cudaStream_t stream) {
+  const int64_t total = y.numel(), N = y.dim(-1);
+  if (total == 0 || (!bias.defined() && epilogue == Epilogue::kNone)) return;
+  if (bias.defined() && (bias.dtype != DType::kF32 || bias.numel() != N))
+    throw_error(ErrorCode::kInternal, "bias_activation: bias must be F32 [", N, "], got ", dtype_name(bias.dtype), " of ",
+                bias.numel());
+  LRT_DISPATCH_FLOAT(y.dtype, T, {
+    bias_activation_kernel<T><<<grid_for(total), kThreads, 0, stream>>>(
+        y.as<T>(), bias.defined() ? bias.as<float>() : nullptr, total, N, epilogue);
+  });
+  LRT_CUDA_LAUNCHED("bias_activation");
+}
+
+void gather_rows(const GatherRowsArgs& a, cudaStream_t stream) {
+  if (a.n == 0) return;
+  if (a.out.dtype != DType::kF32) throw_error(ErrorCode::kInternal, "gather_rows: output must be F32");
+  LRT_DISPATCH_FLOAT(a.x.dtype, T, {
+    gather_rows_kernel<T><<<static_cast<unsigned>(a.n), kThreads, 0, stream>>>(a.x.as<T>(), a.rows, a.x.dim(1),
+                                                                                 a.out.as<float>());
+  });
+  LRT_CUDA_LAUNCHED("gather_rows");
+}
+
+void fill_nan(const TensorView& t, cudaStream_t stream) {
+  if (t.numel() == 0) return;
+  if (dtype_is_float(t.dtype) && t.dtype != DType::kF64 && t.dtype != DType::kF8E4M3) {
+    LRT_DISPATCH_FLOAT(t.dtype, T, {
+      fill_nan_kernel<T><<<grid_for(t.numel()), kThreads, 0, stream>>>(t.as<T>(), t.numel());
+    });
+    LRT_CUDA_LAUNCHED("fill_nan");
+  } else {
+    LRT_CUDA(cudaMemsetAsync(t.data, 0xFF, t.nbytes(), stream));
+  }
+}
+
+}  // namespace layoutrt::cuda

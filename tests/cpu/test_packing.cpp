@@ -1,0 +1,79 @@
+// Padding-free batches (RunOptions::pack): real tokens' outputs equal the padded run's; dropped positions read 0 / -1.
+#include "io/model_io.h"
+#include "layoutrt/engine.h"
+#include "test_util.h"
+
+namespace layoutrt {
+namespace {
+
+struct PackCase {
+  const char* model;
+  const char* inputs;
+  bool drop_pixels;
+};
+
+class Packing : public ::testing::TestWithParam<PackCase> {};
+
+TEST_P(Packing, RealTokensMatchThePaddedRun) {
+  const PackCase& pc = GetParam();
+  test::ScratchDir dir("packing");
+  BuildOptions o;
+  o.checkpoint_dir = test::fixtures(std::string("models/") + pc.model);
+  o.max_batch = 3;
+  build_plan(o, dir.file("m.plan"));
+  EngineOptions eo;
+  eo.backend = BackendKind::kCPU;
+  auto engine = Engine::load(dir.file("m.plan"), eo);
+  auto ctx = engine->create_context();
+  Inputs in = load_inputs(test::fixtures(std::string("inputs/") + pc.inputs));
+  if (pc.drop_pixels) in.pixel_values = Tensor();
+  RunOptions padded_opt, packed_opt;
+  padded_opt.output_hidden_state = packed_opt.output_hidden_state = true;
+  packed_opt.pack = true;
+  const Outputs padded = ctx->run(in, padded_opt), packed = ctx->run(in, packed_opt);
+  const Tensor mask = in.attention_mask.to(DType::kI64);
+  const int64_t B = mask.dim(0), T = mask.dim(1);
+  int64_t dropped = 0;
+  const Tensor& hp = padded.at("last_hidden_state");
+  const Tensor& hk = packed.at("last_hidden_state");
+  const int64_t L = hp.dim(1), H = hp.dim(2);
+  ASSERT_EQ(hk.shape(), hp.shape());
+  double num = 0, den = 0;
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t r = 0; r < L; ++r) {
+      const bool real = r >= T || mask.data_as<int64_t>()[b * T + r] != 0;
+      dropped += !real;
+      for (int64_t k = 0; k < H; ++k) {
+        const double u = hk.data_as<float>()[(b * L + r) * H + k], v = hp.data_as<float>()[(b * L + r) * H + k];
+        if (real) num += (u - v) * (u - v), den += v * v;
+        else ASSERT_EQ(u, 0.0) << "dropped row " << b << "," << r << " must read 0";
+      }
+    }
+  EXPECT_GT(dropped, 0) << "the case must have padding";
+  EXPECT_LE(std::sqrt(num / den), 1e-6) << "real rows' hidden states differ";
+  if (packed.tensors.count("logits") && padded.at("logits").rank() == 3) {
+    const Tensor& lp = padded.at("labels");
+    const Tensor& lk = packed.at("labels");
+    for (int64_t i = 0; i < B * T; ++i) {
+      if (mask.data_as<int64_t>()[i]) EXPECT_EQ(lk.data_as<int32_t>()[i], lp.data_as<int32_t>()[i]) << "token " << i;
+      else EXPECT_EQ(lk.data_as<int32_t>()[i], -1) << "dropped token " << i;
+    }
+  } else if (packed.tensors.count("logits")) {
+    const test::Diff d = test::compare(packed.at("logits"), padded.at("logits"));
+    EXPECT_LE(d.rel_l2, 1e-6);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, Packing,
+                         ::testing::Values(PackCase{"token_cls", "b3_pad137", false},
+                                           PackCase{"token_cls", "b3_pad137", true},
+                                           PackCase{"token_cls", "b1_pad_inside", false},
+                                           PackCase{"seq_cls_bf16_sharded", "b3_pad137", false},
+                                           PackCase{"token_cls_text_only", "b3_pad137", true}),
+                         [](const auto& info) {
+                           return std::string(info.param.model) + "_" + info.param.inputs +
+                                  (info.param.drop_pixels ? "_text" : "");
+                         });
+
+}  // namespace
+}  // namespace layoutrt

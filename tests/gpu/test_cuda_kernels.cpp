@@ -1,0 +1,272 @@
+// GPU twins of the embedding, LayerNorm and elementwise ops (src/cuda/{embed,patch_embed,layernorm,elementwise}.cu)
+// against the CPU backend, through the Backend interface (so the CUDA backend's wiring is tested too).
+//
+// Inputs are random (never zeros) and rounded to the GPU dtype first; the CPU twin then runs on exactly those values in
+// FP32, so what is left is the GPU's FP32 arithmetic plus one rounding of the output. Tolerances, rel-L2 over the
+// written rows: F32 1e-6 (reassociated FP32 sums over <= 768 terms), F16 1e-3 (unit roundoff 4.9e-4 on the output),
+// BF16 8e-3 (unit roundoff 3.9e-3). Outputs are NaN-poisoned before each run: a row the kernel fails to write fails.
+#include <gtest/gtest.h>
+
+#include <random>
+#include <vector>
+
+#include "cuda/cuda_ops.h"
+#include "ops/backend.h"
+#include "test_util.h"
+
+namespace layoutrt::test {
+namespace {
+
+struct Case {
+  Precision precision;
+  DType table;  // embedding tables / patch weight
+  DType act;    // activations
+  double tol;
+};
+const Case kCases[] = {{Precision::kFP32, DType::kF32, DType::kF32, 1e-6},
+                       {Precision::kFP16, DType::kF16, DType::kF16, 1e-3},
+                       {Precision::kBF16, DType::kBF16, DType::kBF16, 8e-3},
+                       {Precision::kMixed, DType::kF32, DType::kF16, 1e-3}};
+
+std::string case_name(const Case& c) { return precision_name(c.precision); }
+
+Tensor random_tensor(Shape shape, std::mt19937& rng, float lo = -1.f, float hi = 1.f) {
+  Tensor t(DType::kF32, std::move(shape));
+  std::uniform_real_distribution<float> u(lo, hi);
+  for (int64_t i = 0; i < t.numel(); ++i) t.mutable_data_as<float>()[i] = u(rng);
+  return t;
+}
+
+// A tensor on a backend, freed with it.
+class Buffer {
+ public:
+  Buffer(Backend& be, DType dtype, Shape shape) : be_(be) {
+    int64_t n = 1;
+    for (int64_t d : shape) n *= d;
+    view_.data = be.allocate(std::max<size_t>(1, static_cast<size_t>(n) * dtype_size(dtype)));
+    view_.dtype = dtype;
+    view_.device = be.device();
+    view_.rank = static_cast<int>(shape.size());
+    for (size_t i = 0; i < shape.size(); ++i) view_.dims[i] = shape[i];
+  }
+  Buffer(Backend& be, const Tensor& host, DType dtype) : Buffer(be, dtype, host.shape()) {
+    const Tensor t = host.to(dtype);
+    be.copy_to_device(view_.data, t.data(), t.nbytes());
+  }
+  ~Buffer() { be_.deallocate(view_.data); }
+  Buffer(const Buffer&) = delete;
+  Buffer& operator=(const Buffer&) = delete;
+  const TensorView& view() const { return view_; }
+  operator const TensorView&() const { return view_; }
+  Tensor download() const {
+    Shape s(view_.dims.begin(), view_.dims.begin() + view_.rank);
+    Tensor t(view_.dtype, s);
+    be_.copy_to_host(t.mutable_data(), view_.data, t.nbytes());
+    return t.to(DType::kF32);
+  }
+
+ private:
+  Backend& be_;
+  TensorView view_;
+};
+
+template <class T>
+T* upload_vec(Backend& be, const std::vector<T>& v, std::vector<std::unique_ptr<Buffer>>& keep) {
+  keep.push_back(std::make_unique<Buffer>(be, DType::kU8, Shape{static_cast<int64_t>(v.size() * sizeof(T))}));
+  be.copy_to_device(keep.back()->view().data, v.data(), v.size() * sizeof(T));
+  return static_cast<T*>(keep.back()->view().data);
+}
+
+// Rows `rows` of a and b (both [R, H] F32).
+Diff compare_rows(const Tensor& a, const Tensor& b, const std::vector<int32_t>& rows) {
+  const int64_t H = a.dim(1);
+  Tensor x(DType::kF32, {static_cast<int64_t>(rows.size()), H}), y(DType::kF32, {static_cast<int64_t>(rows.size()), H});
+  for (size_t i = 0; i < rows.size(); ++i)
+    for (int64_t k = 0; k < H; ++k) {
+      x.mutable_data_as<float>()[i * H + k] = a.data_as<float>()[rows[i] * H + k];
+      y.mutable_data_as<float>()[i * H + k] = b.data_as<float>()[rows[i] * H + k];
+    }
+  return compare(x, y);
+}
+
+class CudaKernels : public ::testing::TestWithParam<Case> {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(cuda_device_available()) << "the gpu tests need a CUDA device";
+    gpu = make_cuda_backend(0, GetParam().precision);
+    cpu = make_cpu_backend(1);
+  }
+  std::unique_ptr<Backend> gpu, cpu;
+};
+
+TEST_P(CudaKernels, TextEmbeddingMatchesCpuTwin) {
+  const Case& c = GetParam();
+  std::mt19937 rng(7);
+  const int64_t V = 50, H = 64, cw = 12, sw = 8, n2d = 1024, npos = 100, N = 37, R = 50;
+  Tensor word = random_tensor({V, H}, rng), pos = random_tensor({npos, H}, rng), type = random_tensor({2, H}, rng);
+  Tensor xt = random_tensor({n2d, cw}, rng), yt = random_tensor({n2d, cw}, rng), ht = random_tensor({n2d, sw}, rng),
+         wt = random_tensor({n2d, sw}, rng);
+  Tensor lnw = random_tensor({H}, rng, 0.5f, 1.5f), lnb = random_tensor({H}, rng);
+  std::vector<int32_t> dst(N), ids(N), pids(N), tids(N), boxes(4 * N);
+  std::vector<int32_t> perm(R);
+  for (int i = 0; i < R; ++i) perm[i] = i;
+  std::shuffle(perm.begin(), perm.end(), rng);
+  std::uniform_int_distribution<int> coord(0, 1000);
+  for (int64_t i = 0; i < N; ++i) {
+    dst[i] = perm[i];
+    ids[i] = static_cast<int32_t>(rng() % V);
+    pids[i] = static_cast<int32_t>(rng() % npos);
+    tids[i] = static_cast<int32_t>(rng() % 2);
+    int x0 = coord(rng), x1 = coord(rng), y0 = coord(rng), y1 = coord(rng);
+    if (x1 < x0) std::swap(x0, x1);
+    if (y1 < y0) std::swap(y0, y1);
+    if (i == 0) x0 = y0 = 0, x1 = y1 = 1000;  // edges of the tables
+    if (i == 1) x0 = x1 = y0 = y1 = 1000;
+    boxes[4 * i] = x0, boxes[4 * i + 1] = y0, boxes[4 * i + 2] = x1, boxes[4 * i + 3] = y1;
+  }
+  auto run = [&](Backend& be, DType table, DType act) {
+    std::vector<std::unique_ptr<Buffer>> keep;
+    auto T = [&](const Tensor& t, DType d) {
+      keep.push_back(std::make_unique<Buffer>(be, t.to(table).to(DType::kF32), d));  // rounded like the GPU's
+      return keep.back()->view();
+    };
+    TextEmbeddingArgs a;
+    a.num_tokens = N;
+    a.dst_row = upload_vec(be, dst, keep);
+    a.token_ids = upload_vec(be, ids, keep);
+    a.position_ids = upload_vec(be, pids, keep);
+    a.token_type_ids = upload_vec(be, tids, keep);
+    a.boxes = upload_vec(be, boxes, keep);
+    a.word = T(word, table), a.position = T(pos, table), a.token_type = T(type, table);
+    a.x = T(xt, table), a.y = T(yt, table), a.h = T(ht, table), a.w = T(wt, table);
+    a.ln_weight = T(lnw, DType::kF32), a.ln_bias = T(lnb, DType::kF32);
+    Buffer out(be, act, {R, H});
+    be.fill_nan(out);
+    a.out = out;
+    be.text_embedding(a);
+    be.synchronize();
+    return out.download();
+  };
+  const Tensor ref = run(*cpu, c.table, DType::kF32), got = run(*gpu, c.table, c.act);
+  const Diff d = compare_rows(got, ref, dst);
+  EXPECT_EQ(d.nonfinite, 0);
+  EXPECT_LE(d.rel_l2, c.tol) << "max-abs " << d.max_abs;
+}
+
+TEST_P(CudaKernels, PatchEmbeddingMatchesCpuTwin) {
+  const Case& c = GetParam();
+  std::mt19937 rng(11);
+  const int B = 2, C = 3, S = 64, p = 16, G = S / p, P = G * G, H = 64, K = C * p * p, R = 2 * (P + 1) + 5;
+  Tensor pixels = random_tensor({B, C, S, S}, rng), weight = random_tensor({H, K}, rng, -0.05f, 0.05f);
+  Tensor bias = random_tensor({H}, rng), cls = random_tensor({H}, rng), posemb = random_tensor({P + 1, H}, rng);
+  Tensor lnw = random_tensor({H}, rng, 0.5f, 1.5f), lnb = random_tensor({H}, rng);
+  const std::vector<int32_t> cls_row = {3, 3 + P + 2};
+  auto run = [&](Backend& be, DType wdt, DType act) {
+    std::vector<std::unique_ptr<Buffer>> keep;
+    auto T = [&](const Tensor& t, DType round, DType d) {
+      keep.push_back(std::make_unique<Buffer>(be, t.to(round).to(DType::kF32), d));
+      return keep.back()->view();
+    };
+    PatchEmbeddingArgs a;
+    a.batch = B, a.channels = C, a.image_size = S, a.patch_size = p;
+    a.pixels = static_cast<const float*>(T(pixels, DType::kF32, DType::kF32).data);
+    a.cls_row = upload_vec(be, cls_row, keep);
+    a.weight = T(weight, c.table, wdt);
+    a.bias = T(bias, DType::kF32, DType::kF32), a.cls_token = T(cls, DType::kF32, DType::kF32);
+    a.pos_embed = T(posemb, DType::kF32, DType::kF32);
+    a.ln_weight = T(lnw, DType::kF32, DType::kF32), a.ln_bias = T(lnb, DType::kF32, DType::kF32);
+    Buffer patches(be, wdt, {int64_t{B} * P, K}), proj(be, wdt, {int64_t{B} * P, H}), out(be, act, {R, H});
+    be.fill_nan(out);
+    a.patches = patches, a.proj = proj, a.out = out;
+    be.patch_embedding(a);
+    be.synchronize();
+    return out.download();
+  };
+  const Tensor ref = run(*cpu, DType::kF32, DType::kF32), got = run(*gpu, c.table, c.act);
+  std::vector<int32_t> rows;
+  for (int b = 0; b < B; ++b)
+    for (int v = 0; v <= P; ++v) rows.push_back(cls_row[b] + v);
+  const Diff d = compare_rows(got, ref, rows);
+  EXPECT_EQ(d.nonfinite, 0);
+  // The projection's K = 768 products are summed on tensor cores in FP16/BF16 plans: one more rounding of the inputs
+  // (already rounded identically on both sides) but a different summation order; same budget.
+  EXPECT_LE(d.rel_l2, c.precision == Precision::kFP32 ? 1e-5 : c.tol) << "max-abs " << d.max_abs;
+}
+
+TEST_P(CudaKernels, ResidualLayerNormMatchesCpuTwinAndMayAlias) {
+  const Case& c = GetParam();
+  std::mt19937 rng(13);
+  const int64_t R = 37, H = 768;
+  // An offset mean (+4) so a one-pass E[x²]-E[x]² variance would lose digits.
+  Tensor x = random_tensor({R, H}, rng, 3.f, 5.f), res = random_tensor({R, H}, rng);
+  Tensor w = random_tensor({H}, rng, 0.5f, 1.5f), b = random_tensor({H}, rng);
+  for (bool with_residual : {false, true}) {
+    auto run = [&](Backend& be, DType act) {
+      Buffer xb(be, x.to(c.act).to(DType::kF32), act), rb(be, res.to(c.act).to(DType::kF32), act);
+      Buffer wb(be, w, DType::kF32), bb(be, b, DType::kF32);
+      be.layer_norm({xb, with_residual ? rb.view() : TensorView(), wb, bb, xb, 1e-5f});  // out aliases x
+      be.synchronize();
+      return xb.download();
+    };
+    const Diff d = compare(run(*gpu, c.act), run(*cpu, DType::kF32));
+    EXPECT_EQ(d.nonfinite, 0);
+    EXPECT_LE(d.rel_l2, c.tol) << "residual " << with_residual << " max-abs " << d.max_abs;
+  }
+}
+
+TEST_P(CudaKernels, GatherRowsIsExact) {
+  const Case& c = GetParam();
+  std::mt19937 rng(17);
+  const int64_t R = 40, H = 96;
+  const Tensor x = random_tensor({R, H}, rng).to(c.act).to(DType::kF32);
+  const std::vector<int32_t> rows = {39, 0, 7, 7, 21};
+  auto run = [&](Backend& be, DType act) {
+    std::vector<std::unique_ptr<Buffer>> keep;
+    Buffer xb(be, x, act), out(be, DType::kF32, {static_cast<int64_t>(rows.size()), H});
+    be.fill_nan(out);
+    be.gather_rows({xb, upload_vec(be, rows, keep), static_cast<int64_t>(rows.size()), out});
+    be.synchronize();
+    return out.download();
+  };
+  const Diff d = compare(run(*gpu, c.act), run(*cpu, DType::kF32));
+  EXPECT_EQ(d.nonfinite, 0);
+  EXPECT_EQ(d.max_abs, 0.0);
+}
+
+INSTANTIATE_TEST_SUITE_P(Precisions, CudaKernels, ::testing::ValuesIn(kCases),
+                         [](const auto& info) { return case_name(info.param); });
+
+// bias + activation against the exact formulas in double (the erf GELU is what transformers' "gelu" computes).
+TEST(CudaElementwise, BiasActivationIsExactInFp32) {
+  ASSERT_TRUE(cuda_device_available()) << "the gpu tests need a CUDA device";
+  auto be = make_cuda_backend(0, Precision::kFP32);
+  std::mt19937 rng(19);
+  const int64_t M = 33, N = 70;
+  const Tensor y = random_tensor({M, N}, rng, -6.f, 6.f), bias = random_tensor({N}, rng);
+  for (Epilogue e : {Epilogue::kNone, Epilogue::kGeluErf, Epilogue::kGeluTanh, Epilogue::kRelu, Epilogue::kSilu,
+                     Epilogue::kTanh}) {
+    Buffer yb(*be, y, DType::kF32), bb(*be, bias, DType::kF32);
+    cuda::bias_activation(yb, bb, e, static_cast<cudaStream_t>(be->stream()));
+    be->synchronize();
+    const Tensor got = yb.download();
+    Tensor want(DType::kF32, {M, N});
+    for (int64_t i = 0; i < M * N; ++i) {
+      const double v = double(y.data_as<float>()[i]) + bias.data_as<float>()[i % N];
+      double r = v;
+      switch (e) {
+        case Epilogue::kNone: break;
+        case Epilogue::kGeluErf: r = 0.5 * v * (1.0 + std::erf(v / std::sqrt(2.0))); break;
+        case Epilogue::kGeluTanh: r = 0.5 * v * (1.0 + std::tanh(std::sqrt(2.0 / M_PI) * (v + 0.044715 * v * v * v))); break;
+        case Epilogue::kRelu: r = v > 0 ? v : 0; break;
+        case Epilogue::kSilu: r = v / (1.0 + std::exp(-v)); break;
+        case Epilogue::kTanh: r = std::tanh(v); break;
+      }
+      want.mutable_data_as<float>()[i] = static_cast<float>(r);
+    }
+    const Diff d = compare(got, want);
+    EXPECT_LE(d.max_abs, 4e-6) << "epilogue " << static_cast<int>(e);
+  }
+}
+
+}  // namespace
+}  // namespace layoutrt::test
