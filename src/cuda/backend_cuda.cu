@@ -1,5 +1,5 @@
 // The CUDA backend: device memory, one non-blocking stream per backend object (one per ExecutionContext, one for the
-// Engine's uploads), ops queued on that stream. The kernels live one family per file (cuda_ops.h); this file only
+// Engine's uploads), ops queued on that stream; a LinearRunner (cuBLASLt handle + 32 MiB workspace) made on first use. The kernels live one family per file (cuda_ops.h); this file only
 // checks views, routes each op, and owns the device, the stream and the LinearRunner (cuBLASLt).
 //
 // Weights arrive already in the plan's dtypes (plan_layout.cpp: embedding_dtype / encoder_dtype; biases, LayerNorm
@@ -72,12 +72,6 @@ class CudaBackend : public Backend {
     LRT_CUDA(cudaGetDeviceProperties(&prop, device_));
     name_ = prop.name;
     LRT_CUDA(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
-    try {
-      linear_ = cuda::LinearRunner::create(precision_ == Precision::kTF32);
-    } catch (...) {
-      cudaStreamDestroy(stream_);
-      throw;
-    }
   }
 
   ~CudaBackend() override {
@@ -113,6 +107,7 @@ class CudaBackend : public Backend {
     // Called from destructors: report, never throw. cudaFree waits for the device's queued work first.
     cudaSetDevice(device_);
     const cudaError_t e = cudaFree(p);
+    if (e == cudaErrorCudartUnloading) return;  // process exit: the runtime already released everything
     if (e != cudaSuccess) {
       (void)cudaGetLastError();
       std::fprintf(stderr, "layoutrt: cudaFree failed on device %d: %s\n", device_, cudaGetErrorString(e));
@@ -215,13 +210,13 @@ class CudaBackend : public Backend {
     activate();
     cuda::im2col_patches(a, stream_);
     // proj = patches · Wᵀ WITHOUT the conv bias: visual_rows adds it in FP32 (cuda_ops.h), like the CPU twin.
-    linear_->run({a.patches, W, TensorView(), a.proj, Epilogue::kNone}, stream_);
+    linear_runner().run({a.patches, W, TensorView(), a.proj, Epilogue::kNone}, stream_);
     cuda::visual_rows(a, stream_);
   }
 
   void linear(const LinearArgs& a) override {
     activate();
-    linear_->run(a, stream_);  // checks its views
+    linear_runner().run(a, stream_);  // checks its views
   }
 
   void layer_norm(const LayerNormArgs& a) override {
@@ -264,6 +259,11 @@ class CudaBackend : public Backend {
  private:
   // Every call that touches the device first makes ours current (a thread may drive contexts on several GPUs).
   void activate() const { LRT_CUDA(cudaSetDevice(device_)); }
+  // Created on first use: the Engine's own backend only uploads weights and never needs cuBLASLt or its workspace.
+  cuda::LinearRunner& linear_runner() {
+    if (!linear_) linear_ = cuda::LinearRunner::create(precision_ == Precision::kTF32);
+    return *linear_;
+  }
 
   int device_;
   Precision precision_;

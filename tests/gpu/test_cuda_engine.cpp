@@ -1,0 +1,350 @@
+// The whole engine on the CUDA backend against transformers: every (model, input case) pair of
+// tests/fixtures/manifest.json, built into plans of every precision and run with BackendKind::kCUDA. Plus: two
+// ExecutionContexts of one engine agree bit for bit, every batch size 1..max_batch, and T = 1.
+//
+// These tests need a GPU: without one they FAIL (cuda_device_available() is asserted), they never skip.
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <thread>
+#include <vector>
+
+#include "io/model_io.h"
+#include "layoutrt/engine.h"
+#include "model/safetensors.h"
+#include "ops/backend.h"
+#include "test_util.h"
+
+namespace layoutrt {
+namespace {
+
+#define REQUIRE_GPU() ASSERT_TRUE(cuda_device_available()) << "these tests need a CUDA device (none is visible)"
+
+// ---- tolerances against transformers' float32 outputs -------------------------------------------------------------
+// fp32 : the same arithmetic as the CPU parity test (tests/cpu/test_fixture_parity.cpp): only summation order differs.
+// The other budgets were MEASURED without a GPU, by emulating each precision in the CPU backend on these fixtures
+// (FP32 math, with every op output rounded to the activation dtype and the GEMM's output rounded before
+// bias_activation, as the CUDA path does; tf32: GEMM inputs rounded to 10 mantissa bits, round-to-nearest). Worst
+// rel-L2 / worst max-abs ÷ max|ref| over all fixture outputs:
+//   tf32  1.7e-3 / 1.4e-3    fp16  1.5e-3 / 1.7e-3    mixed 1.5e-3 / 1.7e-3    bf16  1.2e-2 / 1.1e-2
+// The budgets keep ≥ 2x margin over those (tf32 3x: tensor cores may truncate to TF32 instead of rounding, which
+// roughly doubles its error). bf16 legitimately needs more than 5e-3: with 8 mantissa bits each stored activation
+// carries ~2.3e-3 rms rounding error, ~15 roundings deep in these 2-layer models (seq_cls_bf16_sharded, whose weights
+// are exact bf16, still measures 1.2e-2). Any indexing or formula error costs O(1e-1..1).
+struct Tolerance {
+  double rel_l2, max_abs_abs, max_abs_rel;  // max-abs bound = max_abs_abs + max_abs_rel · max|ref|
+};
+Tolerance tolerance_for(Precision p) {
+  switch (p) {
+    case Precision::kFP32: return {1e-5, 1e-4, 0};
+    case Precision::kTF32: return {5e-3, 0, 1e-2};
+    case Precision::kFP16:
+    case Precision::kMixed: return {5e-3, 0, 1e-2};
+    case Precision::kBF16: return {2.5e-2, 0, 5e-2};
+  }
+  return {0, 0, 0};
+}
+constexpr Precision kPrecisions[] = {Precision::kFP32, Precision::kTF32, Precision::kFP16, Precision::kBF16,
+                                     Precision::kMixed};
+constexpr int kMaxBatch = 4;
+
+struct ParityRun {
+  std::string model, case_name, expected;
+  std::vector<std::string> inputs;
+  Precision precision = Precision::kFP32;
+};
+void PrintTo(const ParityRun& r, std::ostream* os) {
+  *os << r.model << " on " << r.expected << " (" << precision_name(r.precision) << ")";
+}
+
+std::vector<ParityRun> manifest_runs() {
+  std::ifstream f(test::fixtures("manifest.json"));
+  std::vector<ParityRun> runs;
+  if (!f) return runs;
+  const auto j = nlohmann::json::parse(f);
+  for (Precision p : kPrecisions)
+    for (const auto& [model, m] : j.at("models").items())
+      for (const auto& r : m.at("runs"))
+        runs.push_back({model, r.at("case").get<std::string>(),
+                        r.contains("expected") ? r.at("expected").get<std::string>() : r.at("case").get<std::string>(),
+                        r.at("inputs").get<std::vector<std::string>>(), p});
+  return runs;
+}
+
+// One plan per (model, precision), built once per test binary; engines per (model, precision, backend).
+std::string plan_for(const std::string& model, Precision p) {
+  static test::ScratchDir dir("cuda_parity");
+  static std::map<std::string, std::string> plans;
+  const std::string key = model + "." + precision_name(p);
+  auto& path = plans[key];
+  if (path.empty()) {
+    BuildOptions o;
+    o.checkpoint_dir = test::fixtures("models/" + model);
+    o.max_batch = kMaxBatch;
+    o.precision = p;
+    path = dir.file(key + ".plan");
+    build_plan(o, path);
+  }
+  return path;
+}
+std::map<std::string, std::shared_ptr<Engine>>& engines() {
+  static std::map<std::string, std::shared_ptr<Engine>> m;
+  return m;
+}
+// Engines (and their device memory) are released before the CUDA runtime shuts down at process exit.
+class ReleaseEngines : public ::testing::Environment {
+ public:
+  void TearDown() override { engines().clear(); }
+};
+const ::testing::Environment* const kReleaseEngines = ::testing::AddGlobalTestEnvironment(new ReleaseEngines);
+
+std::shared_ptr<Engine> engine_for(const std::string& model, Precision p, BackendKind backend = BackendKind::kCUDA) {
+  auto& e = engines()[model + "." + precision_name(p) + "." + backend_kind_name(backend)];
+  if (!e) {
+    EngineOptions eo;
+    eo.backend = backend;
+    e = Engine::load(plan_for(model, p), eo);
+  }
+  return e;
+}
+
+Inputs select_inputs(const Inputs& all, const std::vector<std::string>& names) {
+  Inputs in;
+  for (const auto& name : names) {
+    if (name == "input_ids") in.input_ids = all.input_ids;
+    if (name == "bbox") in.bbox = all.bbox;
+    if (name == "attention_mask") in.attention_mask = all.attention_mask;
+    if (name == "token_type_ids") in.token_type_ids = all.token_type_ids;
+    if (name == "pixel_values") in.pixel_values = all.pixel_values;
+  }
+  return in;
+}
+
+// Rows `idx` of dim 0 (any dtype): batches assembled from fixture sequences.
+Tensor take_rows(const Tensor& t, const std::vector<int>& idx) {
+  if (!t.defined()) return t;
+  Shape s = t.shape();
+  const size_t row_bytes = t.nbytes() / static_cast<size_t>(s[0]);
+  s[0] = static_cast<int64_t>(idx.size());
+  Tensor out(t.dtype(), s);
+  for (size_t i = 0; i < idx.size(); ++i)
+    std::memcpy(static_cast<char*>(out.mutable_data()) + i * row_bytes,
+                static_cast<const char*>(t.data()) + idx[i] * row_bytes, row_bytes);
+  return out;
+}
+Inputs take_rows(const Inputs& in, const std::vector<int>& idx) {
+  return {take_rows(in.input_ids, idx), take_rows(in.bbox, idx), take_rows(in.attention_mask, idx),
+          take_rows(in.token_type_ids, idx), take_rows(in.pixel_values, idx)};
+}
+// The first n positions of dim 1 of a [B, T, ...] tensor.
+Tensor first_positions(const Tensor& t, int64_t n) {
+  if (!t.defined()) return t;
+  Shape s = t.shape();
+  const int64_t B = s[0], T = s[1];
+  const size_t inner = t.nbytes() / static_cast<size_t>(B * T);
+  s[1] = n;
+  Tensor out(t.dtype(), s);
+  for (int64_t b = 0; b < B; ++b)
+    std::memcpy(static_cast<char*>(out.mutable_data()) + b * n * inner,
+                static_cast<const char*>(t.data()) + b * T * inner, n * inner);
+  return out;
+}
+
+// Compares one output to its reference under `tol`; for "labels" (argmax), demands agreement wherever the reference's
+// top two candidates differ by more than the observed logit error could explain.
+void expect_close(const std::string& name, const Tensor& got, const Tensor& want, const Tensor* ref_logits,
+                  const Tensor* got_logits, const Tolerance& tol, const std::string& what) {
+  ASSERT_EQ(got.shape(), want.shape()) << what << " " << name;
+  if (name == "labels") {
+    ASSERT_TRUE(ref_logits && got_logits) << what;
+    const Tensor logits = ref_logits->to(DType::kF32);
+    const test::Diff ld = test::compare(*got_logits, *ref_logits);
+    // If every logit is within e of the reference, our argmax a has ref[a] ≥ ref[b] − 2e: only closer calls may flip.
+    const float tie = static_cast<float>(std::max(1e-4, 2 * ld.max_abs));
+    const int64_t n = logits.dim(-1);
+    int64_t differ = 0;
+    for (int64_t i = 0; i < want.numel(); ++i) {
+      const int a = got.data_as<int32_t>()[i], b = want.data_as<int32_t>()[i];
+      if (a == b) continue;
+      const float* row = logits.data_as<float>() + i * n;
+      if (std::abs(row[a] - row[b]) > tie) ++differ;
+    }
+    EXPECT_EQ(differ, 0) << what << ": argmax labels differ beyond near-ties (tie margin " << tie << ")";
+    return;
+  }
+  const test::Diff d = test::compare(got, want);
+  double ref_max = 0;
+  const Tensor w64 = want.to(DType::kF64);
+  for (int64_t i = 0; i < w64.numel(); ++i) ref_max = std::max(ref_max, std::abs(w64.data_as<double>()[i]));
+  EXPECT_EQ(d.nonfinite, 0) << what << " " << name;
+  EXPECT_LE(d.rel_l2, tol.rel_l2) << what << " " << name << " rel-L2";
+  EXPECT_LE(d.max_abs, tol.max_abs_abs + tol.max_abs_rel * ref_max) << what << " " << name << " max-abs";
+  std::printf("  %-40s %-22s rel-L2 %.2e  max-abs %.2e\n", what.c_str(), name.c_str(), d.rel_l2, d.max_abs);
+}
+
+void expect_outputs_close(const Outputs& out, const std::map<std::string, Tensor>& ref, const Tolerance& tol,
+                          const std::string& what) {
+  for (const auto& [name, want] : ref) {
+    ASSERT_TRUE(out.tensors.count(name)) << what << ": engine produced no " << name;
+    const Tensor* ref_logits = ref.count("logits") ? &ref.at("logits") : nullptr;
+    const Tensor* got_logits = out.tensors.count("logits") ? &out.at("logits") : nullptr;
+    expect_close(name, out.at(name), want, ref_logits, got_logits, tol, what);
+  }
+}
+
+std::map<std::string, Tensor> expected_outputs(const std::string& model, const std::string& expected) {
+  SafetensorsFile f = SafetensorsFile::open(test::fixtures("expected/" + model + "/" + expected + ".safetensors"));
+  std::map<std::string, Tensor> m;
+  for (const auto& e : f.entries()) m[e.name] = f.tensor(e.name).clone();
+  return m;
+}
+
+// ---- parity with transformers ------------------------------------------------------------------------------------
+class CudaFixtureParity : public ::testing::TestWithParam<ParityRun> {};
+
+TEST_P(CudaFixtureParity, MatchesTransformers) {
+  REQUIRE_GPU();
+  const ParityRun& r = GetParam();
+  auto engine = engine_for(r.model, r.precision);
+  ASSERT_EQ(engine->backend(), BackendKind::kCUDA);
+  const Inputs in = select_inputs(load_inputs(test::fixtures("inputs/" + r.case_name)), r.inputs);
+  const Outputs out = engine->create_context()->run(in);
+  expect_outputs_close(out, expected_outputs(r.model, r.expected), tolerance_for(r.precision),
+                       r.model + "/" + r.expected + "/" + precision_name(r.precision));
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, CudaFixtureParity, ::testing::ValuesIn(manifest_runs()),
+                         [](const ::testing::TestParamInfo<ParityRun>& info) {
+                           return info.param.model + "__" + info.param.expected + "__" +
+                                  precision_name(info.param.precision);
+                         });
+
+TEST(CudaEngine, ManifestIsPresent) { EXPECT_GE(manifest_runs().size(), 100u) << test::fixtures("manifest.json"); }
+
+TEST(CudaEngine, ReportsTheDevice) {
+  REQUIRE_GPU();
+  auto engine = engine_for("token_cls", Precision::kFP32);
+  EXPECT_EQ(engine->backend(), BackendKind::kCUDA);
+  EXPECT_FALSE(engine->device_name().empty());
+  EXPECT_EQ(engine->device_name().find("CPU"), std::string::npos) << engine->device_name();
+  std::printf("  device: %s\n", engine->device_name().c_str());
+}
+
+// ---- two contexts of one engine, run concurrently from two threads, agree bit for bit -----------------------------
+TEST(CudaEngine, TwoContextsGiveIdenticalOutputs) {
+  REQUIRE_GPU();
+  for (Precision p : {Precision::kFP32, Precision::kFP16}) {
+    SCOPED_TRACE(precision_name(p));
+    auto engine = engine_for("token_cls", p);
+    const Inputs in = load_inputs(test::fixtures("inputs/b3_pad137"));
+    auto c1 = engine->create_context(), c2 = engine->create_context();
+    ASSERT_NE(c1->device_stream(), nullptr);
+    ASSERT_NE(c1->device_stream(), c2->device_stream()) << "contexts must not share a stream";
+    Outputs o1, o2;
+    RunOptions ro;
+    ro.output_hidden_state = true;
+    std::thread t1([&] { for (int i = 0; i < 3; ++i) o1 = c1->run(in, ro); });
+    std::thread t2([&] { for (int i = 0; i < 3; ++i) o2 = c2->run(in, ro); });
+    t1.join();
+    t2.join();
+    ASSERT_EQ(o1.tensors.size(), o2.tensors.size());
+    for (const auto& [name, t] : o1.tensors) {
+      const Tensor& u = o2.at(name);
+      ASSERT_EQ(t.shape(), u.shape()) << name;
+      EXPECT_EQ(std::memcmp(t.data(), u.data(), t.nbytes()), 0) << name << " differs between contexts";
+    }
+    // And a third, sequential run on a fresh context agrees too (no state leaks from earlier runs).
+    const Outputs o3 = engine->create_context()->run(in, ro);
+    for (const auto& [name, t] : o1.tensors)
+      EXPECT_EQ(std::memcmp(t.data(), o3.at(name).data(), t.nbytes()), 0) << name << " differs on a fresh context";
+  }
+}
+
+// ---- every batch size 1..max_batch: sequence i of any batch matches transformers' output for it ------------------
+TEST(CudaEngine, EveryBatchSize) {
+  REQUIRE_GPU();
+  const Inputs all = load_inputs(test::fixtures("inputs/b3_pad137"));
+  for (const std::string model : {"token_cls", "qa_1d_bias", "seq_cls_bf16_sharded"})
+    for (Precision p : {Precision::kFP32, Precision::kFP16}) {
+      auto engine = engine_for(model, p);
+      auto ctx = engine->create_context();  // one context: its workspace serves every batch size
+      const auto ref = expected_outputs(model, "b3_pad137");
+      const std::vector<int> order{2, 0, 1, 2};  // sequences of the 3-sequence fixture, one repeated
+      for (int n = 1; n <= kMaxBatch; ++n) {
+        const std::vector<int> idx(order.begin(), order.begin() + n);
+        const Outputs out = ctx->run(take_rows(all, idx));
+        std::map<std::string, Tensor> want;
+        for (const auto& [name, t] : ref) want[name] = take_rows(t, idx);
+        expect_outputs_close(out, want, tolerance_for(p),
+                             model + "/batch " + std::to_string(n) + "/" + precision_name(p));
+      }
+    }
+}
+
+// ---- padding-free batches (RunOptions::pack) on the GPU: variable-length sequences through the attention kernel --
+TEST(CudaEngine, PackedRunMatchesPaddedRun) {
+  REQUIRE_GPU();
+  for (const std::string model : {"token_cls", "token_cls_text_only"})
+    for (Precision p : {Precision::kFP32, Precision::kFP16}) {
+      SCOPED_TRACE(model + " " + precision_name(p));
+      auto ctx = engine_for(model, p)->create_context();
+      const Inputs in = load_inputs(test::fixtures("inputs/b3_pad137"));
+      RunOptions padded_opt, packed_opt;
+      padded_opt.output_hidden_state = packed_opt.output_hidden_state = true;
+      packed_opt.pack = true;
+      const Outputs padded = ctx->run(in, padded_opt), packed = ctx->run(in, packed_opt);
+      const Tensor mask = in.attention_mask.to(DType::kI64);
+      const int64_t B = mask.dim(0), T = mask.dim(1);
+      const Tensor& hp = padded.at("last_hidden_state");
+      const Tensor& hk = packed.at("last_hidden_state");
+      ASSERT_EQ(hk.shape(), hp.shape());
+      const int64_t L = hp.dim(1), H = hp.dim(2);
+      double num = 0, den = 0;
+      int64_t dropped = 0, dropped_nonzero = 0;
+      for (int64_t b = 0; b < B; ++b)
+        for (int64_t r = 0; r < L; ++r) {
+          const bool real = r >= T || mask.data_as<int64_t>()[b * T + r] != 0;
+          dropped += !real;
+          for (int64_t k = 0; k < H; ++k) {
+            const double u = hk.data_as<float>()[(b * L + r) * H + k], v = hp.data_as<float>()[(b * L + r) * H + k];
+            if (real) num += (u - v) * (u - v), den += v * v;
+            else dropped_nonzero += u != 0.0;
+          }
+        }
+      EXPECT_GT(dropped, 0) << "the case must have padding";
+      EXPECT_EQ(dropped_nonzero, 0) << "dropped rows must read 0";
+      // Packing changes only GEMM shapes (summation order) and which masked keys exist: within the precision's budget.
+      EXPECT_LE(std::sqrt(num / den), tolerance_for(p).rel_l2) << "real rows' hidden states differ";
+    }
+}
+
+// ---- a single text token (T = 1): the CUDA engine against the CPU engine on the same plan ------------------------
+TEST(CudaEngine, SingleTextToken) {
+  REQUIRE_GPU();
+  const Inputs all = load_inputs(test::fixtures("inputs/b1_full512"));
+  Inputs one;
+  one.input_ids = first_positions(all.input_ids, 1);
+  one.bbox = first_positions(all.bbox, 1);
+  one.attention_mask = first_positions(all.attention_mask, 1);
+  for (const std::string model : {"token_cls", "qa_1d_bias", "token_cls_text_only"}) {
+    Inputs in = one;
+    if (model != "token_cls_text_only") in.pixel_values = all.pixel_values;
+    RunOptions ro;
+    ro.output_hidden_state = true;
+    const Outputs cpu = engine_for(model, Precision::kFP32, BackendKind::kCPU)->create_context()->run(in, ro);
+    for (Precision p : kPrecisions) {
+      const Outputs gpu = engine_for(model, p)->create_context()->run(in, ro);
+      std::map<std::string, Tensor> want(cpu.tensors.begin(), cpu.tensors.end());
+      // The CPU engine computes FP32 from FP32 weights: it is the reference here, with transformers' budgets.
+      expect_outputs_close(gpu, want, tolerance_for(p), model + "/T=1/" + precision_name(p));
+    }
+  }
+}
+
+}  // namespace
+}  // namespace layoutrt
