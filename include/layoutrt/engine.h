@@ -103,6 +103,9 @@ struct RunOptions {
   // labels -1. Off by default so every position matches transformers, padding included. Not for question answering
   // (its start/end logits span every position): ignored there.
   bool pack = false;
+  // Per-stage device time (embeddings, qkv, attention, out_proj_ln, ffn, head), read back with
+  // ExecutionContext::stage_times_ms(). Costs a little (events between ops; CUDA graphs off for that run).
+  bool time_stages = false;
 };
 
 class Engine;
@@ -116,6 +119,8 @@ class ExecutionContext {
   // The CUDA stream (a cudaStream_t) this context queues its work on, for timing with CUDA events; nullptr on the
   // CPU backend. run() returns only after the stream's work for that call is done.
   virtual void* device_stream() const = 0;
+  // Milliseconds per stage of the last run() made with RunOptions::time_stages (summed over layers).
+  virtual std::map<std::string, double> stage_times_ms() const = 0;
 };
 
 class Engine {

@@ -7,7 +7,10 @@
 // included: they still act as queries, trap 7); key_valid[row] = 0 masks a row as a key.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -114,6 +117,17 @@ class Backend {
   // The backend's stream (cudaStream_t) where ops are queued; nullptr on the CPU. Lets tools time with CUDA events.
   virtual void* stream() const { return nullptr; }
 
+  // Runs `ops`: a sequence of op calls on fixed shapes and buffers, with no host transfers. A backend may record it
+  // once per `key` and replay the recording afterwards (CUDA graphs); `key` must identify every shape involved.
+  virtual void run_recorded(uint64_t key, const std::function<void()>& ops) { ops(); }
+
+  // Stage timing (bench's per-stage breakdown). While enabled, stage(name) closes the current stage and opens `name`;
+  // stage(nullptr) closes the last. Times accumulate per name until the next enable. The CPU backend's ops are
+  // synchronous, so wall-clock is exact there; the CUDA backend records events on its stream.
+  virtual void enable_stage_timing(bool on);
+  virtual void stage(const char* name);
+  virtual std::map<std::string, double> stage_times_ms();
+
   // The dtype in which this backend keeps a weight stored as `stored` (the CPU backend computes in FP32 only).
   virtual DType weight_dtype(DType stored) const = 0;
   // The dtype of activations for a plan of precision p.
@@ -129,6 +143,14 @@ class Backend {
   virtual void layer_norm(const LayerNormArgs& a) = 0;
   virtual void attention(const AttentionArgs& a) = 0;
   virtual void gather_rows(const GatherRowsArgs& a) = 0;
+
+ protected:
+  bool stage_timing_ = false;
+
+ private:
+  std::map<std::string, double> stage_ms_;
+  std::string open_stage_;
+  std::chrono::steady_clock::time_point open_since_;
 };
 
 std::unique_ptr<Backend> make_cpu_backend(int threads);

@@ -52,11 +52,13 @@ class ContextImpl : public ExecutionContext {
   ContextImpl(std::shared_ptr<EngineImpl> engine, std::unique_ptr<Backend> backend);
   Outputs run(const Inputs& inputs, const RunOptions& options) override;
   void* device_stream() const override { return backend_->stream(); }
+  std::map<std::string, double> stage_times_ms() const override { return stage_times_; }
 
  private:
   std::shared_ptr<EngineImpl> engine_;
   std::unique_ptr<Backend> backend_;
   std::unique_ptr<Workspace> workspace_;
+  std::map<std::string, double> stage_times_;
 };
 
 class EngineImpl : public Engine, public std::enable_shared_from_this<EngineImpl> {
@@ -201,7 +203,12 @@ ContextImpl::ContextImpl(std::shared_ptr<EngineImpl> engine, std::unique_ptr<Bac
 Outputs ContextImpl::run(const Inputs& inputs, const RunOptions& options) {
   PreparedBatch batch = prepare_batch(engine_->weights().config, engine_->info(), inputs);
   if (options.pack && engine_->weights().head != HeadKind::kQuestionAnswering) pack_batch(batch);
-  return run_forward(*backend_, engine_->weights(), *workspace_, batch, options);
+  if (!options.time_stages) return run_forward(*backend_, engine_->weights(), *workspace_, batch, options);
+  backend_->enable_stage_timing(true);
+  Outputs out = run_forward(*backend_, engine_->weights(), *workspace_, batch, options);
+  stage_times_ = backend_->stage_times_ms();
+  backend_->enable_stage_timing(false);
+  return out;
 }
 
 }  // namespace

@@ -113,14 +113,18 @@ void encoder_layer(Backend& be, const ModelWeights& w, Workspace& ws, int layer,
   const TensorView qkv = ws.qkv.rows(0, rows), ctx = ws.ctx.rows(0, rows), tmp = ws.tmp.rows(0, rows),
                    ff = ws.ff.rows(0, rows);
 
+  be.stage("qkv");
   be.linear({x, W("attention.qkv.weight"), W("attention.qkv.bias"), qkv, Epilogue::kNone});
+  be.stage("attention");
   AttentionArgs a = attn_meta;
   a.qkv = qkv;
   a.out = ctx;
   be.attention(a);
+  be.stage("out_proj_ln");
   be.linear({ctx, W("attention.output.dense.weight"), W("attention.output.dense.bias"), tmp, Epilogue::kNone});
   be.layer_norm({tmp, x, W("attention.output.LayerNorm.weight"), W("attention.output.LayerNorm.bias"), x1,
                  static_cast<float>(c.layer_norm_eps)});
+  be.stage("ffn");
   be.linear({x1, W("intermediate.dense.weight"), W("intermediate.dense.bias"), ff, epilogue_for(c.activation())});
   be.linear({ff, W("output.dense.weight"), W("output.dense.bias"), tmp, Epilogue::kNone});
   be.layer_norm({tmp, x1, W("output.LayerNorm.weight"), W("output.LayerNorm.bias"), x,
@@ -140,64 +144,62 @@ Outputs run_forward(Backend& be, const ModelWeights& w, Workspace& ws, const Pre
   const TensorView x = ws.hidden.rows(0, rows), x1 = ws.hidden2.rows(0, rows);
   const float eps = static_cast<float>(c.layer_norm_eps);
 
-  // Metadata to the device.
+  // Head positions: which rows the head reads (indexes of the padded layout, b * L + t).
+  // Token classification classifies only the text positions; sequence classification the first position of each
+  // sequence (<s>, or the visual CLS without text); QA every position.
+  std::vector<int64_t> positions;
+  for (int64_t b = 0; b < B; ++b) {
+    const int64_t begin = b * L;
+    switch (w.head) {
+      case HeadKind::kTokenClassification: for (int64_t t = 0; t < T; ++t) positions.push_back(begin + t); break;
+      case HeadKind::kSequenceClassification: positions.push_back(begin); break;
+      case HeadKind::kQuestionAnswering: for (int64_t t = 0; t < L; ++t) positions.push_back(begin + t); break;
+      case HeadKind::kBase: break;
+    }
+  }
+  // Outputs are indexed by positions of the padded layout (b * L + t); a position packing dropped has no row: its
+  // outputs are 0 and its label -1 (RunOptions::pack).
+  auto rows_of = [&](const std::vector<int64_t>& positions, std::vector<int32_t>& rows, std::vector<int64_t>& slot) {
+    for (size_t i = 0; i < positions.size(); ++i) {
+      const int32_t r = pb.padded_row[positions[i]];
+      slot.push_back(r < 0 ? -1 : static_cast<int64_t>(rows.size()));
+      if (r >= 0) rows.push_back(r);
+    }
+  };
+  // Gathers `rows` of x (FP32) and scatters them to a [positions, width] tensor through `slot`.
+  auto scatter = [&](const Tensor& gathered, const std::vector<int64_t>& slot, int64_t width) {
+    Tensor t(DType::kF32, {static_cast<int64_t>(slot.size()), width});
+    float* dst = t.mutable_data_as<float>();
+    for (size_t i = 0; i < slot.size(); ++i)
+      for (int64_t k = 0; k < width; ++k)
+        dst[i * width + k] = slot[i] < 0 ? 0.f : gathered.data_as<float>()[slot[i] * width + k];
+    return t;
+  };
+
+  std::vector<int32_t> head_rows;
+  std::vector<int64_t> slot;
+  if (w.head != HeadKind::kBase) rows_of(positions, head_rows, slot);
+  const int64_t n = static_cast<int64_t>(head_rows.size());
+  const int64_t labels = c.num_labels();
+
+  // Phase 1: every host-to-device transfer (metadata, pixels, head rows), so phase 2 is ops only.
   upload(be, ws.pos1d, pb.pos1d);
   upload(be, ws.pos_x, pb.pos_x);
   upload(be, ws.pos_y, pb.pos_y);
   upload(be, ws.key_valid, pb.key_valid);
   upload(be, ws.seq_begin, pb.seq_begin);
-
   if (num_text > 0) {
     upload(be, ws.text_row, pb.text_row);
     upload(be, ws.token_ids, pb.token_ids);
     upload(be, ws.position_ids, pb.position_ids);
     upload(be, ws.token_type_ids, pb.token_type_ids);
     upload(be, ws.boxes, pb.boxes);
-    TextEmbeddingArgs e;
-    e.num_tokens = num_text;
-    e.dst_row = ws.text_row;
-    e.token_ids = ws.token_ids;
-    e.position_ids = ws.position_ids;
-    e.token_type_ids = ws.token_type_ids;
-    e.boxes = ws.boxes;
-    e.word = w.at("embeddings.word_embeddings.weight");
-    e.position = w.at("embeddings.position_embeddings.weight");
-    e.token_type = w.at("embeddings.token_type_embeddings.weight");
-    e.x = w.at("embeddings.x_position_embeddings.weight");
-    e.y = w.at("embeddings.y_position_embeddings.weight");
-    e.h = w.at("embeddings.h_position_embeddings.weight");
-    e.w = w.at("embeddings.w_position_embeddings.weight");
-    e.ln_weight = w.at("embeddings.LayerNorm.weight");
-    e.ln_bias = w.at("embeddings.LayerNorm.bias");
-    e.eps = eps;
-    e.out = x;
-    be.text_embedding(e);
   }
   if (V > 0) {
     be.copy_to_device(ws.pixels, pb.pixels.data(), pb.pixels.nbytes());
     upload(be, ws.cls_row, pb.cls_row);
-    const int64_t P = V - 1;
-    PatchEmbeddingArgs pe;
-    pe.batch = B;
-    pe.pixels = ws.pixels;
-    pe.channels = c.num_channels;
-    pe.image_size = c.input_size;
-    pe.patch_size = c.patch_size;
-    pe.cls_row = ws.cls_row;
-    pe.weight = w.at("patch_embed.proj.weight");
-    pe.bias = w.at("patch_embed.proj.bias");
-    pe.cls_token = w.at("cls_token");
-    pe.pos_embed = w.at("pos_embed");
-    pe.ln_weight = w.at("norm.weight");
-    pe.ln_bias = w.at("norm.bias");
-    pe.eps = 1e-6f;  // LayoutLMv3Model.norm is built with eps=1e-6, not config.layer_norm_eps (trap 4)
-    pe.patches = ws.patches.rows(0, B * P);
-    pe.proj = ws.proj.rows(0, B * P);
-    pe.out = x;
-    be.patch_embedding(pe);
-    // Joint LayerNorm over text + visual rows (text rows are layer-normed twice).
-    be.layer_norm({x, TensorView(), w.at("LayerNorm.weight"), w.at("LayerNorm.bias"), x, eps});
   }
+  if (n > 0) upload(be, ws.head_rows, head_rows);
 
   AttentionArgs meta;
   meta.num_seqs = B;
@@ -221,27 +223,79 @@ Outputs run_forward(Backend& be, const ModelWeights& w, Workspace& ws, const Pre
     }
   }
   meta.scratch = ws.attn_scratch;
-  for (int l = 0; l < c.num_hidden_layers; ++l) encoder_layer(be, w, ws, l, x, x1, meta);
 
-  // Outputs are indexed by positions of the padded layout (b * L + t); a position packing dropped has no row: its
-  // outputs are 0 and its label -1 (RunOptions::pack).
-  auto rows_of = [&](const std::vector<int64_t>& positions, std::vector<int32_t>& rows, std::vector<int64_t>& slot) {
-    for (size_t i = 0; i < positions.size(); ++i) {
-      const int32_t r = pb.padded_row[positions[i]];
-      slot.push_back(r < 0 ? -1 : static_cast<int64_t>(rows.size()));
-      if (r >= 0) rows.push_back(r);
+  // Phase 2: the network, ops only on fixed shapes — a backend may record it once per shape key and replay it.
+  auto network = [&] {
+    be.stage("embeddings");
+
+    if (num_text > 0) {
+      TextEmbeddingArgs e;
+      e.num_tokens = num_text;
+      e.dst_row = ws.text_row;
+      e.token_ids = ws.token_ids;
+      e.position_ids = ws.position_ids;
+      e.token_type_ids = ws.token_type_ids;
+      e.boxes = ws.boxes;
+      e.word = w.at("embeddings.word_embeddings.weight");
+      e.position = w.at("embeddings.position_embeddings.weight");
+      e.token_type = w.at("embeddings.token_type_embeddings.weight");
+      e.x = w.at("embeddings.x_position_embeddings.weight");
+      e.y = w.at("embeddings.y_position_embeddings.weight");
+      e.h = w.at("embeddings.h_position_embeddings.weight");
+      e.w = w.at("embeddings.w_position_embeddings.weight");
+      e.ln_weight = w.at("embeddings.LayerNorm.weight");
+      e.ln_bias = w.at("embeddings.LayerNorm.bias");
+      e.eps = eps;
+      e.out = x;
+      be.text_embedding(e);
     }
+    if (V > 0) {
+      const int64_t P = V - 1;
+      PatchEmbeddingArgs pe;
+      pe.batch = B;
+      pe.pixels = ws.pixels;
+      pe.channels = c.num_channels;
+      pe.image_size = c.input_size;
+      pe.patch_size = c.patch_size;
+      pe.cls_row = ws.cls_row;
+      pe.weight = w.at("patch_embed.proj.weight");
+      pe.bias = w.at("patch_embed.proj.bias");
+      pe.cls_token = w.at("cls_token");
+      pe.pos_embed = w.at("pos_embed");
+      pe.ln_weight = w.at("norm.weight");
+      pe.ln_bias = w.at("norm.bias");
+      pe.eps = 1e-6f;  // LayoutLMv3Model.norm is built with eps=1e-6, not config.layer_norm_eps (trap 4)
+      pe.patches = ws.patches.rows(0, B * P);
+      pe.proj = ws.proj.rows(0, B * P);
+      pe.out = x;
+      be.patch_embedding(pe);
+      // Joint LayerNorm over text + visual rows (text rows are layer-normed twice).
+      be.layer_norm({x, TensorView(), w.at("LayerNorm.weight"), w.at("LayerNorm.bias"), x, eps});
+    }
+    for (int l = 0; l < c.num_hidden_layers; ++l) encoder_layer(be, w, ws, l, x, x1, meta);
+    be.stage("head");
+    if (n > 0) {
+      be.gather_rows({x, ws.head_rows, n, ws.head_in.rows(0, n)});
+      TensorView cur = ws.head_in.rows(0, n);
+      for (size_t i = 0; i < w.head_layers.size(); ++i) {
+        const HeadLinear& hl = w.head_layers[i];
+        const bool last = i + 1 == w.head_layers.size();
+        TensorView dst = last ? ws.head_out.rows(0, n) : ws.head_mid.rows(0, n);
+        be.linear({cur, w.at(hl.name + ".weight"), w.at(hl.name + ".bias"), dst,
+                   last ? Epilogue::kNone : Epilogue::kTanh});
+        cur = dst;
+      }
+    }
+    be.stage(nullptr);
   };
-  // Gathers `rows` of x (FP32) and scatters them to a [positions, width] tensor through `slot`.
-  auto scatter = [&](const Tensor& gathered, const std::vector<int64_t>& slot, int64_t width) {
-    Tensor t(DType::kF32, {static_cast<int64_t>(slot.size()), width});
-    float* dst = t.mutable_data_as<float>();
-    for (size_t i = 0; i < slot.size(); ++i)
-      for (int64_t k = 0; k < width; ++k)
-        dst[i * width + k] = slot[i] < 0 ? 0.f : gathered.data_as<float>()[slot[i] * width + k];
-    return t;
-  };
+  uint64_t key = 0xcbf29ce484222325ull;  // FNV-1a over every shape the recording depends on
+  for (int64_t v : {B, T, V, rows, pb.max_seq_rows, num_text, n, int64_t{pb.packed}}) {
+    key ^= static_cast<uint64_t>(v);
+    key *= 0x100000001b3ull;
+  }
+  be.run_recorded(key, network);
 
+  // Phase 3: outputs to the host.
   Outputs out;
   const bool want_hidden = w.head == HeadKind::kBase || options.output_hidden_state;
   if (want_hidden) {
@@ -250,45 +304,14 @@ Outputs run_forward(Backend& be, const ModelWeights& w, Workspace& ws, const Pre
     if (!pb.packed) {
       out.tensors["last_hidden_state"] = h.reshaped({B, L, H});
     } else {
-      std::vector<int64_t> slot(B * L);
-      for (int64_t i = 0; i < B * L; ++i) slot[i] = pb.padded_row[i];
-      out.tensors["last_hidden_state"] = scatter(h, slot, H).reshaped({B, L, H});
+      std::vector<int64_t> all(B * L);
+      for (int64_t i = 0; i < B * L; ++i) all[i] = pb.padded_row[i];
+      out.tensors["last_hidden_state"] = scatter(h, all, H).reshaped({B, L, H});
     }
   }
   if (w.head == HeadKind::kBase) return out;
-
-  // Head positions: token classification classifies only the text positions; sequence classification the first
-  // position of each sequence (<s>, or the visual CLS without text); QA every position.
-  std::vector<int64_t> positions;
-  for (int64_t b = 0; b < B; ++b) {
-    const int64_t begin = b * L;
-    switch (w.head) {
-      case HeadKind::kTokenClassification: for (int64_t t = 0; t < T; ++t) positions.push_back(begin + t); break;
-      case HeadKind::kSequenceClassification: positions.push_back(begin); break;
-      case HeadKind::kQuestionAnswering: for (int64_t t = 0; t < L; ++t) positions.push_back(begin + t); break;
-      case HeadKind::kBase: break;
-    }
-  }
-  std::vector<int32_t> head_rows;
-  std::vector<int64_t> slot;
-  rows_of(positions, head_rows, slot);
-  const int64_t n = static_cast<int64_t>(head_rows.size());
-  const int64_t labels = c.num_labels();
   Tensor gathered(DType::kF32, {n, labels});
-  if (n > 0) {
-    upload(be, ws.head_rows, head_rows);
-    be.gather_rows({x, ws.head_rows, n, ws.head_in.rows(0, n)});
-    TensorView cur = ws.head_in.rows(0, n);
-    for (size_t i = 0; i < w.head_layers.size(); ++i) {
-      const HeadLinear& hl = w.head_layers[i];
-      const bool last = i + 1 == w.head_layers.size();
-      TensorView dst = last ? ws.head_out.rows(0, n) : ws.head_mid.rows(0, n);
-      be.linear({cur, w.at(hl.name + ".weight"), w.at(hl.name + ".bias"), dst,
-                 last ? Epilogue::kNone : Epilogue::kTanh});
-      cur = dst;
-    }
-    gathered = download(be, cur, {n, labels});
-  }
+  if (n > 0) gathered = download(be, ws.head_out.rows(0, n), {n, labels});
   const Tensor logits = scatter(gathered, slot, labels);
   auto argmax = [&](const Tensor& lg) {
     Tensor ids(DType::kI32, {lg.dim(0)});

@@ -77,3 +77,28 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, Packing,
 
 }  // namespace
 }  // namespace layoutrt
+
+namespace layoutrt {
+namespace {
+
+TEST(StageTiming, CoversEveryStageOnTheCpu) {
+  test::ScratchDir dir("stages");
+  BuildOptions o;
+  o.checkpoint_dir = test::fixtures("models/token_cls");
+  build_plan(o, dir.file("m.plan"));
+  EngineOptions eo;
+  eo.backend = BackendKind::kCPU;
+  auto ctx = Engine::load(dir.file("m.plan"), eo)->create_context();
+  RunOptions ro;
+  ro.time_stages = true;
+  ctx->run(load_inputs(test::fixtures("inputs/b3_pad137")), ro);
+  const auto t = ctx->stage_times_ms();
+  for (const char* s : {"embeddings", "qkv", "attention", "out_proj_ln", "ffn", "head"}) {
+    ASSERT_TRUE(t.count(s)) << "stage " << s << " missing";
+    EXPECT_GE(t.at(s), 0.0);
+  }
+  EXPECT_EQ(t.size(), 6u);
+}
+
+}  // namespace
+}  // namespace layoutrt
