@@ -1,0 +1,606 @@
+// Fused relative-bias flash attention for F16 / BF16 activations: the tensor-core twin of src/cpu/attention.cpp.
+//
+// What it computes (AttentionArgs, ops/backend.h; spec traps 3, 5, 7, 8): for sequence b (rows seq_begin[b] ..
+// seq_begin[b+1]), head h, query i, over keys j of the same sequence with key_valid[j] = 1:
+//   s_ij = (q_i · k_j) / √d + (bias1d[h][p_j − p_i] + (bias_x[h][x_j − x_i] + bias_y[h][y_j − y_i])) / √d
+//   ctx_i = Σ_j softmax_j(s_ij) · v_j            → out[row i, h·d .. h·d + d) in the activation dtype.
+// As in the CPU twin, the 2D tables are used only together with the 1D table (transformers adds the spatial bias only
+// with the 1D bias), and a query whose every key is masked gets ctx = 0 (the twin's accumulator stays zero).
+//
+// Grid / block. grid = (⌈max_seq_len / 64⌉ query tiles, num_heads, num_seqs); block = 128 threads = 4 warps.
+// CTA (t, h, b) owns query rows seq_begin[b] + [64t, 64t + 64) ∩ sequence b (it exits at once when the tile starts
+// past the sequence's end, so padding in max_seq_len costs nothing), and loops over the key tiles of ITS sequence only
+// (variable lengths through cumulative offsets: packed batches waste no work). Warp w owns query rows [16w, 16w + 16)
+// of the tile: Q·Kᵀ and P·V are mma.sync.m16n8k16 (F16/BF16 in, FP32 accumulate), one 16-row strip per warp, so the
+// online softmax needs only quad shuffles (a row lives in the 4 lanes of an mma quad). P never leaves registers: the
+// QKᵀ accumulator fragment of two 8-key n-tiles is exactly the A fragment of one 16-key k-step of P·V.
+//
+// Shared memory (dynamic; row stride d + 8 elements, so the 8 row addresses of an ldmatrix hit 8 distinct 16-byte
+// bank groups — padding instead of an XOR swizzle because it works for every d that is a multiple of 8):
+//   sQ    [64][d+8]            the query tile (cp.async; rows past the end zero-filled), ldmatrix'd into A fragments
+//                              per k-step of every key tile (not held in registers: see kMinCtasPerSm); stages the output
+//   sK,sV [2][BN][d+8] each    double-buffered key/value tiles (cp.async.cg, 16-byte chunks); rows of masked or
+//                              out-of-range keys are zero-filled, so a non-finite V in a masked row cannot leak (0·NaN)
+//   sMeta [3][BN] int4         per key {p1d, x, y, valid}; three stages: tile t is being used, tile t+1's validity
+//                              drives its cp.async zero-fill, tile t+2's is prefetched into registers during tile t
+//   tables n1 + 2·n2 floats    this head's rows of bias1d, bias_x, bias_y (n = 2·max_dist + 1), FP32
+// BN = 64 keys for d ≤ 64, 32 for d = 128 (keeps the CTA under the 99 KB opt-in limit of sm_86/sm_89).
+// Engine sizes (max_dist_1d = max(T, 197) = 512, max_dist_2d = 1023): tables 20 KB; d = 64: 68 KB per CTA.
+// Registers (ptxas, CUDA 13, sm_80/89/90, no spills): d = 32: 149-151, d = 64: 167-168, d = 128: 168, under
+// __launch_bounds__(128, 3) — three CTAs per SM on sm_90 (smem 3 × 68 KB fits its 227 KB), two on sm_80.
+//
+// Pipeline per key tile t: issue cp.async of K/V tile t+1 (other buffer) and the plain loads of tile t+2's metadata;
+// S = bias (three table lookups per score, FP32), S += Q·Kᵀ (ldmatrix K; starting the accumulator at the bias keeps
+// the lookups' registers off the live mma fragments); S ·= log2(e)/√d, masked → −∞; online softmax in FP32 (running
+// row max and sum, max-subtracted, ex2.approx; a fully masked prefix keeps max −∞ and is handled without NaN);
+// O = O·corr + P·V (P rounded to the dtype, ldmatrix.trans V); store tile t+2's metadata; wait for tile t+1;
+// __syncthreads. Epilogue: O / l (0 when l = 0), rounded to the dtype, staged through the warp's own rows of sQ and
+// written with 16-byte stores.
+//
+// Contract kept from AttentionArgs: every sequence is at most max_seq_len rows (the grid covers max_seq_len).
+//
+// Reads: qkv rows of sequence b (q of its tile; k, v of all its keys; head h only), pos1d / pos_x / pos_y /
+// key_valid of those rows, seq_begin[b..b+1], head h's bias rows. Writes: only `out` rows of its tile that lie inside
+// the sequence, columns [h·d, h·d + d): rows outside every sequence are never touched. No scratch, no atomics.
+//
+// Why the bias is looked up in-kernel by distance instead of reading a precomputed per-batch tensor shared by all
+// layers: a [B, L, L] bucket-index tensor (int32, or three packed indices) is 32 × 709² × 4 B = 64 MB at B = 32,
+// L = 709, and every head's CTAs read it again — up to 12 × 64 MB = 770 MB per layer unless L2 catches the reuse, vs.
+// 105 MB for Q, K and V themselves (32 × 709 × 3 × 768 × 2 B); a [B, heads, L, L] FP32 bias would be 770 MB outright.
+// The in-kernel lookup reads three int32 (+ one byte) per key row per tile (L2-resident) and the head's tables once
+// per CTA (20 KB), and pays instead with shared-memory loads and integer ops (three lookups, six clamps per score) in
+// a kernel whose mma work leaves the LSU/ALU pipes room. That trade (LDS/ALU per score vs. DRAM bytes) is a claim to
+// MEASURE on the GPU: the lead should time this kernel against a precomputed-index variant (and against the same
+// kernel with bias_mode 0, which bounds what the lookups cost).
+//
+// Guards: positions index the tables through distances clamped to [−max_dist, max_dist]; valid inputs (the engine
+// clamps boxes and builds tables covering every distance) never hit the clamp, invalid ones cannot read out of bounds.
+#include "cuda/flash_attention.h"
+
+#include <atomic>
+#include <cmath>
+#include <cstdint>
+#include <type_traits>
+
+#include "cuda/cuda_check.h"
+#include "cuda/kernel_util.cuh"
+
+namespace layoutrt::cuda {
+namespace {
+
+constexpr int kWarps = 4;
+constexpr int kThreads = 32 * kWarps;
+constexpr int kBlockM = 16 * kWarps;  // query rows per CTA: one 16-row mma strip per warp
+constexpr int kKvStages = 2;
+constexpr int kMetaStages = 3;
+// Three CTAs (12 warps) per SM: caps registers at 168/thread; ptxas fits every instantiation without spills
+// (d = 64: 167-168). Shared memory allows three on sm_90 (68 KB per CTA at engine table sizes) and two on sm_80.
+constexpr int kMinCtasPerSm = 3;
+
+template <int D> struct TileShape;
+template <> struct TileShape<32> { static constexpr int kBlockN = 64; };
+template <> struct TileShape<64> { static constexpr int kBlockN = 64; };
+template <> struct TileShape<128> { static constexpr int kBlockN = 32; };
+
+// Bias modes: 0 none, 1 bias1d only, 2 bias1d + bias_x + bias_y (the CPU twin's has1d / has2d logic).
+struct FlashParams {
+  const void* qkv;
+  void* out;
+  const int32_t* seq_begin;
+  const int32_t* pos1d;
+  const int32_t* pos_x;
+  const int32_t* pos_y;
+  const uint8_t* key_valid;
+  const float* bias1d;
+  const float* bias_x;
+  const float* bias_y;
+  int n1, n2;                     // table lengths 2·max_dist + 1 (0 when the table is unused)
+  int max_dist_1d, max_dist_2d;
+  int hidden;                     // H = heads · d
+  int bias_mode;
+  float scale_log2;               // log2(e) / √d
+};
+
+template <int D>
+constexpr size_t tile_smem_bytes() {
+  constexpr int BN = TileShape<D>::kBlockN, kStride = D + 8;
+  return sizeof(uint16_t) * (size_t{kBlockM} * kStride + size_t{2 * kKvStages} * BN * kStride) +
+         sizeof(int4) * size_t{kMetaStages} * BN;
+}
+
+// ---- PTX wrappers (sm_80+) ---------------------------------------------------------------------------------------
+__device__ __forceinline__ uint32_t smem_u32(const void* p) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+// 16-byte async copy global → shared; fill = false writes 16 zero bytes and reads nothing (src-size 0).
+__device__ __forceinline__ void cp_async_16(uint32_t dst, const void* src, bool fill) {
+  const int src_bytes = fill ? 16 : 0;
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(src_bytes) : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+__device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_group 0;\n" ::: "memory"); }
+
+__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], uint32_t addr) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(addr));
+}
+__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], uint32_t addr) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(addr));
+}
+
+// c += a · b, m16n8k16, row.col, FP32 accumulate.
+template <class T>
+__device__ __forceinline__ void mma_16816(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  if constexpr (std::is_same_v<T, __half>) {
+    asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+        "{%0, %1, %2, %3};\n"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+  } else {
+    asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+        "{%0, %1, %2, %3};\n"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+  }
+}
+
+// Two floats → one 32-bit register of two T (lo in the low half: the lower column index), round to nearest even.
+template <class T>
+__device__ __forceinline__ uint32_t pack2(float lo, float hi) {
+  if constexpr (std::is_same_v<T, __half>) {
+    __half2 v = __floats2half2_rn(lo, hi);
+    return *reinterpret_cast<uint32_t*>(&v);
+  } else {
+    __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+    return *reinterpret_cast<uint32_t*>(&v);
+  }
+}
+
+// 2^x (ex2.approx: ~2 ulp; 2^-inf = +0, which the masking relies on).
+__device__ __forceinline__ float exp2_approx(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+  return y;
+}
+
+__device__ __forceinline__ int clamp_index(int i, int hi) { return min(max(i, 0), hi); }
+
+// Key metadata of row j (sequence-relative) of the CTA's sequence: {p1d, x, y, valid}; all zero past the end.
+__device__ __forceinline__ int4 load_key_meta(const FlashParams& p, int seq0, int L, int j) {
+  int4 m = make_int4(0, 0, 0, 0);
+  if (j < L) {
+    const int row = seq0 + j;
+    m.w = p.key_valid[row] != 0;
+    if (p.bias_mode >= 1) m.x = p.pos1d[row];
+    if (p.bias_mode == 2) {
+      m.y = p.pos_x[row];
+      m.z = p.pos_y[row];
+    }
+  }
+  return m;
+}
+
+// The bias half of the scores, written into the QKᵀ accumulator BEFORE the mma (so the bias loads never overlap the
+// live mma fragments: this keeps the kernel under the register budget), and the per-column validity bits.
+// Thread (g, tq) holds rows g (elements 0, 1) and g + 8 (elements 2, 3), columns 8j + 2tq + {0, 1} of n-tile j.
+// The bias sum keeps the CPU twin's order b1 + (bx + by).
+template <int MODE, int BN>
+__device__ __forceinline__ uint32_t init_scores_with_bias(float (&s)[BN / 8][4], const int4* meta, const int (&q1)[2],
+                                                          const int (&qx)[2], const int (&qy)[2], const float* t1,
+                                                          const float* tx, const float* ty, int hi1, int hi2,
+                                                          int tq) {
+  static_assert(BN / 4 <= 32, "one validity bit per column of this thread");
+  uint32_t valid = 0;
+#pragma unroll
+  for (int j = 0; j < BN / 8; ++j) {
+#pragma unroll
+    for (int e = 0; e < 2; ++e) {
+      const int4 km = meta[8 * j + 2 * tq + e];
+      valid |= static_cast<uint32_t>(km.w != 0) << (2 * j + e);
+#pragma unroll
+      for (int rr = 0; rr < 2; ++rr) {
+        float bias = 0.f;
+        if constexpr (MODE >= 1) {
+          bias = t1[clamp_index(km.x + q1[rr], hi1)];
+          if constexpr (MODE == 2) bias += tx[clamp_index(km.y + qx[rr], hi2)] + ty[clamp_index(km.z + qy[rr], hi2)];
+        }
+        s[j][2 * rr + e] = bias;
+      }
+    }
+  }
+  return valid;
+}
+
+// (bias + q·k) → log2-domain score: · log2(e)/√d, which equals the twin's dot/√d + bias/√d up to FP32 rounding;
+// masked or out-of-range keys → −∞.
+template <int BN>
+__device__ __forceinline__ void scale_and_mask(float (&s)[BN / 8][4], uint32_t valid, float scale) {
+#pragma unroll
+  for (int j = 0; j < BN / 8; ++j)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      const bool ok = (valid >> (2 * j + (e & 1))) & 1u;
+      s[j][e] = ok ? s[j][e] * scale : -INFINITY;
+    }
+}
+
+template <class T, int D>
+__global__ void __launch_bounds__(kThreads, kMinCtasPerSm) flash_attention_kernel(const FlashParams p) {
+  constexpr int BN = TileShape<D>::kBlockN;
+  constexpr int kStride = D + 8;    // shared row stride in elements (16-byte multiple: D % 8 == 0)
+  constexpr int kChunks = D / 8;    // 16-byte chunks per row
+  static_assert(D % 16 == 0 && BN % 16 == 0, "mma tiling");
+  static_assert((BN * kChunks) % kThreads == 0 && (kBlockM * kChunks) % kThreads == 0 && (16 * kChunks) % 32 == 0,
+                "copy loops have a fixed trip count");
+
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int g = lane >> 2, tq = lane & 3;  // mma quad row / thread-in-quad
+  const int h = blockIdx.y, b = blockIdx.z;
+  const int seq0 = p.seq_begin[b];
+  const int L = p.seq_begin[b + 1] - seq0;
+  const int q0 = blockIdx.x * kBlockM;
+  if (q0 >= L) return;  // whole CTA: past this sequence's end (no barrier reached yet)
+
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  T* sQ = reinterpret_cast<T*>(smem_raw);
+  T* sK = sQ + kBlockM * kStride;
+  T* sV = sK + kKvStages * BN * kStride;
+  int4* sMeta = reinterpret_cast<int4*>(sV + kKvStages * BN * kStride);
+  float* sTab1 = reinterpret_cast<float*>(sMeta + kMetaStages * BN);
+  float* sTabX = sTab1 + p.n1;
+  float* sTabY = sTabX + p.n2;
+
+  const int H = p.hidden;
+  const int64_t ld = 3 * int64_t{H};
+  const T* gQ = static_cast<const T*>(p.qkv) + int64_t{seq0} * ld + int64_t{h} * D;
+  const T* gK = gQ + H;
+  const T* gV = gQ + 2 * int64_t{H};
+  const int num_tiles = (L + BN - 1) / BN;
+
+  // K/V tile `tile` into buffer `buf`; a key row is copied only when its metadata (stage `ms`) says valid (which
+  // implies in range), else zero-filled. Row 0 of the sequence is a safe dummy source address for zero-fills.
+  auto load_kv = [&](int tile, int buf, int ms) {
+    const int4* meta = sMeta + ms * BN;
+    T* k_dst = sK + buf * BN * kStride;
+    T* v_dst = sV + buf * BN * kStride;
+#pragma unroll
+    for (int it = 0; it < BN * kChunks / kThreads; ++it) {
+      const int i = tid + it * kThreads, r = i / kChunks, c = i % kChunks;
+      const bool ok = meta[r].w != 0;
+      const int64_t src_row = ok ? int64_t{tile} * BN + r : 0;
+      cp_async_16(smem_u32(k_dst + r * kStride + c * 8), gK + src_row * ld + c * 8, ok);
+      cp_async_16(smem_u32(v_dst + r * kStride + c * 8), gV + src_row * ld + c * 8, ok);
+    }
+  };
+
+  // ---- prologue: Q tile, metadata of key tiles 0 and 1, this head's bias rows, then K/V tile 0 ----
+  {
+    const int nq = min(kBlockM, L - q0);
+#pragma unroll
+    for (int it = 0; it < kBlockM * kChunks / kThreads; ++it) {
+      const int i = tid + it * kThreads, r = i / kChunks, c = i % kChunks;
+      const bool in = r < nq;
+      cp_async_16(smem_u32(sQ + r * kStride + c * 8), gQ + int64_t{in ? q0 + r : q0} * ld + c * 8, in);
+    }
+    cp_async_commit();
+  }
+  if (tid < BN) {
+    sMeta[tid] = load_key_meta(p, seq0, L, tid);
+    if (num_tiles > 1) sMeta[BN + tid] = load_key_meta(p, seq0, L, BN + tid);
+  }
+  if (p.bias_mode >= 1) {
+    const float* src = p.bias1d + int64_t{h} * p.n1;
+    for (int i = tid; i < p.n1; i += kThreads) sTab1[i] = src[i];
+  }
+  if (p.bias_mode == 2) {
+    const float* sx = p.bias_x + int64_t{h} * p.n2;
+    const float* sy = p.bias_y + int64_t{h} * p.n2;
+    for (int i = tid; i < p.n2; i += kThreads) {
+      sTabX[i] = sx[i];
+      sTabY[i] = sy[i];
+    }
+  }
+  // This thread's two query rows (g and g + 8 of the warp's strip): table offsets max_dist − position, so that
+  // key position + offset = distance + max_dist = the table index.
+  int q1[2], qx[2], qy[2];
+#pragma unroll
+  for (int rr = 0; rr < 2; ++rr) {
+    const int i = q0 + 16 * warp + g + 8 * rr;
+    int pr = 0, xr = 0, yr = 0;
+    if (i < L) {
+      const int row = seq0 + i;
+      if (p.bias_mode >= 1) pr = p.pos1d[row];
+      if (p.bias_mode == 2) {
+        xr = p.pos_x[row];
+        yr = p.pos_y[row];
+      }
+    }
+    q1[rr] = p.max_dist_1d - pr;
+    qx[rr] = p.max_dist_2d - xr;
+    qy[rr] = p.max_dist_2d - yr;
+  }
+  __syncthreads();  // metadata of tile 0 visible to every loader thread
+  load_kv(0, 0, 0);
+  cp_async_commit();
+  cp_async_wait_all();
+  __syncthreads();
+
+  float o[D / 8][4];
+#pragma unroll
+  for (int n = 0; n < D / 8; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.f;
+  float row_max[2] = {-INFINITY, -INFINITY};  // log2 domain
+  float row_sum[2] = {0.f, 0.f};              // this thread's partial sums (the quad is reduced at the end)
+  const int hi1 = 2 * p.max_dist_1d, hi2 = 2 * p.max_dist_2d;
+
+  int ms = 0;  // metadata stage of tile t
+  for (int t = 0; t < num_tiles; ++t) {
+    const int kv_buf = t & 1;
+    const int ms1 = ms == kMetaStages - 1 ? 0 : ms + 1;    // stage of tile t+1
+    const int ms2 = ms1 == kMetaStages - 1 ? 0 : ms1 + 1;  // stage of tile t+2
+    if (t + 1 < num_tiles) {
+      load_kv(t + 1, kv_buf ^ 1, ms1);
+      cp_async_commit();
+    }
+    const bool prefetch = t + 2 < num_tiles && tid < BN;
+    int4 next_meta = make_int4(0, 0, 0, 0);
+    if (prefetch) next_meta = load_key_meta(p, seq0, L, (t + 2) * BN + tid);
+
+    // S = bias (see init_scores_with_bias), then S += Q · Kᵀ. ldmatrix.x4 on K rows: keys 0-7 × dims 0-7,
+    // keys 0-7 × dims 8-15 (b0b1, b2b3 of n-tile 2np), keys 8-15 × dims 0-7, keys 8-15 × dims 8-15 (n-tile 2np + 1).
+    const int4* meta = sMeta + ms * BN;
+    float s[BN / 8][4];
+    uint32_t valid;
+    if (p.bias_mode == 2)
+      valid = init_scores_with_bias<2, BN>(s, meta, q1, qx, qy, sTab1, sTabX, sTabY, hi1, hi2, tq);
+    else if (p.bias_mode == 1)
+      valid = init_scores_with_bias<1, BN>(s, meta, q1, qx, qy, sTab1, sTabX, sTabY, hi1, hi2, tq);
+    else
+      valid = init_scores_with_bias<0, BN>(s, meta, q1, qx, qy, sTab1, sTabX, sTabY, hi1, hi2, tq);
+    const T* kb = sK + kv_buf * BN * kStride;
+#pragma unroll
+    for (int kk = 0; kk < D / 16; ++kk) {
+      // Q fragment (A operand) of head dims [16kk, 16kk + 16), re-read from sQ every tile rather than held in
+      // registers across the loop: 16 registers fewer at the P·V peak for one extra ldmatrix per k-step.
+      // ldmatrix.x4 matrices: strip rows 0-7 / 8-15 × dims 0-7 / 8-15, in a0a1, a2a3, a4a5, a6a7 order.
+      uint32_t qf[4];
+      ldmatrix_x4(qf, smem_u32(sQ + (16 * warp + (lane & 7) + ((lane >> 3) & 1) * 8) * kStride + kk * 16 +
+                               (lane >> 4) * 8));
+#pragma unroll
+      for (int np = 0; np < BN / 16; ++np) {
+        uint32_t r[4];
+        ldmatrix_x4(r, smem_u32(kb + (np * 16 + (lane & 7) + (lane >> 4) * 8) * kStride + kk * 16 +
+                                ((lane >> 3) & 1) * 8));
+        mma_16816<T>(s[2 * np], qf, r[0], r[1]);
+        mma_16816<T>(s[2 * np + 1], qf, r[2], r[3]);
+      }
+    }
+    scale_and_mask<BN>(s, valid, p.scale_log2);
+
+    // Online softmax (FP32). A row whose keys so far are all masked keeps max −∞; it subtracts 0 instead, so
+    // 2^(−∞ − 0) = 0 for p and for the correction, never −∞ − (−∞) = NaN.
+#pragma unroll
+    for (int rr = 0; rr < 2; ++rr) {
+      float mx = -INFINITY;
+#pragma unroll
+      for (int n = 0; n < BN / 8; ++n) mx = fmaxf(mx, fmaxf(s[n][2 * rr], s[n][2 * rr + 1]));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+      const float m_new = fmaxf(row_max[rr], mx);
+      const float m_use = m_new == -INFINITY ? 0.f : m_new;
+      const float corr = exp2_approx(row_max[rr] - m_use);
+      row_max[rr] = m_new;
+      float sum = 0.f;
+#pragma unroll
+      for (int n = 0; n < BN / 8; ++n) {
+        s[n][2 * rr] = exp2_approx(s[n][2 * rr] - m_use);
+        s[n][2 * rr + 1] = exp2_approx(s[n][2 * rr + 1] - m_use);
+        sum += s[n][2 * rr] + s[n][2 * rr + 1];
+      }
+      row_sum[rr] = row_sum[rr] * corr + sum;
+#pragma unroll
+      for (int n = 0; n < D / 8; ++n) {
+        o[n][2 * rr] *= corr;
+        o[n][2 * rr + 1] *= corr;
+      }
+    }
+
+    // O += P · V. P's A fragment for keys [16kk, 16kk + 16) is the S accumulator of n-tiles 2kk and 2kk + 1.
+    // ldmatrix.x4.trans on V rows: keys 0-7 / 8-15 × dims 0-7 (b0b1, b2b3 of dim-tile 2dp), then × dims 8-15.
+    const T* vb = sV + kv_buf * BN * kStride;
+#pragma unroll
+    for (int kk = 0; kk < BN / 16; ++kk) {
+      const uint32_t a[4] = {pack2<T>(s[2 * kk][0], s[2 * kk][1]), pack2<T>(s[2 * kk][2], s[2 * kk][3]),
+                             pack2<T>(s[2 * kk + 1][0], s[2 * kk + 1][1]),
+                             pack2<T>(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+#pragma unroll
+      for (int dp = 0; dp < D / 16; ++dp) {
+        uint32_t r[4];
+        ldmatrix_x4_trans(r, smem_u32(vb + (kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * kStride + dp * 16 +
+                                      (lane >> 4) * 8));
+        mma_16816<T>(o[2 * dp], a, r[0], r[1]);
+        mma_16816<T>(o[2 * dp + 1], a, r[2], r[3]);
+      }
+    }
+
+    if (prefetch) sMeta[ms2 * BN + tid] = next_meta;  // stage ms2 was last read in iteration t − 1
+    cp_async_wait_all();
+    __syncthreads();
+    ms = ms1;
+  }
+
+  // ---- epilogue: normalise, round, stage in this warp's own sQ rows, 16-byte stores of the rows inside the sequence
+  float inv[2];
+#pragma unroll
+  for (int rr = 0; rr < 2; ++rr) {
+    float l = row_sum[rr];
+    l += __shfl_xor_sync(0xffffffffu, l, 1);
+    l += __shfl_xor_sync(0xffffffffu, l, 2);
+    inv[rr] = l > 0.f ? 1.f / l : 0.f;  // every key masked: ctx = 0, as the CPU twin
+  }
+  T* sO = sQ + 16 * warp * kStride;
+  __syncwarp();
+#pragma unroll
+  for (int n = 0; n < D / 8; ++n) {
+#pragma unroll
+    for (int rr = 0; rr < 2; ++rr)
+      *reinterpret_cast<uint32_t*>(sO + (g + 8 * rr) * kStride + n * 8 + 2 * tq) =
+          pack2<T>(o[n][2 * rr] * inv[rr], o[n][2 * rr + 1] * inv[rr]);
+  }
+  __syncwarp();
+  T* out = static_cast<T*>(p.out);
+  const int row0 = q0 + 16 * warp;
+#pragma unroll
+  for (int it = 0; it < 16 * kChunks / 32; ++it) {
+    const int i = lane + 32 * it, r = i / kChunks, c = i % kChunks;
+    if (row0 + r < L)
+      *reinterpret_cast<uint4*>(out + int64_t{seq0 + row0 + r} * H + int64_t{h} * D + c * 8) =
+          *reinterpret_cast<const uint4*>(sO + r * kStride + c * 8);
+  }
+}
+
+// ---- host side ---------------------------------------------------------------------------------------------------
+
+int bias_mode_of(const AttentionArgs& a) {
+  if (!a.bias1d.defined()) return 0;  // the CPU twin adds the 2D bias only together with the 1D bias
+  return a.bias_x.defined() ? 2 : 1;
+}
+
+size_t table_floats(const AttentionArgs& a) {
+  const int mode = bias_mode_of(a);
+  size_t n = 0;
+  if (mode >= 1) n += 2 * size_t(a.max_dist_1d) + 1;
+  if (mode == 2) n += 2 * (2 * size_t(a.max_dist_2d) + 1);
+  return n;
+}
+
+size_t tile_bytes(int head_dim) {
+  switch (head_dim) {
+    case 32: return tile_smem_bytes<32>();
+    case 64: return tile_smem_bytes<64>();
+    case 128: return tile_smem_bytes<128>();
+    default: return 0;
+  }
+}
+
+// The current device's opt-in shared memory per block, cached per device (0 when it cannot be queried).
+int max_smem_optin() {
+  static std::atomic<int> cache[64];
+  int dev = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess) {
+    cudaGetLastError();
+    return 0;
+  }
+  if (dev < 0 || dev >= 64) return 0;
+  int v = cache[dev].load(std::memory_order_relaxed);
+  if (v == 0) {
+    if (cudaDeviceGetAttribute(&v, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) != cudaSuccess) {
+      cudaGetLastError();
+      return 0;
+    }
+    cache[dev].store(v, std::memory_order_relaxed);
+  }
+  return v;
+}
+
+bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
+
+bool f32_table_ok(const TensorView& t, int heads, int max_dist) {
+  return t.dtype == DType::kF32 && t.device == Device::kCUDA && t.rank == 2 && t.dim(0) == heads &&
+         t.dim(1) == 2 * int64_t{max_dist} + 1 && max_dist >= 0;
+}
+
+// nullptr when supported, else why not.
+const char* unsupported_reason(const AttentionArgs& a) {
+  const DType t = a.qkv.dtype;
+  if (t != DType::kF16 && t != DType::kBF16) return "qkv dtype is not F16/BF16";
+  if (a.out.dtype != t) return "out dtype differs from qkv dtype";
+  if (a.head_dim != 32 && a.head_dim != 64 && a.head_dim != 128) return "head_dim is not 32, 64 or 128";
+  if (a.num_heads < 1 || a.num_heads > 65535) return "num_heads out of range";
+  if (a.num_seqs < 0 || a.num_seqs > 65535) return "num_seqs out of range (grid z)";
+  if (a.max_seq_len < 0 || a.max_seq_len > (int64_t{1} << 30)) return "max_seq_len out of range";
+  if (!a.qkv.defined() || !a.out.defined()) return "qkv/out undefined";
+  if (a.qkv.device != Device::kCUDA || a.out.device != Device::kCUDA) return "qkv/out not on the device";
+  if (!aligned16(a.qkv.data) || !aligned16(a.out.data)) return "qkv/out not 16-byte aligned";
+  const int64_t H = int64_t{a.num_heads} * a.head_dim;
+  if (a.qkv.rank == 2 && a.qkv.dim(1) != 3 * H) return "qkv is not [rows, 3H]";
+  if (a.out.rank == 2 && a.out.dim(1) != H) return "out is not [rows, H]";
+  if (a.num_seqs > 0 && (a.seq_begin == nullptr || a.key_valid == nullptr)) return "seq_begin/key_valid missing";
+  const int mode = bias_mode_of(a);
+  if (mode >= 1) {
+    if (!f32_table_ok(a.bias1d, a.num_heads, a.max_dist_1d)) return "bias1d is not F32 [heads, 2*max_dist_1d+1]";
+    if (a.pos1d == nullptr) return "pos1d missing";
+  }
+  if (mode == 2) {
+    if (!a.bias_y.defined()) return "bias_x without bias_y";
+    if (!f32_table_ok(a.bias_x, a.num_heads, a.max_dist_2d) || !f32_table_ok(a.bias_y, a.num_heads, a.max_dist_2d))
+      return "bias_x/bias_y are not F32 [heads, 2*max_dist_2d+1]";
+    if (a.pos_x == nullptr || a.pos_y == nullptr) return "pos_x/pos_y missing";
+  }
+  const size_t smem = tile_bytes(a.head_dim) + sizeof(float) * table_floats(a);
+  if (smem > static_cast<size_t>(max_smem_optin())) return "shared memory (tiles + bias tables) exceeds the device";
+  return nullptr;
+}
+
+template <class T, int D>
+void launch(const AttentionArgs& a, cudaStream_t stream) {
+  FlashParams p{};
+  p.qkv = a.qkv.data;
+  p.out = a.out.data;
+  p.seq_begin = a.seq_begin;
+  p.pos1d = a.pos1d;
+  p.pos_x = a.pos_x;
+  p.pos_y = a.pos_y;
+  p.key_valid = a.key_valid;
+  p.bias_mode = bias_mode_of(a);
+  p.bias1d = p.bias_mode >= 1 ? a.bias1d.as<float>() : nullptr;
+  p.bias_x = p.bias_mode == 2 ? a.bias_x.as<float>() : nullptr;
+  p.bias_y = p.bias_mode == 2 ? a.bias_y.as<float>() : nullptr;
+  p.n1 = p.bias_mode >= 1 ? 2 * a.max_dist_1d + 1 : 0;
+  p.n2 = p.bias_mode == 2 ? 2 * a.max_dist_2d + 1 : 0;
+  p.max_dist_1d = p.bias_mode >= 1 ? a.max_dist_1d : 0;
+  p.max_dist_2d = p.bias_mode == 2 ? a.max_dist_2d : 0;
+  p.hidden = a.num_heads * D;
+  p.scale_log2 = static_cast<float>(1.4426950408889634 / std::sqrt(static_cast<double>(D)));
+
+  const size_t smem = tile_smem_bytes<D>() + sizeof(float) * (size_t(p.n1) + 2 * size_t(p.n2));
+  auto kernel = flash_attention_kernel<T, D>;
+  if (smem > 48 * 1024)
+    LRT_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
+  const dim3 grid(ceil_div(a.max_seq_len, kBlockM), static_cast<unsigned>(a.num_heads),
+                  static_cast<unsigned>(a.num_seqs));
+  kernel<<<grid, kThreads, smem, stream>>>(p);
+  LRT_CUDA_LAUNCHED("flash_attention_kernel");
+}
+
+template <class T>
+void launch_dim(const AttentionArgs& a, cudaStream_t stream) {
+  switch (a.head_dim) {
+    case 32: launch<T, 32>(a, stream); break;
+    case 64: launch<T, 64>(a, stream); break;
+    case 128: launch<T, 128>(a, stream); break;
+    default: break;  // excluded by unsupported_reason
+  }
+}
+
+}  // namespace
+
+bool flash_attention_supported(const AttentionArgs& a) { return unsupported_reason(a) == nullptr; }
+
+size_t flash_attention_smem_bytes(const AttentionArgs& a) {
+  return tile_bytes(a.head_dim) + sizeof(float) * table_floats(a);
+}
+
+void flash_attention(const AttentionArgs& a, cudaStream_t stream) {
+  if (const char* why = unsupported_reason(a))
+    throw_error(ErrorCode::kInternal, "flash_attention: unsupported arguments: ", why);
+  if (a.num_seqs == 0 || a.max_seq_len == 0) return;
+  if (a.qkv.dtype == DType::kF16)
+    launch_dim<__half>(a, stream);
+  else
+    launch_dim<__nv_bfloat16>(a, stream);
+}
+
+}  // namespace layoutrt::cuda
