@@ -34,9 +34,6 @@ DocumentPipeline::DocumentPipeline(const ModelInfo& model, const std::string& to
   if (!options.truncate && (options.stride < 0 || options.stride >= options.max_length - 2))
     throw_error(ErrorCode::kInvalidArgument, "--stride ", options.stride, ": must be in 0..", options.max_length - 3,
                 " (tokens shared by windows of ", options.max_length - 2, " tokens)");
-  if (model.text_embed && model.vocab_size > 0 && impl_->tok.vocab_size() > model.vocab_size)
-    throw_error(ErrorCode::kInvalidArgument, tokenizer_dir, "/vocab.json has ", impl_->tok.vocab_size(),
-                " tokens but the model's vocab_size is ", model.vocab_size, ": wrong tokenizer for this plan?");
 }
 
 DocumentPipeline::~DocumentPipeline() = default;
@@ -63,6 +60,14 @@ EncodedDocument DocumentPipeline::encode(const Document& doc) const {
   for (const auto& w : doc.words) texts.push_back(w.text);
   const TokenizedWords tw = tokenize_words(im.tok, texts);
   const int32_t n = static_cast<int32_t>(tw.ids.size());
+  if (im.model.text_embed && im.model.vocab_size > 0)
+    for (int32_t t = 0; t < n; ++t)
+      if (tw.ids[t] >= im.model.vocab_size) {
+        const int32_t w = tw.word_of_token[t];
+        throw_error(ErrorCode::kInputOutOfRange, doc.path, ": word ", w, " \"", doc.words[w].text, "\" has token id ",
+                    tw.ids[t], " but the model's vocab_size is ", im.model.vocab_size,
+                    " (a tokenizer that does not belong to this plan?)");
+      }
   const int32_t per_window = im.opt.max_length - 2;
   const auto windows = im.opt.truncate ? std::vector<std::pair<int32_t, int32_t>>{{0, std::min(n, per_window)}}
                                        : make_windows(n, per_window, im.opt.stride);
