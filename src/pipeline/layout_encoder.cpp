@@ -48,9 +48,10 @@ Encoding encode_window(const BpeTokenizer& tok, const TokenizedWords& tw, const 
   push(tok.bos_id(), opt.special_box, 1, -1, kIgnoreLabel);
   for (int32_t t = begin; t < end; ++t) {
     const int32_t w = tw.word_of_token[t];
-    // Only a word's first sub-token is labelled; a window that starts inside a word labels none of its tokens
-    // (transformers' overflowing windows do the same: the label sits on the offset-0 sub-token only).
-    push(tw.ids[t], boxes[w], 1, w, labelled && tw.first_of_word[t] ? word_labels[w] : kIgnoreLabel);
+    // transformers labels the first position of each word *in the sequence* (word id differs from the previous
+    // position's): the word's first sub-token, or the first token of a window that starts inside a word.
+    const bool first_here = t == begin || tw.word_of_token[t - 1] != w;
+    push(tw.ids[t], boxes[w], 1, w, labelled && first_here ? word_labels[w] : kIgnoreLabel);
   }
   push(tok.eos_id(), opt.special_box, 1, -1, kIgnoreLabel);
   if (opt.pad_to_max)

@@ -1,7 +1,8 @@
 // Words + boxes → model tokens, as transformers' LayoutLMv3Processor/Tokenizer (apply_ocr=False, words given as
 // is_split_into_words) lays them out: <s> w0-tokens w1-tokens ... </s> <pad>..., every sub-token carrying its word's
 // box, the special tokens [0,0,0,0] (cls/sep box) and the pads the pad box [0,0,0,0]; with word labels, the first
-// sub-token of each word carries the word's label and every other position -100.
+// sub-token of each word carries the word's label and every other position -100 (in a window that starts inside a
+// word, that word's first token there is labelled, as transformers' overflowing windows do).
 //
 // Long documents: the token stream (without specials) is cut into overlapping windows of at most max_length − 2
 // tokens, `stride` tokens shared between neighbours (the meaning of transformers' `stride` with
