@@ -19,5 +19,7 @@ void register_inspect(CLI::App& app);
 void register_run(CLI::App& app);
 void register_bench(CLI::App& app);
 void register_compare(CLI::App& app);
+void register_eval(CLI::App& app);
+void register_encode(CLI::App& app);
 
 }  // namespace layoutrt::cli

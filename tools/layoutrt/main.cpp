@@ -15,6 +15,8 @@ int main(int argc, char** argv) {
   layoutrt::cli::register_run(app);
   layoutrt::cli::register_bench(app);
   layoutrt::cli::register_compare(app);
+  layoutrt::cli::register_eval(app);
+  layoutrt::cli::register_encode(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
