@@ -287,6 +287,7 @@ void register_bench(CLI::App& app) {
     std::vector<int64_t> batches{1, 2, 4, 8, 16, 32};
     int64_t text_tokens = 512;
     int warmup = 5, iters = 30, threads = 0, device = 0;
+    double max_seconds = 0;
     uint64_t seed = 1;
     bool quiet = false;
   };
@@ -302,6 +303,9 @@ void register_bench(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--warmup", o->warmup, "Untimed runs per batch size")->capture_default_str();
   cmd->add_option("--iters", o->iters, "Timed runs per batch size")->capture_default_str();
+  cmd->add_option("--max-seconds", o->max_seconds,
+                  "Stop a batch size's timed runs after this many seconds (at least 3 runs; 0: no limit)")
+      ->capture_default_str();
   cmd->add_option("--lengths", o->lengths,
                   "Text file of per-document real token counts (whitespace separated, # comments): sequences take "
                   "them in turn, cycling, padded to --text-tokens with attention_mask 0 (default: all real)");
@@ -318,6 +322,8 @@ void register_bench(CLI::App& app) {
       if (b < 1) throw_error(ErrorCode::kInvalidArgument, "bench: --batch ", b, ": batch sizes must be >= 1");
     if (o->iters < 1) throw_error(ErrorCode::kInvalidArgument, "bench: --iters ", o->iters, ": must be >= 1");
     if (o->warmup < 0) throw_error(ErrorCode::kInvalidArgument, "bench: --warmup ", o->warmup, ": must be >= 0");
+    if (!(o->max_seconds >= 0))
+      throw_error(ErrorCode::kInvalidArgument, "bench: --max-seconds ", o->max_seconds, ": must be >= 0");
     const std::vector<int64_t> lengths = o->lengths.empty() ? std::vector<int64_t>{} : read_lengths(o->lengths);
 
     // The header first (no checksum pass): fail fast on batch sizes the plan cannot take, before loading weights.
@@ -384,14 +390,20 @@ void register_bench(CLI::App& app) {
       const std::string label = "bench batch " + std::to_string(B);
       const int total = o->warmup + o->iters;
       std::vector<double> ms, wall_ms;
+      double timed_s = 0;
       for (int i = 0; i < total; ++i) {
         const Inputs& in = batches[i % batches.size()];
         auto [t, w] = timer.time([&] { ctx->run(in); });
         if (i >= o->warmup) {
           ms.push_back(t);
           wall_ms.push_back(w);
+          timed_s += w / 1e3;
         }
         if (progress) progress(label, i + 1, total);
+        if (o->max_seconds > 0 && ms.size() >= 3 && timed_s > o->max_seconds) {
+          if (progress) progress(label, total, total);
+          break;
+        }
       }
       std::sort(ms.begin(), ms.end());
       std::sort(wall_ms.begin(), wall_ms.end());
@@ -414,7 +426,7 @@ void register_bench(CLI::App& app) {
                           {"wall_median_ms", percentile(wall_ms, 50)},
                           {"seq_per_s", seq_per_s},
                           {"tflops", tflops},
-                          {"iters", o->iters},
+                          {"iters", static_cast<int64_t>(ms.size())},
                           {"distinct_batches", variants},
                           {"mean_real_tokens", static_cast<double>(real_tokens) / static_cast<double>(variants * B)}};
       if (on_device) r["device_used_bytes"] = dev_after;
