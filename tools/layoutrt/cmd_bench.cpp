@@ -220,9 +220,10 @@ int64_t device_used_bytes(int device) {
 // Times one run(): CUDA events on the context's stream when it has one, else the host clock.
 class RunTimer {
  public:
-  explicit RunTimer(void* stream) : stream_(stream) {
+  RunTimer(void* stream, int device) : stream_(stream) {
 #ifdef LAYOUTRT_WITH_CUDA
     if (stream_) {
+      check(cudaSetDevice(device), "cudaSetDevice");  // events must live on the stream's device
       check(cudaEventCreate(&start_), "cudaEventCreate");
       check(cudaEventCreate(&stop_), "cudaEventCreate");
     }
@@ -347,7 +348,7 @@ void register_bench(CLI::App& app) {
     const ModelInfo& info = engine->info();
     const bool on_device = engine->backend() == BackendKind::kCUDA;
     auto ctx = engine->create_context();
-    RunTimer timer(ctx->device_stream());
+    RunTimer timer(ctx->device_stream(), o->device);
 
     const ModelShape shape = model_shape(header, info);
     const int64_t T = info.text_embed ? o->text_tokens : 0;
