@@ -1,7 +1,500 @@
-// layoutrt bench: placeholder registration until the CUDA backend lands (issue "Core engine, part 2").
+// layoutrt bench --plan FILE --batch 1,2,4,8 [--text-tokens 512] [--warmup N] [--iters N] [--lengths FILE]
+//                [--json OUT.json] [--markdown OUT.md]
+//
+// Latency and throughput of ExecutionContext::run on synthetic inputs. A tool, not a test: it prints numbers and never
+// judges them. Timing is end to end per run() call (input validation, host->device copies, the forward, the copies
+// back): CUDA events on the context's stream when it has one, else std::chrono::steady_clock.
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <ctime>
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <sstream>
+
 #include "cli_common.h"
 
+#ifdef LAYOUTRT_WITH_CUDA
+#include <cuda_runtime.h>
+#endif
+
 namespace layoutrt::cli {
-void register_bench(CLI::App&) {}
-void register_compare(CLI::App&) {}
+
+namespace {
+
+// The shapes the FLOP count needs, from the plan header's config (ModelInfo lacks intermediate_size / patch_size).
+struct ModelShape {
+  int64_t hidden = 0, layers = 0, intermediate = 0, labels = 0;
+  int64_t patch = 16, image = 224, channels = 3, visual_tokens = 0;
+  bool text_embed = true, visual_embed = true;
+  HeadKind head = HeadKind::kBase;
+};
+
+ModelShape model_shape(const nlohmann::json& header, const ModelInfo& info) {
+  const nlohmann::json& c = header.at("model").at("config");
+  ModelShape s;
+  s.hidden = info.hidden_size;
+  s.layers = info.num_layers;
+  s.intermediate = c.value("intermediate_size", int64_t{4} * info.hidden_size);
+  s.labels = info.num_labels;
+  s.patch = c.value("patch_size", int64_t{16});
+  s.image = info.image_size;
+  s.channels = info.num_channels;
+  s.visual_tokens = info.visual_tokens;
+  s.text_embed = info.text_embed;
+  s.visual_embed = info.visual_embed;
+  s.head = info.head;
+  return s;
+}
+
+// Model FLOPs of one sequence with T text tokens (a multiply-add counts 2), the dense work whether or not some
+// tokens are padding. With L = T + V tokens (V = visual tokens: patches + CLS), hidden H, FFN width I:
+//   per layer   2·L·H·3H (QKV) + 2·L·L·H (Q·Kᵀ) + 2·L·L·H (P·V) + 2·L·H·H (output projection) + 4·L·H·I (FFN)
+//   × layers
+//   + patch embedding 2·P·(C·p·p)·H   (P = (S/p)² patches, C channels, p patch size)
+//   + head: token classification 2·T·H·labels (or 2·T·(H·H + H·labels) for the dense+tanh head at ≥ 10 labels),
+//           sequence classification 2·(H·H + H·labels), question answering 2·L·(H·H + 2H), base 0.
+// Embedding lookups, LayerNorms, softmax, GELU and the bias gathers are not counted (memory-bound, O(L·H)).
+// layoutlmv3-base at T = 512: L = 709, 139.2 GFLOP per sequence (the spec's check value).
+double flops_per_sequence(const ModelShape& m, int64_t T) {
+  const double H = static_cast<double>(m.hidden), I = static_cast<double>(m.intermediate);
+  const double V = m.visual_embed ? static_cast<double>(m.visual_tokens) : 0.0;
+  const double Tt = m.text_embed ? static_cast<double>(T) : 0.0;
+  const double L = Tt + V;
+  const double per_layer = 2 * L * H * 3 * H + 2 * L * L * H + 2 * L * L * H + 2 * L * H * H + 4 * L * H * I;
+  double total = per_layer * static_cast<double>(m.layers);
+  if (m.visual_embed) {
+    const double P = static_cast<double>((m.image / m.patch) * (m.image / m.patch));
+    total += 2 * P * static_cast<double>(m.channels * m.patch * m.patch) * H;
+  }
+  const double C = static_cast<double>(m.labels);
+  switch (m.head) {
+    case HeadKind::kTokenClassification:
+      total += m.labels < 10 ? 2 * Tt * H * C : 2 * Tt * (H * H + H * C);
+      break;
+    case HeadKind::kSequenceClassification: total += 2 * (H * H + H * C); break;
+    case HeadKind::kQuestionAnswering: total += 2 * L * (H * H + 2 * H); break;
+    case HeadKind::kBase: break;
+  }
+  return total;
+}
+
+// Per-document real token counts, whitespace separated; '#' starts a comment.
+std::vector<int64_t> read_lengths(const std::string& path) {
+  std::ifstream f(path);
+  if (!f) throw_error(ErrorCode::kNotFound, "--lengths ", path, ": cannot open");
+  std::vector<int64_t> out;
+  std::string line;
+  int line_no = 0;
+  while (std::getline(f, line)) {
+    ++line_no;
+    if (auto hash = line.find('#'); hash != std::string::npos) line.resize(hash);
+    std::istringstream s(line);
+    std::string word;
+    while (s >> word) {
+      size_t used = 0;
+      long long v = 0;
+      try {
+        v = std::stoll(word, &used);
+      } catch (const std::exception&) {
+        used = 0;
+      }
+      if (used != word.size() || v < 1)
+        throw_error(ErrorCode::kInvalidArgument, "--lengths ", path, ":", line_no, ": \"", word,
+                    "\" is not a token count >= 1");
+      out.push_back(v);
+    }
+  }
+  if (out.empty()) throw_error(ErrorCode::kInvalidArgument, "--lengths ", path, ": no token counts in the file");
+  return out;
+}
+
+// A batch as LayoutLMv3Processor would give it: <s> (0) ... </s> (2) then pad (1), ids < vocab; boxes valid
+// (0..1000, x0 <= x1, y0 <= y1), zero boxes on special and pad tokens; pixel values like normalized image bytes.
+Inputs synthetic_batch(const ModelInfo& info, int64_t B, int64_t T, const std::vector<int64_t>& real_tokens,
+                       std::mt19937_64& rng) {
+  Inputs in;
+  if (info.text_embed) {
+    in.input_ids = Tensor(DType::kI64, {B, T});
+    in.bbox = Tensor(DType::kI64, {B, T, 4});
+    in.attention_mask = Tensor(DType::kI64, {B, T});
+    int64_t* ids = in.input_ids.mutable_data_as<int64_t>();
+    int64_t* box = in.bbox.mutable_data_as<int64_t>();
+    int64_t* mask = in.attention_mask.mutable_data_as<int64_t>();
+    const int64_t vocab = info.vocab_size;
+    std::uniform_int_distribution<int64_t> word(vocab > 3 ? 3 : 0, vocab - 1), coord(0, 1000), w(0, 200), h(0, 60);
+    for (int64_t b = 0; b < B; ++b) {
+      const int64_t n = std::min(real_tokens[b], T);
+      for (int64_t t = 0; t < T; ++t) {
+        const int64_t i = b * T + t;
+        const bool real = t < n;
+        mask[i] = real ? 1 : 0;
+        ids[i] = !real ? std::min<int64_t>(1, vocab - 1) : t == 0 ? 0 : t == n - 1 ? std::min<int64_t>(2, vocab - 1)
+                                                                                  : word(rng);
+        if (real && t > 0 && t < n - 1) {
+          const int64_t x0 = coord(rng), y0 = coord(rng);
+          box[4 * i + 0] = x0;
+          box[4 * i + 1] = y0;
+          box[4 * i + 2] = std::min<int64_t>(x0 + w(rng), 1000);
+          box[4 * i + 3] = std::min<int64_t>(y0 + h(rng), 1000);
+        }
+      }
+    }
+  }
+  if (info.visual_embed) {
+    in.pixel_values = Tensor(DType::kF32, {B, info.num_channels, info.image_size, info.image_size});
+    float* px = in.pixel_values.mutable_data_as<float>();
+    std::uniform_int_distribution<int> byte(0, 255);
+    for (int64_t i = 0, n = in.pixel_values.numel(); i < n; ++i) px[i] = (byte(rng) / 255.0f - 0.5f) / 0.5f;
+  }
+  return in;
+}
+
+// Nearest-rank percentile of sorted values (p in 0..100).
+double percentile(const std::vector<double>& sorted, double p) {
+  if (sorted.empty()) return 0;
+  const size_t rank = static_cast<size_t>(std::ceil(p / 100.0 * static_cast<double>(sorted.size())));
+  return sorted[std::clamp<size_t>(rank, 1, sorted.size()) - 1];
+}
+
+std::string utc_now() {
+  const std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&now, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S UTC", &tm);
+  return buf;
+}
+
+// The command line as typed (from /proc/self/cmdline; "layoutrt bench" where that is unreadable).
+std::string command_line() {
+  std::ifstream f("/proc/self/cmdline", std::ios::binary);
+  std::string raw((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  if (raw.empty()) return "layoutrt bench";
+  std::string out;
+  size_t start = 0;
+  while (start < raw.size()) {
+    size_t end = raw.find('\0', start);
+    if (end == std::string::npos) end = raw.size();
+    std::string arg = raw.substr(start, end - start);
+    if (!out.empty()) out += ' ';
+    out += arg.find_first_of(" \t\"'") == std::string::npos ? arg : "'" + arg + "'";
+    start = end + 1;
+  }
+  return out;
+}
+
+int64_t peak_rss_bytes() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return static_cast<int64_t>(ru.ru_maxrss) * 1024;  // Linux: kilobytes
+}
+
+// Device memory in use on the whole device (cudaMemGetInfo: total - free), -1 where there is no CUDA device. The
+// bench reports its growth from before the engine loaded: the memory this process's engine took (weights,
+// workspace, library handles) provided nothing else allocates on the device meanwhile.
+int64_t device_used_bytes(int device) {
+#ifdef LAYOUTRT_WITH_CUDA
+  int count = 0;
+  if (cudaGetDeviceCount(&count) != cudaSuccess || device >= count) {
+    cudaGetLastError();
+    return -1;
+  }
+  size_t free_b = 0, total_b = 0;
+  if (cudaSetDevice(device) != cudaSuccess || cudaMemGetInfo(&free_b, &total_b) != cudaSuccess) {
+    cudaGetLastError();
+    return -1;
+  }
+  return static_cast<int64_t>(total_b - free_b);
+#else
+  (void)device;
+  return -1;
+#endif
+}
+
+// Times one run(): CUDA events on the context's stream when it has one, else the host clock.
+class RunTimer {
+ public:
+  RunTimer(void* stream, int device) : stream_(stream) {
+#ifdef LAYOUTRT_WITH_CUDA
+    if (stream_) {
+      check(cudaSetDevice(device), "cudaSetDevice");  // events must live on the stream's device
+      check(cudaEventCreate(&start_), "cudaEventCreate");
+      check(cudaEventCreate(&stop_), "cudaEventCreate");
+    }
+#endif
+  }
+  ~RunTimer() {
+#ifdef LAYOUTRT_WITH_CUDA
+    if (start_) cudaEventDestroy(start_);
+    if (stop_) cudaEventDestroy(stop_);
+#endif
+  }
+  RunTimer(const RunTimer&) = delete;
+  RunTimer& operator=(const RunTimer&) = delete;
+
+  const char* source() const { return stream_ ? "cuda_events" : "steady_clock"; }
+
+  // Returns {timed ms, host wall ms}.
+  template <class Fn>
+  std::pair<double, double> time(Fn&& fn) {
+    const auto t0 = std::chrono::steady_clock::now();
+#ifdef LAYOUTRT_WITH_CUDA
+    auto* s = static_cast<cudaStream_t>(stream_);
+    if (stream_) check(cudaEventRecord(start_, s), "cudaEventRecord");
+#endif
+    fn();
+#ifdef LAYOUTRT_WITH_CUDA
+    float event_ms = 0;
+    if (stream_) {
+      check(cudaEventRecord(stop_, s), "cudaEventRecord");
+      check(cudaEventSynchronize(stop_), "cudaEventSynchronize");
+      check(cudaEventElapsedTime(&event_ms, start_, stop_), "cudaEventElapsedTime");
+    }
+#endif
+    const double wall = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+#ifdef LAYOUTRT_WITH_CUDA
+    if (stream_) return {static_cast<double>(event_ms), wall};
+#endif
+    return {wall, wall};
+  }
+
+ private:
+#ifdef LAYOUTRT_WITH_CUDA
+  static void check(cudaError_t e, const char* what) {
+    if (e != cudaSuccess) throw_error(ErrorCode::kCuda, "bench: ", what, " failed: ", cudaGetErrorString(e));
+  }
+  cudaEvent_t start_ = nullptr, stop_ = nullptr;
+#endif
+  void* stream_ = nullptr;
+};
+
+std::string fmt(const char* f, double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, f, v);
+  return buf;
+}
+
+}  // namespace
+
+void register_bench(CLI::App& app) {
+  struct Opts {
+    std::string plan, backend = "auto", lengths, json, markdown;
+    std::vector<int64_t> batches{1, 2, 4, 8, 16, 32};
+    int64_t text_tokens = 512;
+    int warmup = 5, iters = 30, threads = 0, device = 0;
+    double max_seconds = 0;
+    uint64_t seed = 1;
+    bool quiet = false;
+  };
+  auto o = std::make_shared<Opts>();
+  CLI::App* cmd = app.add_subcommand(
+      "bench", "Time ExecutionContext::run on synthetic inputs per batch size: latency percentiles, throughput, "
+               "TFLOP/s, memory");
+  cmd->add_option("--plan", o->plan, "Plan file from `layoutrt build` (build it with --max-batch >= the largest batch)")
+      ->required();
+  cmd->add_option("--backend", o->backend, "auto, cpu or cuda")->capture_default_str();
+  cmd->add_option("--batch,-b", o->batches, "Batch sizes, comma separated")->delimiter(',')->capture_default_str();
+  cmd->add_option("--text-tokens,-T", o->text_tokens, "Text tokens per sequence T (the padded length)")
+      ->capture_default_str();
+  cmd->add_option("--warmup", o->warmup, "Untimed runs per batch size")->capture_default_str();
+  cmd->add_option("--iters", o->iters, "Timed runs per batch size")->capture_default_str();
+  cmd->add_option("--max-seconds", o->max_seconds,
+                  "Stop a batch size's timed runs after this many seconds (at least 3 runs; 0: no limit)")
+      ->capture_default_str();
+  cmd->add_option("--lengths", o->lengths,
+                  "Text file of per-document real token counts (whitespace separated, # comments): sequences take "
+                  "them in turn, cycling, padded to --text-tokens with attention_mask 0 (default: all real)");
+  cmd->add_option("--json", o->json, "Write the results as JSON to this file");
+  cmd->add_option("--markdown", o->markdown,
+                  "Append one markdown table row per batch size to this file (header written when the file is new)");
+  cmd->add_option("--seed", o->seed, "Seed of the synthetic inputs")->capture_default_str();
+  cmd->add_option("--threads", o->threads, "CPU threads (0: all cores)");
+  cmd->add_option("--device", o->device, "CUDA device index")->capture_default_str();
+  cmd->add_flag("--quiet,-q", o->quiet, "No progress on stderr");
+  cmd->callback([o] {
+    if (o->batches.empty()) throw_error(ErrorCode::kInvalidArgument, "bench: --batch needs at least one batch size");
+    for (int64_t b : o->batches)
+      if (b < 1) throw_error(ErrorCode::kInvalidArgument, "bench: --batch ", b, ": batch sizes must be >= 1");
+    if (o->iters < 1) throw_error(ErrorCode::kInvalidArgument, "bench: --iters ", o->iters, ": must be >= 1");
+    if (o->warmup < 0) throw_error(ErrorCode::kInvalidArgument, "bench: --warmup ", o->warmup, ": must be >= 0");
+    if (!(o->max_seconds >= 0))
+      throw_error(ErrorCode::kInvalidArgument, "bench: --max-seconds ", o->max_seconds, ": must be >= 0");
+    const std::vector<int64_t> lengths = o->lengths.empty() ? std::vector<int64_t>{} : read_lengths(o->lengths);
+
+    // The header first (no checksum pass): fail fast on batch sizes the plan cannot take, before loading weights.
+    const nlohmann::json header = nlohmann::json::parse(inspect_plan(o->plan, /*verify_checksum=*/false));
+    const int max_batch = header.at("build").at("max_batch").get<int>();
+    const int max_text = header.at("build").at("max_text_tokens").get<int>();
+    const int64_t largest = *std::max_element(o->batches.begin(), o->batches.end());
+    if (largest > max_batch)
+      throw_error(ErrorCode::kInvalidArgument, "bench: --batch ", largest, " exceeds the plan's max_batch ", max_batch,
+                  "; rebuild the plan with `layoutrt build ... --max-batch ", largest, "`");
+    if (o->text_tokens < 1 || o->text_tokens > max_text)
+      throw_error(ErrorCode::kInvalidArgument, "bench: --text-tokens ", o->text_tokens, " must be in 1..", max_text,
+                  " (the plan's max_text_tokens)");
+
+    EngineOptions eo;
+    eo.backend = parse_backend(o->backend);
+    eo.cpu_threads = o->threads;
+    eo.cuda_device = o->device;
+    const int64_t dev_before = eo.backend == BackendKind::kCPU ? -1 : device_used_bytes(o->device);
+    auto engine = Engine::load(o->plan, eo);
+    const ModelInfo& info = engine->info();
+    const bool on_device = engine->backend() == BackendKind::kCUDA;
+    auto ctx = engine->create_context();
+    RunTimer timer(ctx->device_stream(), o->device);
+
+    const ModelShape shape = model_shape(header, info);
+    const int64_t T = info.text_embed ? o->text_tokens : 0;
+    const int64_t L = T + (info.visual_embed ? info.visual_tokens : 0);
+    const double gflop = flops_per_sequence(shape, T) / 1e9;
+    const std::string date = utc_now(), device = engine->device_name(), cmdline = command_line();
+    const char* precision = precision_name(info.precision);
+
+    std::printf("# layoutrt bench | %s | %s | backend %s | plan %s, %s, max_batch %d | %s\n", date.c_str(), device.c_str(),
+                backend_kind_name(engine->backend()), precision, head_kind_name(info.head), max_batch,
+                cmdline.c_str());
+    std::printf("# T = %lld text + %lld visual = %lld tokens per sequence; %.2f GFLOP per sequence (model FLOPs, "
+                "padding counted); %s; warmup %d, iters %d%s\n",
+                static_cast<long long>(T), static_cast<long long>(L - T), static_cast<long long>(L), gflop,
+                timer.source(), o->warmup, o->iters,
+                lengths.empty() ? "" : (", real lengths from " + o->lengths).c_str());
+    const char* mem_label = on_device ? "dev_MiB" : "rss_MiB";
+    std::printf("%6s %10s %10s %10s %10s %9s %9s\n", "batch", "median_ms", "p90_ms", "p99_ms", "seq/s", "TFLOP/s",
+                mem_label);
+    std::fflush(stdout);
+
+    nlohmann::json results = nlohmann::json::array();
+    std::string md_rows;
+    std::mt19937_64 rng(o->seed);
+    size_t cursor = 0;  // position in the --lengths cycle
+    int64_t dev_after_max = -1;
+    ProgressFn progress = progress_bar(o->quiet);
+    for (const int64_t B : o->batches) {
+      // A few distinct batches (different masks when --lengths cycles), taken in turn by the runs.
+      const size_t variants = lengths.empty() ? 1 : std::min<size_t>(8, (lengths.size() + B - 1) / B);
+      std::vector<Inputs> batches;
+      int64_t real_tokens = 0;
+      for (size_t v = 0; v < variants; ++v) {
+        std::vector<int64_t> real(B, T);
+        if (!lengths.empty())
+          for (int64_t b = 0; b < B; ++b) real[b] = std::min(lengths[cursor++ % lengths.size()], T);
+        for (int64_t r : real) real_tokens += r;
+        batches.push_back(synthetic_batch(info, B, T, real, rng));
+      }
+      const std::string label = "bench batch " + std::to_string(B);
+      const int total = o->warmup + o->iters;
+      std::vector<double> ms, wall_ms;
+      double timed_s = 0;
+      for (int i = 0; i < total; ++i) {
+        const Inputs& in = batches[i % batches.size()];
+        auto [t, w] = timer.time([&] { ctx->run(in); });
+        if (i >= o->warmup) {
+          ms.push_back(t);
+          wall_ms.push_back(w);
+          timed_s += w / 1e3;
+        }
+        if (progress) progress(label, i + 1, total);
+        if (o->max_seconds > 0 && ms.size() >= 3 && timed_s > o->max_seconds) {
+          if (progress) progress(label, total, total);
+          break;
+        }
+      }
+      std::sort(ms.begin(), ms.end());
+      std::sort(wall_ms.begin(), wall_ms.end());
+      const double median = percentile(ms, 50), p90 = percentile(ms, 90), p99 = percentile(ms, 99);
+      const double seq_per_s = static_cast<double>(B) / (median / 1e3);
+      const double tflops = gflop * seq_per_s / 1e3;
+      const int64_t dev_after = on_device ? device_used_bytes(o->device) : -1;
+      dev_after_max = std::max(dev_after_max, dev_after);
+      const int64_t mem = on_device ? (dev_before >= 0 && dev_after >= 0 ? dev_after - dev_before : -1)
+                                    : peak_rss_bytes();
+      std::printf("%6lld %10.3f %10.3f %10.3f %10.1f %9.3g %9s\n", static_cast<long long>(B), median, p90, p99,
+                  seq_per_s, tflops, mem >= 0 ? fmt("%.0f", mem / 1048576.0).c_str() : "n/a");
+      std::fflush(stdout);
+      nlohmann::json r = {{"batch", B},
+                          {"median_ms", median},
+                          {"p90_ms", p90},
+                          {"p99_ms", p99},
+                          {"min_ms", ms.front()},
+                          {"max_ms", ms.back()},
+                          {"wall_median_ms", percentile(wall_ms, 50)},
+                          {"seq_per_s", seq_per_s},
+                          {"tflops", tflops},
+                          {"iters", static_cast<int64_t>(ms.size())},
+                          {"distinct_batches", variants},
+                          {"mean_real_tokens", static_cast<double>(real_tokens) / static_cast<double>(variants * B)}};
+      if (on_device) r["device_used_bytes"] = dev_after;
+      r["host_peak_rss_bytes"] = peak_rss_bytes();
+      results.push_back(r);
+      const std::string mem_cell = mem < 0 ? "n/a" : fmt("%.0f", mem / 1048576.0) + (on_device ? " (device)" : " (RSS)");
+      md_rows += "| layoutrt " + std::string(backend_kind_name(engine->backend())) + " | " + precision + " | " +
+                 std::to_string(B) + " | " + std::to_string(T) + " | " + fmt("%.3f", median) + " | " +
+                 fmt("%.3f", p90) + " | " + fmt("%.3f", p99) + " | " + fmt("%.1f", seq_per_s) + " | " +
+                 fmt("%.3g", tflops) + " | " + mem_cell + " |\n";
+    }
+
+    if (on_device)
+      std::printf("# memory: process device memory = cudaMemGetInfo used bytes after the runs minus before the engine "
+                  "loaded (%.0f MiB before, %.0f MiB after); other processes on the device would distort it\n",
+                  dev_before / 1048576.0, dev_after_max / 1048576.0);
+    else
+      std::printf("# memory: peak resident set size of this process (getrusage), weights + workspace + inputs\n");
+
+    if (!o->json.empty()) {
+      nlohmann::json j;
+      j["tool"] = "layoutrt bench";
+      j["layoutrt_version"] = version();
+      j["date"] = date;
+      j["command"] = cmdline;
+      j["plan"] = o->plan;
+      j["device"] = device;
+      j["backend"] = backend_kind_name(engine->backend());
+      j["precision"] = precision;
+      j["head"] = head_kind_name(info.head);
+      j["max_batch"] = max_batch;
+      j["text_tokens"] = T;
+      j["visual_tokens"] = L - T;
+      j["seq_len"] = L;
+      j["gflop_per_seq"] = gflop;
+      j["flops_basis"] = "model FLOPs of the padded shape, formula in tools/layoutrt/cmd_bench.cpp";
+      j["timing"] = timer.source();
+      j["warmup"] = o->warmup;
+      j["iters"] = o->iters;
+      j["percentiles"] = "nearest rank";
+      j["lengths_file"] = o->lengths;
+      j["seed"] = o->seed;
+      j["memory"] = on_device ? nlohmann::json{{"kind", "process device memory (cudaMemGetInfo delta)"},
+                                               {"device_used_before_load_bytes", dev_before},
+                                               {"device_used_after_runs_bytes", dev_after_max},
+                                               {"engine_device_bytes", dev_before >= 0 && dev_after_max >= 0
+                                                                           ? dev_after_max - dev_before
+                                                                           : -1}}
+                              : nlohmann::json{{"kind", "host peak RSS (getrusage)"},
+                                               {"host_peak_rss_bytes", peak_rss_bytes()}};
+      j["results"] = results;
+      std::ofstream f(o->json);
+      f << j.dump(2) << "\n";
+      if (!f) throw_error(ErrorCode::kIo, "bench: cannot write --json ", o->json);
+    }
+    if (!o->markdown.empty()) {
+      std::ifstream probe(o->markdown);
+      const bool fresh = !probe || probe.peek() == std::ifstream::traits_type::eof();
+      probe.close();
+      std::ofstream f(o->markdown, std::ios::app);
+      if (fresh)
+        f << "| engine | precision | batch | T | median ms | p90 ms | p99 ms | seq/s | TFLOP/s | memory MiB |\n"
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n";
+      f << md_rows;
+      if (!f) throw_error(ErrorCode::kIo, "bench: cannot write --markdown ", o->markdown);
+    }
+  });
+}
+
 }  // namespace layoutrt::cli

@@ -19,6 +19,8 @@ int main(int argc, char** argv) {
   layoutrt::cli::register_encode(app);
   try {
     app.parse(argc, argv);
+  } catch (const CLI::RuntimeError& e) {
+    return e.get_exit_code();  // a subcommand's verdict already printed (compare: 1 = tolerance missed)
   } catch (const CLI::ParseError& e) {
     const int rc = app.exit(e);
     return rc == 0 ? 0 : 2;  // --help / --version: 0; usage errors: 2

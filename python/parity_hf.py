@@ -1,0 +1,254 @@
+#!/usr/bin/env python3
+"""Parity of layoutrt against HuggingFace transformers on a layoutlmv3-base-shaped model, for every precision.
+
+A seeded random-init LayoutLMv3ForTokenClassification with the base shapes (hidden 768, 12 layers, 12 heads, FFN 3072,
+vocab 50265, 224/16 image, 7 FUNSD labels, both relative-position biases), weights drawn by make_fixtures.randomize
+so that LayerNorms and biases are not trivial, saved with save_pretrained into OUT/ckpt. Inputs for each batch size B
+and two text shapes (512 real tokens; 137 real tokens padded to 512), with random boxes including 0/1000 edges and
+equal-coordinate boxes, random pixel values, saved as OUT/inputs/*.safetensors. The reference is transformers in
+float32 with TF32 off and eager attention on --device; reference logits go to OUT/ref/*.safetensors (usable with
+`layoutrt compare --reference`). Then for each precision: `layoutrt build --precision P --max-batch max(B)` and
+`layoutrt run --backend BACKEND` per input, compared over the real tokens (attention_mask = 1):
+rel-L2 = ||a - r||₂ / ||r||₂ of the logits, max-abs, argmax agreement.
+
+Gates: fp32 rel-L2 <= 1e-5; tf32 <= 1e-3; fp16 / bf16 / mixed <= 5e-3 and argmax agreement >= 99.5 %.
+Writes OUT/parity.md and OUT/parity.json; exit status 1 when a gate fails, 2 on usage errors.
+
+    python3 python/parity_hf.py --out /tmp/parity --layoutrt build/layoutrt                      # GPU machine
+    python3 python/parity_hf.py --out /tmp/parity --layoutrt build/layoutrt --device cpu --backend cpu \\
+        --batches 1 --precisions fp32 --tiny                                                     # CPU smoke test
+"""
+import argparse
+import datetime
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from make_fixtures import FUNSD_LABELS, boundary_boxes, random_boxes, randomize  # noqa: E402
+
+import transformers  # noqa: E402
+from transformers import LayoutLMv3Config, LayoutLMv3ForTokenClassification  # noqa: E402
+
+# microsoft/layoutlmv3-base's config.json shapes (max_position_embeddings 514, type_vocab_size 1).
+BASE = dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072, hidden_act="gelu",
+            vocab_size=50265, max_position_embeddings=514, type_vocab_size=1, max_2d_position_embeddings=1024,
+            coordinate_size=128, shape_size=128, rel_pos_bins=32, max_rel_pos=128, rel_2d_pos_bins=64,
+            max_rel_2d_pos=256, has_relative_attention_bias=True, has_spatial_attention_bias=True, visual_embed=True,
+            text_embed=True, input_size=224, patch_size=16, num_channels=3, layer_norm_eps=1e-5, pad_token_id=1,
+            bos_token_id=0, eos_token_id=2, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+# --tiny: the same switches at fixture size, for a CPU smoke test in seconds.
+TINY = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128, vocab_size=1000,
+            coordinate_size=11, shape_size=10)
+
+# precision -> (largest rel-L2, smallest argmax agreement % or None)
+GATES = {"fp32": (1e-5, None), "tf32": (1e-3, None), "fp16": (5e-3, 99.5), "bf16": (5e-3, 99.5),
+         "mixed": (5e-3, 99.5)}
+TEXT_TOKENS = 512
+CASES = {"full512": 512, "pad137": 137}  # case -> real tokens per sequence (padded to TEXT_TOKENS)
+EDGE_BOXES = np.array([[0, 0, 0, 0], [0, 0, 1000, 1000], [1000, 1000, 1000, 1000], [500, 500, 500, 500],
+                       [0, 1000, 0, 1000], [1000, 0, 1000, 0], [37, 37, 37, 37], [0, 0, 1000, 0], [16, 0, 16, 32],
+                       [999, 999, 1000, 1000]])
+
+
+def make_checkpoint(ckpt_dir, tiny, seed):
+    cfg = LayoutLMv3Config(**{**BASE, **(TINY if tiny else {})}, id2label=dict(enumerate(FUNSD_LABELS)),
+                           label2id={l: i for i, l in enumerate(FUNSD_LABELS)})
+    torch.manual_seed(seed)
+    model = LayoutLMv3ForTokenClassification(cfg).eval()
+    randomize(model, torch.Generator().manual_seed(seed))
+    model.save_pretrained(ckpt_dir, safe_serialization=True)
+    return cfg
+
+
+def make_inputs(rng, batch, real, vocab, image_size):
+    T = TEXT_TOKENS
+    ids = np.full((batch, T), 1, np.int64)
+    mask = np.zeros((batch, T), np.int64)
+    box = np.zeros((batch, T, 4), np.int64)
+    for b in range(batch):
+        ids[b, :real] = rng.integers(3, vocab, real)
+        ids[b, 0], ids[b, real - 1] = 0, 2
+        mask[b, :real] = 1
+        n = real - 2
+        half = n // 2
+        words = np.concatenate([random_boxes(rng, half), boundary_boxes(rng, n - half)])
+        k = min(len(EDGE_BOXES), n)
+        words[rng.choice(n, k, replace=False)] = EDGE_BOXES[:k]  # edges 0/1000, zero-size boxes at random places
+        box[b, 1:real - 1] = words
+    u8 = rng.integers(0, 256, (batch, 3, image_size, image_size))
+    pixels = ((u8 / 255.0 - 0.5) / 0.5).astype(np.float32)
+    return {"input_ids": ids, "bbox": box, "attention_mask": mask, "pixel_values": pixels}
+
+
+def metrics(out, ref, mask):
+    """rel-L2, max-abs, argmax agreement % of logits [B, T, C] over real tokens."""
+    m = mask.astype(bool)
+    a, r = out[m].astype(np.float64), ref[m].astype(np.float64)
+    finite = bool(np.isfinite(a).all())
+    diff = a - r
+    rel = float(np.linalg.norm(diff) / max(np.linalg.norm(r), 1e-300)) if finite else float("inf")
+    max_abs = float(np.abs(diff).max()) if finite else float("inf")
+    agree = float((a.argmax(-1) == r.argmax(-1)).mean() * 100.0)
+    return rel, max_abs, agree, int(m.sum()), finite
+
+
+def run(cmd, log):
+    t0 = time.time()
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    log.write("$ " + " ".join(cmd) + f"  # rc {p.returncode}, {time.time() - t0:.1f}s\n{p.stdout}{p.stderr}\n")
+    log.flush()
+    return p
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", required=True, help="work directory (checkpoint, inputs, plans, outputs, parity.md)")
+    ap.add_argument("--layoutrt", default="build/layoutrt", help="the layoutrt CLI")
+    ap.add_argument("--precisions", default="fp32,tf32,fp16,bf16,mixed")
+    ap.add_argument("--batches", default="1,3,8,32")
+    ap.add_argument("--device", default="cuda", help="torch device of the reference (cuda or cpu)")
+    ap.add_argument("--backend", default=None, help="layoutrt backend (default: cuda when --device cuda, else cpu)")
+    ap.add_argument("--tiny", action="store_true", help="fixture-sized model instead of base shapes (smoke test)")
+    ap.add_argument("--seed", type=int, default=20261124)
+    ap.add_argument("--ckpt-only", action="store_true", help="only write OUT/ckpt (for scripts/gpu_check.sh bench)")
+    ap.add_argument("--gate", action="append", default=[], metavar="PRECISION=REL_L2",
+                    help="override a precision's rel-L2 gate, e.g. --gate bf16=1.5e-2 (repeatable)")
+    ap.add_argument("--keep-plans", action="store_true", help="keep OUT/plans/*.plan (default: deleted after use)")
+    args = ap.parse_args()
+
+    for g in args.gate:
+        try:
+            prec, value = g.split("=")
+            GATES[prec] = (float(value), GATES[prec][1])
+        except (ValueError, KeyError):
+            ap.error(f"--gate {g!r}: expected PRECISION=REL_L2 with PRECISION in {','.join(GATES)}")
+    precisions = [p.strip() for p in args.precisions.split(",") if p.strip()]
+    for p in precisions:
+        if p not in GATES:
+            ap.error(f"--precisions: unknown precision {p!r} (expected {','.join(GATES)})")
+    try:
+        batches = [int(b) for b in args.batches.split(",")]
+        assert batches and min(batches) >= 1
+    except (ValueError, AssertionError):
+        ap.error(f"--batches {args.batches!r}: expected comma-separated batch sizes >= 1")
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        ap.error("--device cuda: torch sees no CUDA device (use --device cpu for a smoke test)")
+    backend = args.backend or ("cuda" if args.device.startswith("cuda") else "cpu")
+    if not os.access(args.layoutrt, os.X_OK) and not args.ckpt_only:
+        ap.error(f"--layoutrt {args.layoutrt}: not an executable (build it first: bash scripts/setup.sh)")
+
+    # The reference: float32 with TF32 off, as layoutrt's fp32 promises to match.
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    os.makedirs(args.out, exist_ok=True)
+    ckpt = os.path.join(args.out, "ckpt")
+    t_start = time.time()
+    cfg = make_checkpoint(ckpt, args.tiny, args.seed)
+    print(f"checkpoint {ckpt} ({'tiny' if args.tiny else 'base'} shapes) in {time.time() - t_start:.1f}s", flush=True)
+    if args.ckpt_only:
+        return 0
+
+    model = LayoutLMv3ForTokenClassification.from_pretrained(ckpt, dtype=torch.float32,
+                                                             attn_implementation="eager").to(args.device).eval()
+    rng = np.random.default_rng(args.seed)
+    cases = []  # (name, batch, real tokens, inputs path, reference logits, mask)
+    for d in ("inputs", "ref", "outputs", "plans"):
+        os.makedirs(os.path.join(args.out, d), exist_ok=True)
+    for batch in batches:
+        for cname, real in CASES.items():
+            name = f"b{batch}_{cname}"
+            inp = make_inputs(rng, batch, real, cfg.vocab_size, cfg.input_size)
+            path = os.path.join(args.out, "inputs", name + ".safetensors")
+            save_file({k: torch.from_numpy(v) for k, v in inp.items()}, path)
+            with torch.no_grad():
+                logits = model(**{k: torch.from_numpy(v).to(args.device) for k, v in inp.items()}).logits
+            logits = logits.float().cpu()
+            save_file({"logits": logits.contiguous(), "labels": logits.argmax(-1).to(torch.int32).contiguous()},
+                      os.path.join(args.out, "ref", name + ".safetensors"))
+            cases.append((name, batch, real, path, logits.numpy(), inp["attention_mask"]))
+    del model
+    if args.device.startswith("cuda"):
+        torch.cuda.empty_cache()
+    print(f"inputs and torch references ({len(cases)} cases) in {time.time() - t_start:.1f}s", flush=True)
+
+    rows = []
+    log = open(os.path.join(args.out, "layoutrt_commands.log"), "w")
+    for prec in precisions:
+        max_rel, min_agree = GATES[prec]
+        plan = os.path.join(args.out, "plans", prec + ".plan")
+        t0 = time.time()
+        p = run([args.layoutrt, "build", "--checkpoint", ckpt, "--precision", prec, "--max-batch", str(max(batches)),
+                 "--output", plan, "-q"], log)
+        build_error = None if p.returncode == 0 else f"build rc {p.returncode}: {p.stderr.strip()[-300:]}"
+        for name, batch, real, path, ref, mask in cases:
+            row = {"precision": prec, "case": name, "batch": batch, "real_tokens": real, "text_tokens": TEXT_TOKENS,
+                   "gate_rel_l2": max_rel, "gate_argmax_percent": min_agree}
+            if build_error:
+                row.update(error=build_error, passed=False)
+                rows.append(row)
+                continue
+            out = os.path.join(args.out, "outputs", f"{prec}_{name}.safetensors")
+            p = run([args.layoutrt, "run", "--plan", plan, "--inputs", path, "--output", out, "--backend", backend], log)
+            if p.returncode != 0:
+                row.update(error=f"run rc {p.returncode}: {p.stderr.strip()[-300:]}", passed=False)
+                rows.append(row)
+                continue
+            logits = load_file(out)["logits"].float().numpy()
+            if logits.shape != ref.shape:
+                row.update(error=f"logits shape {logits.shape}, reference {ref.shape}", passed=False)
+                rows.append(row)
+                continue
+            rel, max_abs, agree, n_real, finite = metrics(logits, ref, mask)
+            ok = finite and rel <= max_rel and (min_agree is None or agree >= min_agree)
+            row.update(rel_l2=rel, max_abs=max_abs, argmax_percent=agree, real_token_count=n_real, passed=ok)
+            rows.append(row)
+        if not args.keep_plans and os.path.exists(plan):
+            os.remove(plan)
+        done = [r for r in rows if r["precision"] == prec]
+        worst = max((r.get("rel_l2", float("inf")) for r in done), default=float("nan"))
+        print(f"{prec}: {sum(r['passed'] for r in done)}/{len(done)} pass, worst rel-L2 {worst:.3e} "
+              f"({time.time() - t0:.1f}s)", flush=True)
+    log.close()
+
+    passed = all(r["passed"] for r in rows)
+    device_name = torch.cuda.get_device_name() if args.device.startswith("cuda") else "CPU"
+    header = (f"Parity of layoutrt ({backend}) vs transformers {transformers.__version__} / torch {torch.__version__} "
+              f"float32 (TF32 off, eager attention) on {device_name}; {'tiny' if args.tiny else 'layoutlmv3-base'}-shaped "
+              f"random-init token classifier (seed {args.seed}); T = {TEXT_TOKENS} text tokens + image; metrics over "
+              f"real tokens' logits.")
+    md = [header, "", "| precision | batch | real tokens / T | rel-L2 | max-abs | argmax % | gate | result |",
+          "| --- | ---: | ---: | ---: | ---: | ---: | --- | --- |"]
+    for r in rows:
+        gate = f"rel-L2 ≤ {r['gate_rel_l2']:g}" + (f", argmax ≥ {r['gate_argmax_percent']:g} %"
+                                                   if r["gate_argmax_percent"] else "")
+        if "error" in r:
+            md.append(f"| {r['precision']} | {r['batch']} | {r['real_tokens']} / {TEXT_TOKENS} | — | — | — | {gate} | "
+                      f"ERROR: {r['error'].splitlines()[-1] if r['error'] else ''} |")
+        else:
+            md.append(f"| {r['precision']} | {r['batch']} | {r['real_tokens']} / {TEXT_TOKENS} | {r['rel_l2']:.3e} | "
+                      f"{r['max_abs']:.3e} | {r['argmax_percent']:.2f} | {gate} | {'PASS' if r['passed'] else 'FAIL'} |")
+    md.append("")
+    md.append(f"**{'PASS' if passed else 'FAIL'}**: {sum(r['passed'] for r in rows)}/{len(rows)} rows within their gates "
+              f"({time.time() - t_start:.0f}s).")
+    text = "\n".join(md) + "\n"
+    print(text)
+    with open(os.path.join(args.out, "parity.md"), "w") as f:
+        f.write(text)
+    with open(os.path.join(args.out, "parity.json"), "w") as f:
+        json.dump({"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                   "device": device_name, "backend": backend, "torch": torch.__version__,
+                   "transformers": transformers.__version__, "model": "tiny" if args.tiny else "layoutlmv3-base shapes",
+                   "seed": args.seed, "text_tokens": TEXT_TOKENS, "batches": batches, "precisions": precisions,
+                   "rows": rows, "pass": passed}, f, indent=1)
+    return 0 if passed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,256 @@
+#!/usr/bin/env bash
+# The one script for the GPU machine: build with CUDA, run the tests, dump torch's CUDA bucket tables, check parity
+# against transformers for every precision, benchmark layoutrt against PyTorch, and summarize in $OUT/results.md.
+#
+#   OUT=/some/dir bash scripts/gpu_check.sh          # full run, about 9 minutes on an H100
+#   GPU_CHECK_QUICK=1 bash scripts/gpu_check.sh      # short: batches 1,8; 20 iterations; no torch.compile
+#   GPU_CHECK_STEPS=parity,bench bash scripts/gpu_check.sh   # some steps (build outputs from an earlier call reused)
+#
+# Steps (GPU_CHECK_STEPS, comma separated; default all): build, buckets, ctest, parity, bench, baseline. Each logs to
+# $OUT/<step>.log under a time limit; a failing step does not stop the others; results.md and the summary (exit codes,
+# seconds) are always written. GPU_CHECK_BUDGET_S (default 540) caps the whole run: a step gets at most what is left
+# (less a reserve for the summary) and is skipped when too little is left. Large files (checkpoint, plans, inputs) go
+# to GPU_CHECK_WORK (default build/gpu_check), never to $OUT. Exit status: 0 when every step that ran passed.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+export ROOT
+export OUT=${OUT:-$ROOT/gpu_check_out}
+export WORK=${GPU_CHECK_WORK:-$ROOT/build/gpu_check}
+export BUILD_DIR=${GPU_CHECK_BUILD_DIR:-$ROOT/build}
+export L=$BUILD_DIR/layoutrt
+STEPS=${GPU_CHECK_STEPS:-build,buckets,ctest,parity,bench,baseline}
+BUDGET=${GPU_CHECK_BUDGET_S:-540}
+RESERVE=25
+export QUICK=${GPU_CHECK_QUICK:-0}
+if [ "$QUICK" = 1 ]; then
+  export BATCHES=1,8 PARITY_BATCHES=1,8 ITERS=20 WARMUP=3 TORCH_MODES=eager-fp32,eager-fp16
+else
+  export BATCHES=1,2,4,8,16,32 PARITY_BATCHES=1,3,8,32 ITERS=30 WARMUP=5 TORCH_MODES=eager-fp32,eager-fp16,compile-fp16
+fi
+# Dry runs off the GPU machine: GPU_CHECK_BACKEND=cpu (layoutrt --backend cpu, torch on the CPU) and GPU_CHECK_TINY=1
+# (fixture-sized model instead of the base shapes).
+export BACKEND=${GPU_CHECK_BACKEND:-cuda}
+if [ "$BACKEND" = cuda ]; then export TORCH_DEVICE=cuda; else export TORCH_DEVICE=cpu; fi
+if [ "${GPU_CHECK_TINY:-0}" = 1 ]; then export TINY=--tiny; else export TINY=; fi
+# Per (precision or mode, batch): stop timing after this many seconds (B=32 fp32 is slow).
+export MAX_SECONDS=${GPU_CHECK_MAX_SECONDS:-6}
+if ! command -v nvcc >/dev/null && [ -x /usr/local/cuda/bin/nvcc ]; then export PATH=/usr/local/cuda/bin:$PATH; fi
+mkdir -p "$OUT" "$WORK"
+: > "$WORK/commands.txt"
+T0=$(date +%s)
+
+# Logs a command to commands.txt (for results.md) and runs it.
+x() {
+  echo "$*" >> "$WORK/commands.txt"
+  echo "+ $*"
+  "$@"
+}
+export -f x
+
+step_system() {
+  date -u
+  nvidia-smi || echo "nvidia-smi failed"
+  nvidia-smi --query-gpu=name,driver_version,memory.total,compute_cap --format=csv,noheader > "$WORK/gpu.csv" 2>/dev/null
+  nvcc --version | tail -2
+  cmake --version | head -1
+  ninja --version
+  python3 -c "import torch, transformers, safetensors, numpy; print('torch', torch.__version__, 'cuda', torch.version.cuda, \
+'| transformers', transformers.__version__, '| safetensors', safetensors.__version__, '| numpy', numpy.__version__)"
+  nproc
+  git -C "$ROOT" log --oneline -1 2>/dev/null || true
+}
+
+step_build() {
+  # -Xptxas=-v: registers / stack / spills of every kernel; the full log stays in $WORK, build.log keeps a digest.
+  x cmake -S "$ROOT" -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 \
+    -DLAYOUTRT_CUDA=ON "-DCMAKE_CUDA_FLAGS=-Xptxas=-v" || return $?
+  x ninja -C "$BUILD_DIR" -j"$(nproc)" > "$WORK/build_full.log" 2>&1
+  local rc=$?
+  echo "--- ninja (rc $rc): everything but ptxas info lines"
+  grep -v -E "^ptxas info|bytes stack frame|^\[[0-9]+/[0-9]+\]" "$WORK/build_full.log" | head -200
+  echo "--- ptxas resource usage per kernel (sm_90): registers | stack/spills"
+  awk '/Compiling entry function/ { match($0, /function .[^'"'"']*/); fn = substr($0, RSTART + 10, RLENGTH - 10) }
+       /bytes stack frame/ { spill = $0; gsub(/^ +/, "", spill) }
+       /Used [0-9]+ registers/ { match($0, /Used [0-9]+ registers/); print fn " | " substr($0, RSTART, RLENGTH) " | " spill }' \
+    "$WORK/build_full.log" | (command -v c++filt >/dev/null && c++filt || cat) | sort -u | cut -c1-300 \
+    > "$WORK/ptxas.txt"
+  head -400 "$WORK/ptxas.txt"
+  echo "--- kernels that spill (or use a stack frame)"
+  grep -v -E "\| 0 bytes stack frame, 0 bytes spill stores, 0 bytes spill loads$" "$WORK/ptxas.txt" || echo "(none)"
+  return $rc
+}
+
+step_buckets() {
+  # torch's CUDA bucket tables (tests/fixtures/rel_pos/buckets_torch_cuda.safetensors, to commit); copied into this
+  # tree so that ctest's RelPos.MatchesTorchCudaForEveryDistance runs against them.
+  x python3 python/make_fixtures.py --out "$WORK/fixtures" --buckets-only || return $?
+  local f="$WORK/fixtures/rel_pos/buckets_torch_cuda.safetensors"
+  [ -f "$f" ] || { echo "no $f (torch sees no CUDA device?)"; return 1; }
+  cp "$f" "$OUT/" && cp "$f" "$ROOT/tests/fixtures/rel_pos/"
+  python3 - "$WORK/fixtures/rel_pos" <<'PY'
+import sys
+from safetensors.torch import load_file
+d = sys.argv[1]
+cpu, cuda = load_file(d + "/buckets_torch_cpu.safetensors"), load_file(d + "/buckets_torch_cuda.safetensors")
+for k in ("buckets_1d", "buckets_2d"):
+    diff = (cpu[k] != cuda[k]).nonzero().flatten()
+    print(f"{k}: torch CPU and CUDA differ at {len(diff)} distances" +
+          (": rel " + ", ".join(str(int(cpu['rel'][i])) for i in diff[:20]) if len(diff) else ""))
+PY
+}
+
+step_ctest() {
+  local rc1 rc2
+  # --no-tests=error: a build without the CUDA backend has no gpu tests, and that must not pass as green.
+  x ctest --test-dir "$BUILD_DIR" -L gpu --output-on-failure --timeout 120 --no-tests=error
+  rc1=$?
+  x ctest --test-dir "$BUILD_DIR" -LE gpu --output-on-failure -j"$(nproc)" --timeout 120
+  rc2=$?
+  echo "ctest -L gpu rc $rc1; ctest -LE gpu rc $rc2"
+  [ $rc1 -eq 0 ] && [ $rc2 -eq 0 ]
+}
+
+step_parity() {
+  x python3 python/parity_hf.py --out "$WORK/parity" --layoutrt "$L" --batches "$PARITY_BATCHES" \
+    --precisions fp32,tf32,fp16,bf16,mixed --device "$TORCH_DEVICE" --backend "$BACKEND" $TINY
+  local rc=$?
+  cat "$WORK/parity/layoutrt_commands.log" 2>/dev/null | grep -E "rc [1-9]" -A3 | head -40
+  return $rc
+}
+
+step_bench() {
+  local ckpt="$WORK/parity/ckpt" rc=0
+  if [ ! -f "$ckpt/config.json" ]; then
+    x python3 python/parity_hf.py --out "$WORK/parity" --ckpt-only $TINY || return $?
+  fi
+  rm -f "$WORK/speed_layoutrt.md"
+  for p in fp32 fp16 bf16; do
+    x "$L" build --checkpoint "$ckpt" --precision $p --max-batch 32 --output "$WORK/bench_$p.plan" -q || { rc=1; continue; }
+    x "$L" bench --plan "$WORK/bench_$p.plan" --backend "$BACKEND" --batch "$BATCHES" --text-tokens 512 --warmup "$WARMUP" \
+      --iters "$ITERS" --max-seconds "$MAX_SECONDS" --json "$WORK/bench_$p.json" --markdown "$WORK/speed_layoutrt.md" \
+      || rc=1
+    rm -f "$WORK/bench_$p.plan"
+  done
+  return $rc
+}
+
+step_baseline() {
+  rm -f "$WORK/speed_torch.md"
+  x python3 python/torch_baseline.py --batches "$BATCHES" --text-tokens 512 --modes "$TORCH_MODES" --warmup "$WARMUP" \
+    --iters "$ITERS" --max-seconds "$MAX_SECONDS" --compile-budget-s 110 --json "$WORK/torch.json" \
+    --markdown "$WORK/speed_torch.md" --device "$TORCH_DEVICE" $TINY
+}
+export -f step_system step_build step_buckets step_ctest step_parity step_bench step_baseline
+
+declare -A LIMIT=([system]=30 [build]=300 [buckets]=60 [ctest]=150 [parity]=240 [bench]=150 [baseline]=200)
+SUMMARY=()
+FAILED=0
+run_step() {
+  local name=$1
+  if [ "$name" != system ] && [[ ",$STEPS," != *",$name,"* ]]; then return; fi
+  local now left limit start rc
+  now=$(date +%s)
+  left=$((BUDGET - (now - T0) - RESERVE))
+  limit=${LIMIT[$name]}
+  ((limit > left)) && limit=$left
+  if ((limit < 20)); then
+    SUMMARY+=("$(printf '| %-8s | skipped | - | budget of %ss spent |' "$name" "$BUDGET")")
+    echo "== $name: skipped (budget spent)"
+    return
+  fi
+  echo "== $name (limit ${limit}s, $((now - T0))s since start)"
+  start=$(date +%s)
+  timeout -k 10 "$limit" bash -c "step_$name" > "$OUT/$name.log" 2>&1
+  rc=$?
+  local secs=$(($(date +%s) - start)) note=""
+  ((rc == 124 || rc == 137)) && note="timed out after ${limit}s"
+  ((rc != 0)) && FAILED=1
+  SUMMARY+=("$(printf '| %-8s | %s | %s | %s |' "$name" "$rc" "$secs" "$note")")
+  echo "== $name: rc $rc in ${secs}s ${note}"
+  tail -5 "$OUT/$name.log" | sed 's/^/   /'
+}
+
+for s in system build buckets ctest parity bench baseline; do run_step "$s"; done
+
+# ---- results.md / results.json --------------------------------------------------------------------------------------
+{
+  echo "| step | rc | seconds | note |"
+  echo "| --- | --- | ---: | --- |"
+  printf '%s\n' "${SUMMARY[@]}"
+} > "$WORK/summary.md"
+python3 - "$OUT" "$WORK" <<'PY'
+import glob, json, os, sys, datetime
+out, work = sys.argv[1], sys.argv[2]
+def load(p):
+    try:
+        with open(p) as f:
+            return json.load(f)
+    except Exception:
+        return None
+def read(p, default=""):
+    try:
+        with open(p) as f:
+            return f.read()
+    except Exception:
+        return default
+gpu = read(os.path.join(work, "gpu.csv")).strip() or "unknown GPU"
+lines = [f"# layoutrt GPU check, {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M UTC}", "",
+         f"GPU (name, driver, memory, compute capability): {gpu}", "", "## Steps", "", read(os.path.join(work, "summary.md")),
+         "## Commands", "", "```", read(os.path.join(work, "commands.txt")).strip(), "```", ""]
+lines += ["## Parity (layoutrt vs transformers fp32, TF32 off)", "",
+          read(os.path.join(work, "parity", "parity.md"), "(parity step not run or failed: see parity.log)\n")]
+bench = {p: load(os.path.join(work, f"bench_{p}.json")) for p in ("fp32", "fp16", "bf16")}
+torch_ = load(os.path.join(work, "torch.json"))
+cols = [(f"layoutrt {p}", {r["batch"]: r for r in b["results"]}) for p, b in bench.items() if b]
+if torch_:
+    modes = []
+    for r in torch_["results"]:
+        if r["mode"] not in modes:
+            modes.append(r["mode"])
+    cols += [(f"torch {m}", {r["batch"]: r for r in torch_["results"] if r["mode"] == m and "median_ms" in r})
+             for m in modes]
+lines += ["## Speed: sequences/s (median latency ms), T = 512 text tokens + 197 visual", ""]
+if cols:
+    any_bench = next((b for b in bench.values() if b), None)
+    if any_bench:
+        lines.append(f"layoutrt: {any_bench['device']}, {any_bench['timing']}, {any_bench['gflop_per_seq']:.1f} GFLOP/seq; "
+                     f"memory: see bench.log")
+    if torch_:
+        lines.append(f"torch {torch_['torch']}, transformers {torch_['transformers']}, attention {torch_['attn_implementation']}, "
+                     f"compile mode {torch_['compile_mode']} (compile {torch_['compile_total_s']:.0f} s)")
+    lines.append("")
+    batches = sorted({b for _, rows in cols for b in rows})
+    lines.append("| batch | " + " | ".join(c for c, _ in cols) + " |")
+    lines.append("| ---: | " + " | ".join("---:" for _ in cols) + " |")
+    for b in batches:
+        cells = []
+        for _, rows in cols:
+            r = rows.get(b)
+            cells.append(f"{r['seq_per_s']:.1f} ({r['median_ms']:.2f} ms)" if r else "—")
+        lines.append(f"| {b} | " + " | ".join(cells) + " |")
+    lines.append("")
+    lines.append("TFLOP/s (model FLOPs):")
+    lines.append("")
+    lines.append("| batch | " + " | ".join(c for c, _ in cols) + " |")
+    lines.append("| ---: | " + " | ".join("---:" for _ in cols) + " |")
+    for b in batches:
+        lines.append(f"| {b} | " + " | ".join(f"{rows[b]['tflops']:.1f}" if b in rows else "—" for _, rows in cols) + " |")
+    lines.append("")
+    for name in ("speed_layoutrt.md", "speed_torch.md"):
+        t = read(os.path.join(work, name))
+        if t:
+            lines += [f"Detail ({name}: p90/p99, memory):", "", t]
+else:
+    lines.append("(bench / baseline steps not run or failed)\n")
+with open(os.path.join(out, "results.md"), "w") as f:
+    f.write("\n".join(lines))
+with open(os.path.join(out, "results.json"), "w") as f:
+    json.dump({"gpu": gpu, "parity": load(os.path.join(work, "parity", "parity.json")), "bench": bench, "torch": torch_},
+              f, indent=1)
+print(f"wrote {out}/results.md and results.json")
+PY
+echo
+cat "$WORK/summary.md"
+echo "total $(($(date +%s) - T0))s; logs and results in $OUT: $(ls "$OUT" | tr '\n' ' ')"
+exit $FAILED
