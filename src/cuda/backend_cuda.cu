@@ -14,6 +14,8 @@
 
 #include "cuda/cuda_check.h"
 #include "cuda/cuda_ops.h"
+#include "cuda/flash_attention.h"
+#include "cuda/graphs.h"
 
 namespace layoutrt {
 namespace cuda {
@@ -239,8 +241,33 @@ class CudaBackend : public Backend {
 
   void attention(const AttentionArgs& a) override {
     activate();
+    // The fused flash kernel (FP16/BF16, tensor cores, bias in-kernel) where it applies; the reference kernel (scores
+    // in shared memory) otherwise. LAYOUTRT_ATTENTION=reference|flash forces one (A/B checks, benchmarks).
+    static const std::string choice = [] {
+      const char* env = std::getenv("LAYOUTRT_ATTENTION");
+      return std::string(env ? env : "auto");
+    }();
+    if (choice != "reference" && cuda::flash_attention_supported(a)) return cuda::flash_attention(a, stream_);
+    if (choice == "flash")
+      throw_error(ErrorCode::kUnsupported, "LAYOUTRT_ATTENTION=flash: the flash kernel does not support this case (",
+                  dtype_name(a.qkv.dtype), ", head_dim ", a.head_dim, ")");
     cuda::attention(a, stream_);  // checks its views
   }
+
+  void run_recorded(uint64_t key, const std::function<void()>& ops) override {
+    activate();
+    linear_runner();  // created (it allocates) before any capture
+    if (stage_timing_) return ops();  // events between ops: eager
+    graphs_.run(key, ops, stream_);
+  }
+  void enable_stage_timing(bool on) override {
+    Backend::enable_stage_timing(on);
+    stages_.reset();
+  }
+  void stage(const char* name) override {
+    if (stage_timing_) stages_.mark(name, stream_);
+  }
+  std::map<std::string, double> stage_times_ms() override { return stages_.read_ms(); }
 
   void gather_rows(const GatherRowsArgs& a) override {
     const char* op = "gather_rows";
@@ -270,6 +297,8 @@ class CudaBackend : public Backend {
   std::string name_;
   cudaStream_t stream_ = nullptr;
   std::unique_ptr<cuda::LinearRunner> linear_;
+  cuda::GraphCache graphs_;
+  cuda::StageEvents stages_;
 };
 
 }  // namespace

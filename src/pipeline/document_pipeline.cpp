@@ -216,7 +216,9 @@ DocumentResult DocumentPipeline::run(ExecutionContext& ctx, const Document& doc)
     in.bbox = slice_rows(enc.inputs.bbox, b, e);
     in.attention_mask = slice_rows(enc.inputs.attention_mask, b, e);
     in.pixel_values = slice_rows(enc.inputs.pixel_values, b, e);
-    const Tensor part = ctx.run(in).at("logits").to(DType::kF32);
+    RunOptions ro;
+    ro.pack = true;  // only real tokens' logits are read: padding costs nothing
+    const Tensor part = ctx.run(in, ro).at("logits").to(DType::kF32);
     if (!logits.defined()) logits = Tensor(DType::kF32, {B, T, part.dim(2)});
     std::memcpy(logits.mutable_data_as<float>() + b * T * part.dim(2), part.data(), part.nbytes());
   }
