@@ -129,7 +129,15 @@ step_bench() {
     x "$L" build --checkpoint "$ckpt" --precision $p --max-batch 32 --output "$WORK/bench_$p.plan" -q || { rc=1; continue; }
     x "$L" bench --plan "$WORK/bench_$p.plan" --backend "$BACKEND" --batch "$BATCHES" --text-tokens 512 --warmup "$WARMUP" \
       --iters "$ITERS" --max-seconds "$MAX_SECONDS" --json "$WORK/bench_$p.json" --markdown "$WORK/speed_layoutrt.md" \
-      || rc=1
+      --stages || rc=1
+    if [ $p = fp16 ]; then
+      # 32 FUNSD-length documents (the test split's token counts), padded to 512 vs packed.
+      for mode in "" --pack; do
+        x "$L" bench --plan "$WORK/bench_$p.plan" --backend "$BACKEND" --batch 32 --text-tokens 512 --warmup "$WARMUP" \
+          --iters "$ITERS" --max-seconds "$MAX_SECONDS" --lengths bench/funsd_test_token_counts.txt $mode \
+          --json "$WORK/bench_funsd${mode:+_packed}.json" --markdown "$WORK/speed_funsd.md" --stages || rc=1
+      done
+    fi
     rm -f "$WORK/bench_$p.plan"
   done
   return $rc
@@ -237,6 +245,23 @@ if cols:
     for b in batches:
         lines.append(f"| {b} | " + " | ".join(f"{rows[b]['tflops']:.1f}" if b in rows else "—" for _, rows in cols) + " |")
     lines.append("")
+    funsd = read(os.path.join(work, "speed_funsd.md"))
+    if funsd:
+        lines += ["32 FUNSD-length documents (bench/funsd_test_token_counts.txt), fp16, padded to 512 vs packed:", "",
+                  funsd]
+    stages = []
+    for p in ("fp32", "fp16", "bf16", "funsd", "funsd_packed"):
+        j = load(os.path.join(work, f"bench_{p}.json"))
+        for r in (j or {}).get("results", []):
+            if r.get("stages_ms"):
+                tot = sum(r["stages_ms"].values())
+                stages.append(f"| {p} | {r['batch']} | " + " | ".join(
+                    f"{r['stages_ms'].get(k, 0):.3f} ({100 * r['stages_ms'].get(k, 0) / tot:.0f}%)"
+                    for k in ("embeddings", "qkv", "attention", "out_proj_ln", "ffn", "head")) + f" | {tot:.3f} |")
+    if stages:
+        lines += ["Per-stage device time (ms, one run with CUDA events between stages, graphs off):", "",
+                  "| plan | batch | embeddings | qkv | attention | out_proj+LN | FFN | head | total |",
+                  "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"] + stages + [""]
     for name in ("speed_layoutrt.md", "speed_torch.md"):
         t = read(os.path.join(work, name))
         if t:

@@ -7,6 +7,7 @@
 #include <sys/resource.h>
 
 #include <algorithm>
+#include <map>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -290,7 +291,7 @@ void register_bench(CLI::App& app) {
     int warmup = 5, iters = 30, threads = 0, device = 0;
     double max_seconds = 0;
     uint64_t seed = 1;
-    bool quiet = false;
+    bool quiet = false, pack = false, stages = false;
   };
   auto o = std::make_shared<Opts>();
   CLI::App* cmd = app.add_subcommand(
@@ -317,6 +318,10 @@ void register_bench(CLI::App& app) {
   cmd->add_option("--threads", o->threads, "CPU threads (0: all cores)");
   cmd->add_option("--device", o->device, "CUDA device index")->capture_default_str();
   cmd->add_flag("--quiet,-q", o->quiet, "No progress on stderr");
+  cmd->add_flag("--pack", o->pack, "Padding-free runs (RunOptions::pack): tokens with attention_mask 0 cost nothing");
+  cmd->add_flag("--stages", o->stages,
+                "After the timed runs, one more run with per-stage device times (embeddings, qkv, attention, "
+                "out_proj_ln, ffn, head), printed and written to the JSON");
   cmd->callback([o] {
     if (o->batches.empty()) throw_error(ErrorCode::kInvalidArgument, "bench: --batch needs at least one batch size");
     for (int64_t b : o->batches)
@@ -374,6 +379,8 @@ void register_bench(CLI::App& app) {
     std::string md_rows;
     std::mt19937_64 rng(o->seed);
     size_t cursor = 0;  // position in the --lengths cycle
+    RunOptions run_opt;
+    run_opt.pack = o->pack;
     int64_t dev_after_max = -1;
     ProgressFn progress = progress_bar(o->quiet);
     for (const int64_t B : o->batches) {
@@ -394,7 +401,7 @@ void register_bench(CLI::App& app) {
       double timed_s = 0;
       for (int i = 0; i < total; ++i) {
         const Inputs& in = batches[i % batches.size()];
-        auto [t, w] = timer.time([&] { ctx->run(in); });
+        auto [t, w] = timer.time([&] { ctx->run(in, run_opt); });
         if (i >= o->warmup) {
           ms.push_back(t);
           wall_ms.push_back(w);
@@ -405,6 +412,13 @@ void register_bench(CLI::App& app) {
           if (progress) progress(label, total, total);
           break;
         }
+      }
+      std::map<std::string, double> stage_ms;
+      if (o->stages) {
+        RunOptions so = run_opt;
+        so.time_stages = true;
+        ctx->run(batches[0], so);
+        stage_ms = ctx->stage_times_ms();
       }
       std::sort(ms.begin(), ms.end());
       std::sort(wall_ms.begin(), wall_ms.end());
@@ -431,10 +445,21 @@ void register_bench(CLI::App& app) {
                           {"distinct_batches", variants},
                           {"mean_real_tokens", static_cast<double>(real_tokens) / static_cast<double>(variants * B)}};
       if (on_device) r["device_used_bytes"] = dev_after;
+      if (!stage_ms.empty()) {
+        double total_ms = 0;
+        for (const auto& [k, v] : stage_ms) total_ms += v;
+        std::string line = "       stages (ms):";
+        for (const char* k : {"embeddings", "qkv", "attention", "out_proj_ln", "ffn", "head"})
+          if (stage_ms.count(k))
+            line += " " + std::string(k) + fmt(" %.3f", stage_ms[k]) + fmt(" (%.0f%%)", 100.0 * stage_ms[k] / total_ms);
+        std::printf("%s\n", line.c_str());
+        r["stages_ms"] = stage_ms;
+      }
       r["host_peak_rss_bytes"] = peak_rss_bytes();
       results.push_back(r);
       const std::string mem_cell = mem < 0 ? "n/a" : fmt("%.0f", mem / 1048576.0) + (on_device ? " (device)" : " (RSS)");
-      md_rows += "| layoutrt " + std::string(backend_kind_name(engine->backend())) + " | " + precision + " | " +
+      md_rows += "| layoutrt " + std::string(backend_kind_name(engine->backend())) + (o->pack ? " packed" : "") +
+                 (lengths.empty() ? "" : " FUNSD-lengths") + " | " + precision + " | " +
                  std::to_string(B) + " | " + std::to_string(T) + " | " + fmt("%.3f", median) + " | " +
                  fmt("%.3f", p90) + " | " + fmt("%.3f", p99) + " | " + fmt("%.1f", seq_per_s) + " | " +
                  fmt("%.3g", tflops) + " | " + mem_cell + " |\n";
@@ -467,6 +492,7 @@ void register_bench(CLI::App& app) {
       j["timing"] = timer.source();
       j["warmup"] = o->warmup;
       j["iters"] = o->iters;
+      j["packed"] = o->pack;
       j["percentiles"] = "nearest rank";
       j["lengths_file"] = o->lengths;
       j["seed"] = o->seed;
