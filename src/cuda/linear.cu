@@ -11,11 +11,16 @@
 //
 // Descriptors, layouts and the chosen algorithm are cached per GemmKey (shape, dtype, compute mode, epilogue and the
 // operands' pointer alignment, which the heuristic may exploit). choose_algorithm() is the one place an algorithm is
-// picked; build-time tuning will replace its body.
+// picked: cuBLASLt's heuristic candidates, timed on first use (LAYOUTRT_GEMM_TUNE=0: the heuristic's first pick).
 #include <cublasLt.h>
 
 #include <cstdint>
+#include <cstdlib>
+#include <map>
 #include <memory>
+#include <mutex>
+#include <tuple>
+#include <utility>
 #include <sstream>
 #include <string>
 #include <unordered_map>
@@ -70,6 +75,17 @@ struct GemmKeyHash {
   }
 };
 
+struct KeyLess {
+  bool operator()(const std::pair<int, GemmKey>& a, const std::pair<int, GemmKey>& b) const {
+    auto t = [](const std::pair<int, GemmKey>& v) {
+      const GemmKey& k = v.second;
+      return std::make_tuple(v.first, k.m, k.n, k.k, static_cast<int>(k.dtype), k.tf32, k.bias_epilogue, k.align_x,
+                             k.align_w, k.align_y);
+    };
+    return t(a) < t(b);
+  }
+};
+
 // Everything cuBLASLt needs to run one GemmKey; destroyed with the runner.
 struct GemmPlan {
   cublasLtMatmulDesc_t desc = nullptr;
@@ -94,9 +110,33 @@ std::string shape_text(const GemmKey& k) {
   return s.str();
 }
 
-// The one place a GEMM algorithm is chosen: today cuBLASLt's heuristic (best first), within our workspace and the
-// operands' actual alignment. Throws kCuda naming the shape when nothing fits.
-cublasLtMatmulAlgo_t choose_algorithm(cublasLtHandle_t handle, const GemmKey& key, const GemmPlan& p) {
+// Operands of the call that first needs a GemmKey: lets choose_algorithm time candidates on the real data.
+struct TuneContext {
+  const void* w = nullptr;
+  const void* x = nullptr;
+  void* y = nullptr;
+  const void* bias = nullptr;
+  cudaStream_t stream = nullptr;
+  void* workspace = nullptr;
+};
+
+// GEMM autotuning: LAYOUTRT_GEMM_TUNE=0 keeps cuBLASLt's first heuristic choice.
+bool tuning_enabled() {
+  static const bool on = [] {
+    const char* e = std::getenv("LAYOUTRT_GEMM_TUNE");
+    return !(e && std::string(e) == "0");
+  }();
+  return on;
+}
+
+// The one place a GEMM algorithm is chosen: cuBLASLt's heuristic proposes up to kCandidates algorithms within our
+// workspace and the operands' actual alignment; when tuning is on (and the stream is not being captured into a
+// graph) each is timed on the call's own operands (1 warm-up + 3 timed runs, CUDA events) and the fastest is kept for
+// this key. The heuristic's first pick is often not the fastest for the skinny-K / wide-N shapes of this model.
+// Throws kCuda naming the shape when nothing fits.
+cublasLtMatmulAlgo_t choose_algorithm(cublasLtHandle_t handle, const GemmKey& key, const GemmPlan& p,
+                                      const TuneContext* tc) {
+  constexpr int kCandidates = 8;
   cublasLtMatmulPreference_t pref = nullptr;
   LRT_CUBLAS(cublasLtMatmulPreferenceCreate(&pref));
   struct PrefGuard {
@@ -111,15 +151,45 @@ cublasLtMatmulAlgo_t choose_algorithm(cublasLtHandle_t handle, const GemmKey& ke
   LRT_CUBLAS(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &al_c, sizeof(al_c)));
   LRT_CUBLAS(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &al_c, sizeof(al_c)));
 
-  cublasLtMatmulHeuristicResult_t result{};
+  cublasLtMatmulHeuristicResult_t results[kCandidates] = {};
   int found = 0;
   const cublasStatus_t st =
-      cublasLtMatmulAlgoGetHeuristic(handle, p.desc, p.a, p.b, p.c, p.c, pref, 1, &result, &found);
+      cublasLtMatmulAlgoGetHeuristic(handle, p.desc, p.a, p.b, p.c, p.c, pref, kCandidates, results, &found);
   if (st == CUBLAS_STATUS_NOT_SUPPORTED || (st == CUBLAS_STATUS_SUCCESS && found == 0))
     throw_error(ErrorCode::kCuda, "cuda linear: cuBLASLt has no algorithm for ", shape_text(key));
   LRT_CUBLAS(st);
-  LRT_CUBLAS(result.state);
-  return result.algo;
+  LRT_CUBLAS(results[0].state);
+  if (found == 1 || !tc || !tuning_enabled()) return results[0].algo;
+  cudaStreamCaptureStatus capturing = cudaStreamCaptureStatusNone;
+  LRT_CUDA(cudaStreamIsCapturing(tc->stream, &capturing));
+  if (capturing != cudaStreamCaptureStatusNone) return results[0].algo;
+
+  if (key.bias_epilogue)
+    LRT_CUBLAS(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &tc->bias, sizeof(tc->bias)));
+  cudaEvent_t start = nullptr, stop = nullptr;
+  LRT_CUDA(cudaEventCreate(&start));
+  LRT_CUDA(cudaEventCreate(&stop));
+  const float alpha = 1.0f, beta = 0.0f;
+  int best = 0;
+  float best_ms = 0;
+  for (int i = 0; i < found; ++i) {
+    if (results[i].state != CUBLAS_STATUS_SUCCESS) continue;
+    auto launch = [&] {
+      return cublasLtMatmul(handle, p.desc, &alpha, tc->w, p.a, tc->x, p.b, &beta, tc->y, p.c, tc->y, p.c,
+                            &results[i].algo, tc->workspace, kWorkspaceBytes, tc->stream);
+    };
+    if (launch() != CUBLAS_STATUS_SUCCESS) continue;  // a candidate that cannot run is skipped
+    LRT_CUDA(cudaEventRecord(start, tc->stream));
+    for (int r = 0; r < 3; ++r) LRT_CUBLAS(launch());
+    LRT_CUDA(cudaEventRecord(stop, tc->stream));
+    LRT_CUDA(cudaEventSynchronize(stop));
+    float ms = 0;
+    LRT_CUDA(cudaEventElapsedTime(&ms, start, stop));
+    if (i == 0 || ms < best_ms) best = i, best_ms = ms;
+  }
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  return results[best].algo;
 }
 
 class CublasLtLinearRunner : public LinearRunner {
@@ -175,7 +245,14 @@ class CublasLtLinearRunner : public LinearRunner {
     key.align_w = static_cast<uint16_t>(pointer_alignment(w.data));
     key.align_y = static_cast<uint16_t>(pointer_alignment(y.data));
 
-    GemmPlan& p = plan_for(key);
+    TuneContext tc;
+    tc.w = w.data;
+    tc.x = x.data;
+    tc.y = y.data;
+    tc.bias = key.bias_epilogue ? bias.data : nullptr;
+    tc.stream = stream;
+    tc.workspace = workspace_;
+    GemmPlan& p = plan_for(key, tc);
     if (key.bias_epilogue) {
       const void* bp = bias.data;
       LRT_CUBLAS(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bp, sizeof(bp)));
@@ -188,7 +265,7 @@ class CublasLtLinearRunner : public LinearRunner {
   }
 
  private:
-  GemmPlan& plan_for(const GemmKey& key) {
+  GemmPlan& plan_for(const GemmKey& key, const TuneContext& tc) {
     auto it = plans_.find(key);
     if (it != plans_.end()) return *it->second;
     auto p = std::make_unique<GemmPlan>();
@@ -207,7 +284,23 @@ class CublasLtLinearRunner : public LinearRunner {
     LRT_CUBLAS(cublasLtMatrixLayoutCreate(&p->a, t, static_cast<uint64_t>(key.k), static_cast<uint64_t>(key.n), key.k));
     LRT_CUBLAS(cublasLtMatrixLayoutCreate(&p->b, t, static_cast<uint64_t>(key.k), static_cast<uint64_t>(key.m), key.k));
     LRT_CUBLAS(cublasLtMatrixLayoutCreate(&p->c, t, static_cast<uint64_t>(key.n), static_cast<uint64_t>(key.m), key.n));
-    p->algo = choose_algorithm(handle_, key, *p);
+    // One choice per (device, key) for the whole process, so every context (and every run) computes with the same
+    // algorithm: outputs do not depend on which context ran them. Tuned while the table is small (packed batches of
+    // ever-new row counts would otherwise re-tune forever).
+    static std::mutex mu;
+    static std::map<std::pair<int, GemmKey>, cublasLtMatmulAlgo_t, KeyLess> chosen;
+    int device = 0;
+    LRT_CUDA(cudaGetDevice(&device));
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      auto c = chosen.find({device, key});
+      if (c != chosen.end()) {
+        p->algo = c->second;
+      } else {
+        p->algo = choose_algorithm(handle_, key, *p, chosen.size() < 512 ? &tc : nullptr);
+        chosen.emplace(std::make_pair(device, key), p->algo);
+      }
+    }
     GemmPlan& ref = *p;
     plans_.emplace(key, std::move(p));
     return ref;
