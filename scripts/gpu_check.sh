@@ -6,7 +6,8 @@
 #   GPU_CHECK_QUICK=1 bash scripts/gpu_check.sh      # short: batches 1,8; 20 iterations; no torch.compile
 #   GPU_CHECK_STEPS=parity,bench bash scripts/gpu_check.sh   # some steps (build outputs from an earlier call reused)
 #
-# Steps (GPU_CHECK_STEPS, comma separated; default all): build, buckets, ctest, parity, bench, baseline. Each logs to
+# Steps (GPU_CHECK_STEPS, comma separated; default all but profile): build, buckets, ctest, parity, bench, baseline;
+# profile (per-kernel ncu table, bias-lookup cost) runs only when named. Each logs to
 # $OUT/<step>.log under a time limit; a failing step does not stop the others; results.md and the summary (exit codes,
 # seconds) are always written. GPU_CHECK_BUDGET_S (default 540) caps the whole run: a step gets at most what is left
 # (less a reserve for the summary) and is skipped when too little is left. Large files (checkpoint, plans, inputs) go
@@ -149,9 +150,54 @@ step_baseline() {
     --iters "$ITERS" --max-seconds "$MAX_SECONDS" --compile-budget-s 110 --json "$WORK/torch.json" \
     --markdown "$WORK/speed_torch.md" --device "$TORCH_DEVICE" $TINY
 }
-export -f step_system step_build step_buckets step_ctest step_parity step_bench step_baseline
+step_profile() {
+  # Where the time goes (opt-in: GPU_CHECK_STEPS=...,profile): per-kernel device time of one fp16 forward at B=32 and
+  # B=1 (ncu, graphs and GEMM tuning off so each launch is one kernel), then the attention stage with and without the
+  # relative-position biases (what the in-kernel bias lookups cost).
+  local ckpt="$WORK/parity/ckpt" rc=0
+  if [ ! -f "$ckpt/config.json" ]; then
+    x python3 python/parity_hf.py --out "$WORK/parity" --ckpt-only $TINY || return $?
+  fi
+  x "$L" build --checkpoint "$ckpt" --precision fp16 --max-batch 32 --output "$WORK/prof_fp16.plan" -q || return $?
+  local NCU
+  NCU=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu /usr/local/cuda/bin/ncu 2>/dev/null | head -1)
+  if [ -n "$NCU" ]; then
+    for b in 32 1; do
+      LAYOUTRT_CUDA_GRAPHS=0 LAYOUTRT_GEMM_TUNE=0 x "$NCU" --clock-control none --metrics gpu__time_duration.sum --csv \
+        --log-file "$WORK/ncu_b$b.csv" "$L" bench --plan "$WORK/prof_fp16.plan" --batch $b --text-tokens 512 \
+        --warmup 0 --iters 1 -q > /dev/null || rc=1
+      python3 python/profile_tools.py kernels "$WORK/ncu_b$b.csv" "$OUT/kernels_b$b.md" \
+        --title "fp16, B=$b, T=512+197: per-kernel device time (ncu)" || rc=1
+    done
+  else
+    echo "ncu not found: no per-kernel table"
+  fi
+  x python3 python/profile_tools.py strip-bias "$ckpt" "$WORK/ckpt_nobias" || return 1
+  x "$L" build --checkpoint "$WORK/ckpt_nobias" --precision fp16 --max-batch 32 --output "$WORK/prof_nobias.plan" -q \
+    || return 1
+  for plan in prof_fp16 prof_nobias; do
+    x "$L" bench --plan "$WORK/$plan.plan" --batch 1,8,32 --text-tokens 512 --warmup 3 --iters 20 --max-seconds 3 \
+      --stages --json "$WORK/$plan.json" -q || rc=1
+  done
+  python3 - "$WORK" "$OUT" <<'PY'
+import json, sys
+w, out = sys.argv[1], sys.argv[2]
+rows = ["| batch | attention ms, biases | attention ms, no biases | bias share | forward ms, biases | forward ms, no biases |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: |"]
+a = {r["batch"]: r for r in json.load(open(f"{w}/prof_fp16.json"))["results"]}
+b = {r["batch"]: r for r in json.load(open(f"{w}/prof_nobias.json"))["results"]}
+for k in sorted(a):
+    x, y = a[k]["stages_ms"]["attention"], b[k]["stages_ms"]["attention"]
+    rows.append(f"| {k} | {x:.3f} | {y:.3f} | {100 * (x - y) / x:.0f}% | {a[k]['median_ms']:.3f} | {b[k]['median_ms']:.3f} |")
+open(f"{out}/bias_cost.md", "w").write("\n".join(rows) + "\n")
+print("\n".join(rows))
+PY
+  rm -f "$WORK"/prof_*.plan
+  return $rc
+}
+export -f step_system step_build step_buckets step_ctest step_parity step_bench step_baseline step_profile
 
-declare -A LIMIT=([system]=30 [build]=300 [buckets]=60 [ctest]=150 [parity]=240 [bench]=150 [baseline]=200)
+declare -A LIMIT=([system]=30 [build]=300 [buckets]=60 [ctest]=150 [parity]=240 [bench]=150 [baseline]=200 [profile]=240)
 SUMMARY=()
 FAILED=0
 run_step() {
@@ -179,7 +225,7 @@ run_step() {
   tail -5 "$OUT/$name.log" | sed 's/^/   /'
 }
 
-for s in system build buckets ctest parity bench baseline; do run_step "$s"; done
+for s in system build buckets ctest parity bench baseline profile; do run_step "$s"; done
 
 # ---- results.md / results.json --------------------------------------------------------------------------------------
 {
@@ -223,19 +269,23 @@ if cols:
     any_bench = next((b for b in bench.values() if b), None)
     if any_bench:
         lines.append(f"layoutrt: {any_bench['device']}, {any_bench['timing']}, {any_bench['gflop_per_seq']:.1f} GFLOP/seq; "
-                     f"memory: see bench.log")
+                     f"memory: see bench.log. layoutrt's times are compute times (the forward with its inputs on the "
+                     f"GPU, as torch's are timed); end to end (validation + copies in and out) in the last column")
     if torch_:
         lines.append(f"torch {torch_['torch']}, transformers {torch_['transformers']}, attention {torch_['attn_implementation']}, "
                      f"compile mode {torch_['compile_mode']} (compile {torch_['compile_total_s']:.0f} s)")
     lines.append("")
     batches = sorted({b for _, rows in cols for b in rows})
-    lines.append("| batch | " + " | ".join(c for c, _ in cols) + " |")
-    lines.append("| ---: | " + " | ".join("---:" for _ in cols) + " |")
+    e2e = {r["batch"]: r for r in bench["fp16"]["results"]} if bench.get("fp16") else {}
+    lines.append("| batch | " + " | ".join(c for c, _ in cols) + " | layoutrt fp16 end to end |")
+    lines.append("| ---: | " + " | ".join("---:" for _ in cols) + " | ---: |")
     for b in batches:
         cells = []
         for _, rows in cols:
             r = rows.get(b)
             cells.append(f"{r['seq_per_s']:.1f} ({r['median_ms']:.2f} ms)" if r else "—")
+        r = e2e.get(b)
+        cells.append(f"{b / r['e2e_median_ms'] * 1e3:.1f} ({r['e2e_median_ms']:.2f} ms)" if r and "e2e_median_ms" in r else "—")
         lines.append(f"| {b} | " + " | ".join(cells) + " |")
     lines.append("")
     lines.append("TFLOP/s (model FLOPs):")

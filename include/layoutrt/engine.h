@@ -121,6 +121,10 @@ class ExecutionContext {
   virtual void* device_stream() const = 0;
   // Milliseconds per stage of the last run() made with RunOptions::time_stages (summed over layers).
   virtual std::map<std::string, double> stage_times_ms() const = 0;
+  // Milliseconds of the last run()'s forward pass proper: from the first op to the last, after validation and the
+  // host-to-device copies, before the copies back (CUDA events on the GPU, wall-clock on the CPU) — the compute time
+  // that `layoutrt bench` reports beside the end-to-end time. < 0 before any run.
+  virtual double compute_ms() const = 0;
 };
 
 class Engine {

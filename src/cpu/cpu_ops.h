@@ -11,8 +11,9 @@ void sgemm_nt(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, cons
               int64_t ldc);
 
 void apply_epilogue(float* y, int64_t rows, int64_t cols, const float* bias, Epilogue e);
+// out = LayerNorm((x + x_bias) + residual); residual / x_bias may be null.
 void layer_norm_row(const float* x, const float* residual, const float* weight, const float* bias, float eps,
-                    int64_t n, float* out);
+                    int64_t n, float* out, const float* x_bias = nullptr);
 
 void text_embedding(const TextEmbeddingArgs& a);
 void patch_embedding(const PatchEmbeddingArgs& a);

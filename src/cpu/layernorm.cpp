@@ -8,7 +8,7 @@
 namespace layoutrt::cpu {
 
 void layer_norm_row(const float* x, const float* residual, const float* weight, const float* bias, float eps,
-                    int64_t n, float* out) {
+                    int64_t n, float* out, const float* x_bias) {
   // out may alias x or residual: sum into a local row first.
   float sum_row[8192];
   std::vector<float> big;
@@ -16,7 +16,8 @@ void layer_norm_row(const float* x, const float* residual, const float* weight, 
   if (n > 8192) { big.resize(n); v = big.data(); }
   double mean = 0.0;
   for (int64_t i = 0; i < n; ++i) {
-    v[i] = residual ? x[i] + residual[i] : x[i];
+    const float xi = x_bias ? x[i] + x_bias[i] : x[i];
+    v[i] = residual ? xi + residual[i] : xi;
     mean += v[i];
   }
   mean /= static_cast<double>(n);
@@ -39,7 +40,7 @@ void layer_norm(const LayerNormArgs& a) {
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < rows; ++i)
     layer_norm_row(x + i * n, r ? r + i * n : nullptr, a.weight.as<float>(), a.bias.as<float>(), a.eps, n,
-                   out + i * n);
+                   out + i * n, a.x_bias.defined() ? a.x_bias.as<float>() : nullptr);
 }
 
 void gather_rows(const GatherRowsArgs& a) {

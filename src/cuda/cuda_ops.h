@@ -30,12 +30,15 @@ void im2col_patches(const PatchEmbeddingArgs& a, cudaStream_t stream);
 void visual_rows(const PatchEmbeddingArgs& a, cudaStream_t stream);
 
 // ---- layernorm.cu --------------------------------------------------------------------------------------------------
-// LayerNormArgs semantics: out = LayerNorm(x + residual), residual optional, out may alias x. FP32 statistics.
+// LayerNormArgs semantics: out = LayerNorm((x + x_bias) + residual), x_bias / residual optional, out may alias x.
+// FP32 statistics.
 void layer_norm(const LayerNormArgs& a, cudaStream_t stream);
 
 // ---- elementwise.cu ------------------------------------------------------------------------------------------------
 // In place: y[r, n] = epilogue(y[r, n] + bias[n]); bias F32 [N] or undefined. y is [M, N] of any float dtype.
 void bias_activation(const TensorView& y, const TensorView& bias, Epilogue epilogue, cudaStream_t stream);
+// dst[i] = dst.dtype(src[i]) for dst.numel() values (F32 / F16 / BF16 destination, round to nearest even).
+void convert_from_f32(const float* src, const TensorView& dst, cudaStream_t stream);
 // GatherRowsArgs semantics: out[i] = float(x[rows[i]]).
 void gather_rows(const GatherRowsArgs& a, cudaStream_t stream);
 // Fills a float tensor (F32/F16/BF16) with NaN; other dtypes with 0xFF bytes.

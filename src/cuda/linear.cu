@@ -6,8 +6,11 @@
 //
 // Epilogues. cuBLASLt's GELU epilogue is the tanh approximation, and transformers' "gelu" is the exact erf form, so
 // activations never go through cuBLASLt: the GEMM runs plain and cuda::bias_activation (elementwise.cu) adds the F32
-// bias and applies the exact FP32 activation in place. The one fusion used is CUBLASLT_EPILOGUE_BIAS for F32 output
-// with an F32 bias and no activation: D = acc + bias in FP32, rounded once — the same arithmetic as the CPU twin.
+// bias and applies the exact FP32 activation in place. The one fusion used is CUBLASLT_EPILOGUE_BIAS where there is no
+// activation (the QKV projection, the heads' last layer): D = acc + bias in FP32, rounded once. cuBLASLt wants the bias
+// in the output's dtype, so F16/BF16 GEMMs use a copy of the F32 bias rounded to that dtype (made on first use, kept
+// per bias pointer by the runner); F32 GEMMs use the F32 bias as is — the CPU twin's arithmetic exactly. For FP16/BF16
+// this rounds once where GEMM-then-bias-pass rounded twice, and saves a [rows, N] read+write.
 //
 // Descriptors, layouts and the chosen algorithm are cached per GemmKey (shape, dtype, compute mode, epilogue and the
 // operands' pointer alignment, which the heuristic may exploit). choose_algorithm() is the one place an algorithm is
@@ -206,6 +209,7 @@ class CublasLtLinearRunner : public LinearRunner {
     plans_.clear();
     // cudaFree waits for work queued on the device, so the workspace is not freed under a running GEMM.
     cudaFree(workspace_);
+    for (auto& [k, p] : typed_biases_) cudaFree(p);
     cublasLtDestroy(handle_);
   }
 
@@ -238,9 +242,13 @@ class CublasLtLinearRunner : public LinearRunner {
     key.k = K;
     key.dtype = x.dtype;
     key.tf32 = allow_tf32_ && x.dtype == DType::kF32;
-    // Fused bias only where it is exact: F32 output, F32 bias, no activation; the bias pointer 16-byte aligned.
-    key.bias_epilogue = bias.defined() && a.epilogue == Epilogue::kNone && x.dtype == DType::kF32 &&
-                        pointer_alignment(bias.data) >= 16;
+    // Fused bias where there is no activation: F32 output with the F32 bias (16-byte aligned), F16/BF16 output with
+    // the bias rounded to that dtype.
+    key.bias_epilogue = bias.defined() && a.epilogue == Epilogue::kNone &&
+                        (x.dtype != DType::kF32 || pointer_alignment(bias.data) >= 16);
+    const void* bias_ptr = !key.bias_epilogue ? nullptr
+                           : x.dtype == DType::kF32 ? bias.data
+                                                    : typed_bias(bias, x.dtype, stream);
     key.align_x = static_cast<uint16_t>(pointer_alignment(x.data));
     key.align_w = static_cast<uint16_t>(pointer_alignment(w.data));
     key.align_y = static_cast<uint16_t>(pointer_alignment(y.data));
@@ -249,12 +257,12 @@ class CublasLtLinearRunner : public LinearRunner {
     tc.w = w.data;
     tc.x = x.data;
     tc.y = y.data;
-    tc.bias = key.bias_epilogue ? bias.data : nullptr;
+    tc.bias = bias_ptr;
     tc.stream = stream;
     tc.workspace = workspace_;
     GemmPlan& p = plan_for(key, tc);
     if (key.bias_epilogue) {
-      const void* bp = bias.data;
+      const void* bp = bias_ptr;
       LRT_CUBLAS(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bp, sizeof(bp)));
     }
     const float alpha = 1.0f, beta = 0.0f;
@@ -265,6 +273,23 @@ class CublasLtLinearRunner : public LinearRunner {
   }
 
  private:
+  // The F32 bias rounded to `t`, converted on first use (never inside a graph capture: every key runs eagerly before
+  // it is recorded) and kept for the runner's life — the engine's weights outlive every context's runner.
+  const void* typed_bias(const TensorView& bias, DType t, cudaStream_t stream) {
+    const auto k = std::make_pair(bias.data, t);
+    auto it = typed_biases_.find(k);
+    if (it != typed_biases_.end()) return it->second;
+    cudaStreamCaptureStatus capturing = cudaStreamCaptureStatusNone;
+    LRT_CUDA(cudaStreamIsCapturing(stream, &capturing));
+    if (capturing != cudaStreamCaptureStatusNone)
+      throw_error(ErrorCode::kInternal, "cuda linear: bias conversion requested inside a graph capture");
+    void* p = nullptr;
+    LRT_CUDA(cudaMalloc(&p, static_cast<size_t>(bias.numel()) * dtype_size(t)));
+    typed_biases_.emplace(k, p);
+    convert_from_f32(bias.as<float>(), TensorView(p, t, Device::kCUDA, {bias.numel()}), stream);
+    return p;
+  }
+
   GemmPlan& plan_for(const GemmKey& key, const TuneContext& tc) {
     auto it = plans_.find(key);
     if (it != plans_.end()) return *it->second;
@@ -278,7 +303,7 @@ class CublasLtLinearRunner : public LinearRunner {
     const cublasLtEpilogue_t epi = key.bias_epilogue ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_DEFAULT;
     LRT_CUBLAS(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof(epi)));
     if (key.bias_epilogue) {
-      const cudaDataType_t bt = CUDA_R_32F;
+      const cudaDataType_t bt = t;  // the output's dtype (F32 bias for F32 GEMMs)
       LRT_CUBLAS(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bt, sizeof(bt)));
     }
     LRT_CUBLAS(cublasLtMatrixLayoutCreate(&p->a, t, static_cast<uint64_t>(key.k), static_cast<uint64_t>(key.n), key.k));
@@ -310,6 +335,7 @@ class CublasLtLinearRunner : public LinearRunner {
   cublasLtHandle_t handle_ = nullptr;
   void* workspace_ = nullptr;
   std::unordered_map<GemmKey, std::unique_ptr<GemmPlan>, GemmKeyHash> plans_;
+  std::map<std::pair<const void*, DType>, void*> typed_biases_;
 };
 
 }  // namespace

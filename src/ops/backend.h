@@ -64,10 +64,13 @@ struct LinearArgs {
   Epilogue epilogue = Epilogue::kNone;
 };
 
-// out = LayerNorm(x + residual) over the last dim; residual may be undefined (plain LayerNorm). out may alias x.
+// out = LayerNorm((x + x_bias) + residual) over the last dim; residual and x_bias may be undefined. out may alias x.
+// x_bias (F32 [H]) is the bias of the linear that produced x, folded in here: one pass fewer, and FP16 plans round
+// the linear's output once instead of twice.
 struct LayerNormArgs {
   TensorView x, residual, weight, bias, out;  // [rows, H]; weight/bias F32
   float eps = 1e-5f;
+  TensorView x_bias;                          // optional F32 [H]
 };
 
 // Multi-head self-attention with LayoutLMv3's relative-position biases:
@@ -119,7 +122,11 @@ class Backend {
 
   // Runs `ops`: a sequence of op calls on fixed shapes and buffers, with no host transfers. A backend may record it
   // once per `key` and replay the recording afterwards (CUDA graphs); `key` must identify every shape involved.
-  virtual void run_recorded(uint64_t key, const std::function<void()>& ops) { ops(); }
+  virtual void run_recorded(uint64_t key, const std::function<void()>& ops);
+  // Milliseconds the last run_recorded() took: device time between events around it on the CUDA backend (waits for
+  // it to finish), wall-clock on the CPU (its ops are synchronous). The forward without validation or host transfers:
+  // what `layoutrt bench` reports as compute time. < 0 before any run.
+  virtual double last_recorded_ms();
 
   // Stage timing (bench's per-stage breakdown). While enabled, stage(name) closes the current stage and opens `name`;
   // stage(nullptr) closes the last. Times accumulate per name until the next enable. The CPU backend's ops are
@@ -151,6 +158,7 @@ class Backend {
   std::map<std::string, double> stage_ms_;
   std::string open_stage_;
   std::chrono::steady_clock::time_point open_since_;
+  double last_recorded_ms_ = -1;
 };
 
 std::unique_ptr<Backend> make_cpu_backend(int threads);

@@ -53,6 +53,7 @@ class ContextImpl : public ExecutionContext {
   Outputs run(const Inputs& inputs, const RunOptions& options) override;
   void* device_stream() const override { return backend_->stream(); }
   std::map<std::string, double> stage_times_ms() const override { return stage_times_; }
+  double compute_ms() const override { return backend_->last_recorded_ms(); }
 
  private:
   std::shared_ptr<EngineImpl> engine_;

@@ -121,14 +121,15 @@ void encoder_layer(Backend& be, const ModelWeights& w, Workspace& ws, int layer,
   a.out = ctx;
   be.attention(a);
   be.stage("out_proj_ln");
-  be.linear({ctx, W("attention.output.dense.weight"), W("attention.output.dense.bias"), tmp, Epilogue::kNone});
+  // The out-projection's bias is added by the LayerNorm (x_bias), in FP32, one pass fewer.
+  be.linear({ctx, W("attention.output.dense.weight"), TensorView(), tmp, Epilogue::kNone});
   be.layer_norm({tmp, x, W("attention.output.LayerNorm.weight"), W("attention.output.LayerNorm.bias"), x1,
-                 static_cast<float>(c.layer_norm_eps)});
+                 static_cast<float>(c.layer_norm_eps), W("attention.output.dense.bias")});
   be.stage("ffn");
   be.linear({x1, W("intermediate.dense.weight"), W("intermediate.dense.bias"), ff, epilogue_for(c.activation())});
-  be.linear({ff, W("output.dense.weight"), W("output.dense.bias"), tmp, Epilogue::kNone});
+  be.linear({ff, W("output.dense.weight"), TensorView(), tmp, Epilogue::kNone});
   be.layer_norm({tmp, x1, W("output.LayerNorm.weight"), W("output.LayerNorm.bias"), x,
-                 static_cast<float>(c.layer_norm_eps)});
+                 static_cast<float>(c.layer_norm_eps), W("output.dense.bias")});
 }
 
 }  // namespace

@@ -197,21 +197,28 @@ TEST_P(CudaKernels, PatchEmbeddingMatchesCpuTwin) {
 TEST_P(CudaKernels, ResidualLayerNormMatchesCpuTwinAndMayAlias) {
   const Case& c = GetParam();
   std::mt19937 rng(13);
-  const int64_t R = 37, H = 768;
-  // An offset mean (+4) so a one-pass E[x²]-E[x]² variance would lose digits.
-  Tensor x = random_tensor({R, H}, rng, 3.f, 5.f), res = random_tensor({R, H}, rng);
-  Tensor w = random_tensor({H}, rng, 0.5f, 1.5f), b = random_tensor({H}, rng);
-  for (bool with_residual : {false, true}) {
-    auto run = [&](Backend& be, DType act) {
-      Buffer xb(be, x.to(c.act).to(DType::kF32), act), rb(be, res.to(c.act).to(DType::kF32), act);
-      Buffer wb(be, w, DType::kF32), bb(be, b, DType::kF32);
-      be.layer_norm({xb, with_residual ? rb.view() : TensorView(), wb, bb, xb, 1e-5f});  // out aliases x
-      be.synchronize();
-      return xb.download();
-    };
-    const Diff d = compare(run(*gpu, c.act), run(*cpu, DType::kF32));
-    EXPECT_EQ(d.nonfinite, 0);
-    EXPECT_LE(d.rel_l2, c.tol) << "residual " << with_residual << " max-abs " << d.max_abs;
+  const int64_t R = 37;
+  // H = 768 and 1024 take the warp-per-row kernel (F16/BF16/F32); H = 100 and 776 the CTA-per-row one.
+  for (const int64_t H : {int64_t{768}, int64_t{1024}, int64_t{100}, int64_t{776}}) {
+    // An offset mean (+4) so a one-pass E[x²]-E[x]² variance would lose digits.
+    Tensor x = random_tensor({R, H}, rng, 3.f, 5.f), res = random_tensor({R, H}, rng);
+    Tensor w = random_tensor({H}, rng, 0.5f, 1.5f), b = random_tensor({H}, rng), xbias = random_tensor({H}, rng);
+    for (int mode = 0; mode < 4; ++mode) {
+      const bool with_residual = mode & 1, with_x_bias = mode & 2;
+      auto run = [&](Backend& be, DType act) {
+        Buffer xb(be, x.to(c.act).to(DType::kF32), act), rb(be, res.to(c.act).to(DType::kF32), act);
+        Buffer wb(be, w, DType::kF32), bb(be, b, DType::kF32), xbb(be, xbias, DType::kF32);
+        LayerNormArgs a{xb, with_residual ? rb.view() : TensorView(), wb, bb, xb, 1e-5f};  // out aliases x
+        if (with_x_bias) a.x_bias = xbb;
+        be.layer_norm(a);
+        be.synchronize();
+        return xb.download();
+      };
+      const Diff d = compare(run(*gpu, c.act), run(*cpu, DType::kF32));
+      EXPECT_EQ(d.nonfinite, 0);
+      EXPECT_LE(d.rel_l2, c.tol) << "H " << H << " residual " << with_residual << " x_bias " << with_x_bias
+                                 << " max-abs " << d.max_abs;
+    }
   }
 }
 
