@@ -25,6 +25,7 @@ def short_name(kernel: str) -> str:
     """A readable group for a kernel: our kernels by function name, cuBLAS(Lt) GEMMs by their tile signature."""
     k = kernel.strip()
     name = re.sub(r"^(void )?", "", k)
+    name = name.replace("<unnamed>::", "").replace("(anonymous namespace)::", "")
     name = re.sub(r"\(.*$", "", name)  # argument list
     base = re.sub(r"<.*$", "", name)
     base = base.split("::")[-1]

@@ -125,6 +125,9 @@ class ExecutionContext {
   // host-to-device copies, before the copies back (CUDA events on the GPU, wall-clock on the CPU) — the compute time
   // that `layoutrt bench` reports beside the end-to-end time. < 0 before any run.
   virtual double compute_ms() const = 0;
+  // The kernels the last run() took where the backend chooses at run time, e.g. {"attention": "flash",
+  // "attention_bias": "cache"} on CUDA; empty on the CPU backend or before any run.
+  virtual std::map<std::string, std::string> kernel_choices() const = 0;
 };
 
 class Engine {

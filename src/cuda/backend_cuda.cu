@@ -7,6 +7,7 @@
 // mixed) or BF16 (bf16).
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -152,7 +153,11 @@ class CudaBackend : public Backend {
     return DType::kF32;
   }
   size_t attention_scratch_bytes(int64_t num_seqs, int64_t max_seq_len, int num_heads, int head_dim) const override {
-    return cuda::attention_scratch_bytes(num_seqs, max_seq_len, num_heads, head_dim, activation_dtype(precision_));
+    const size_t kernel = cuda::attention_scratch_bytes(num_seqs, max_seq_len, num_heads, head_dim,
+                                                        activation_dtype(precision_));
+    if (!bias_cache_enabled()) return kernel;
+    const size_t cache = cuda::flash_bias_cache_bytes(num_seqs, max_seq_len, num_heads, head_dim);
+    return cache <= bias_cache_limit() ? std::max(kernel, cache) : kernel;
   }
 
   void text_embedding(const TextEmbeddingArgs& a) override {
@@ -242,18 +247,59 @@ class CudaBackend : public Backend {
     cuda::layer_norm(a, stream_);
   }
 
-  void attention(const AttentionArgs& a) override {
-    activate();
-    // The fused flash kernel (FP16/BF16, tensor cores, bias in-kernel) where it applies; the reference kernel (scores
-    // in shared memory) otherwise. LAYOUTRT_ATTENTION=reference|flash forces one (A/B checks, benchmarks).
+  // LAYOUTRT_ATTENTION=reference|flash forces one attention kernel (A/B checks, benchmarks); default: flash where it
+  // applies.
+  static const std::string& attention_choice() {
     static const std::string choice = [] {
       const char* env = std::getenv("LAYOUTRT_ATTENTION");
       return std::string(env ? env : "auto");
     }();
-    if (choice != "reference" && cuda::flash_attention_supported(a)) return cuda::flash_attention(a, stream_);
+    return choice;
+  }
+  // The relative biases of FP16/BF16 plans: precomputed once per forward into F16 blocks that all layers read
+  // (default, "cache"), or looked up from the FP32 tables per score in every layer ("lookup"); see the file comment
+  // of flash_attention.cu for the measurement. Mixed plans keep the biases FP32 (their policy): always "lookup".
+  // LAYOUTRT_ATTENTION_BIAS=cache|lookup; LAYOUTRT_BIAS_CACHE_MB caps the cache (default 2048; larger → lookup).
+  bool bias_cache_enabled() const {
+    static const bool on = [] {
+      const char* env = std::getenv("LAYOUTRT_ATTENTION_BIAS");
+      return !(env && std::string(env) == "lookup");
+    }();
+    return on && attention_choice() != "reference" &&
+           (precision_ == Precision::kFP16 || precision_ == Precision::kBF16);
+  }
+  static size_t bias_cache_limit() {
+    static const size_t mb = [] {
+      const char* env = std::getenv("LAYOUTRT_BIAS_CACHE_MB");
+      return env ? static_cast<size_t>(std::strtoull(env, nullptr, 10)) : size_t{2048};
+    }();
+    return mb << 20;
+  }
+
+  void prepare_attention(AttentionArgs& a) override {
+    a.bias_cache = TensorView();
+    const bool has_bias = a.bias1d.defined();
+    choices_["attention_bias"] = has_bias ? "lookup" : "none";
+    if (!has_bias || !bias_cache_enabled()) return;
+    activate();
+    // Leaves the cache undefined where it does not apply (no 2D tables, head_dim > 64, scratch too small).
+    if (cuda::flash_prepare_bias(a, stream_)) choices_["attention_bias"] = "cache";
+  }
+  std::map<std::string, std::string> kernel_choices() const override { return choices_; }
+
+  void attention(const AttentionArgs& a) override {
+    activate();
+    // The fused flash kernel (FP16/BF16, tensor cores, bias in-kernel or from the cache) where it applies; the
+    // reference kernel (scores in shared memory) otherwise.
+    const std::string& choice = attention_choice();
+    if (choice != "reference" && cuda::flash_attention_supported(a)) {
+      choices_["attention"] = "flash";
+      return cuda::flash_attention(a, stream_);
+    }
     if (choice == "flash")
       throw_error(ErrorCode::kUnsupported, "LAYOUTRT_ATTENTION=flash: the flash kernel does not support this case (",
                   dtype_name(a.qkv.dtype), ", head_dim ", a.head_dim, ")");
+    choices_["attention"] = "reference";
     cuda::attention(a, stream_);  // checks its views
   }
 
@@ -317,6 +363,7 @@ class CudaBackend : public Backend {
   Precision precision_;
   std::string name_;
   cudaStream_t stream_ = nullptr;
+  std::map<std::string, std::string> choices_;  // see kernel_choices
   std::unique_ptr<cuda::LinearRunner> linear_;
   cuda::GraphCache graphs_;
   cuda::StageEvents stages_;

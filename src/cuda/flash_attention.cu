@@ -43,15 +43,18 @@
 // key_valid of those rows, seq_begin[b..b+1], head h's bias rows. Writes: only `out` rows of its tile that lie inside
 // the sequence, columns [h·d, h·d + d): rows outside every sequence are never touched. No scratch, no atomics.
 //
-// Why the bias is looked up in-kernel by distance instead of reading a precomputed per-batch tensor shared by all
-// layers: a [B, L, L] bucket-index tensor (int32, or three packed indices) is 32 × 709² × 4 B = 64 MB at B = 32,
-// L = 709, and every head's CTAs read it again — up to 12 × 64 MB = 770 MB per layer unless L2 catches the reuse, vs.
-// 105 MB for Q, K and V themselves (32 × 709 × 3 × 768 × 2 B); a [B, heads, L, L] FP32 bias would be 770 MB outright.
-// The in-kernel lookup reads three int32 (+ one byte) per key row per tile (L2-resident) and the head's tables once
-// per CTA (20 KB), and pays instead with shared-memory loads and integer ops (three lookups, six clamps per score) in
-// a kernel whose mma work leaves the LSU/ALU pipes room. That trade (LDS/ALU per score vs. DRAM bytes) is a claim to
-// MEASURE on the GPU: the lead should time this kernel against a precomputed-index variant (and against the same
-// kernel with bias_mode 0, which bounds what the lookups cost).
+// Two ways to add the relative biases (LAYOUTRT_ATTENTION_BIAS=cache|lookup), measured on an H100 (fp16, B = 32,
+// T = 512 + 197 visual, 12 heads, d = 64; bench/results/2026-11-24-h100.md):
+//  - lookup (bias_mode 1, 2): every layer looks each score's bias up in the head's FP32 tables by distance (three
+//    int32 positions + a key-valid byte per key row, the tables in shared memory). No extra memory, but three lookups
+//    and six clamps per score in every layer: 0.597 ms per layer-call vs. 0.298 ms without biases (83 vs 166 TFLOP/s).
+//  - cache (bias_mode 3, FP16/BF16 plans, d ≤ 64; the default): flash_prepare_bias adds the three biases once per
+//    forward into F16 64 × 64 blocks laid out in the mma fragment order (453 MB at B = 32: one 0.36 ms kernel), and
+//    all 12 layers stream their blocks with cp.async beside K/V: 0.327 ms per layer-call. The biases are the encoder's,
+//    not a layer's, so the once-per-forward sum is exact up to the F16 rounding of the bias sum (≤ 2⁻¹¹ relative).
+//    Engine forward: attention stage 6.38 → 4.29 ms, forward 14.63 → 12.52 ms at B = 32; 1.08 → 0.89 ms at B = 1.
+// Mixed plans keep the biases FP32 (their policy) and look them up; LAYOUTRT_BIAS_CACHE_MB (default 2048) caps the
+// cache's workspace, beyond which the lookup path runs.
 //
 // Guards: positions index the tables through distances clamped to [−max_dist, max_dist]; valid inputs (the engine
 // clamps boxes and builds tables covering every distance) never hit the clamp, invalid ones cannot read out of bounds.
@@ -82,7 +85,8 @@ template <> struct TileShape<32> { static constexpr int kBlockN = 64; };
 template <> struct TileShape<64> { static constexpr int kBlockN = 64; };
 template <> struct TileShape<128> { static constexpr int kBlockN = 32; };
 
-// Bias modes: 0 none, 1 bias1d only, 2 bias1d + bias_x + bias_y (the CPU twin's has1d / has2d logic).
+// Bias modes: 0 none, 1 bias1d only, 2 bias1d + bias_x + bias_y (the CPU twin's has1d / has2d logic), 3 the mode-2
+// bias read from the precomputed cache (flash_prepare_bias) instead of looked up.
 struct FlashParams {
   const void* qkv;
   void* out;
@@ -99,7 +103,18 @@ struct FlashParams {
   int hidden;                     // H = heads · d
   int bias_mode;
   float scale_log2;               // log2(e) / √d
+  const uint4* bias_cache;        // mode 3: F16 blocks, kCacheBlockU4 uint4 per (sequence, head, query tile, key tile)
+  int tiles;                      // mode 3: ⌈max_seq_len / 64⌉, the cache's tile stride
 };
+
+// One cached bias block: the 64 × 64 biases of (query tile, key tile) as F16, in the order the kernel consumes them —
+// uint4 v (0..3) of thread tid at v · 128 + tid holds n-tiles 2v and 2v + 1 of its S fragment (s[2v][0..3],
+// s[2v + 1][0..3]), so a thread's four 16-byte loads are conflict-free and copy exactly what it reads.
+constexpr int kCacheBlockU4 = 64 * 64 * 2 / 16;
+__host__ __device__ constexpr int64_t cache_block(int64_t b, int64_t h, int64_t heads, int64_t qt, int64_t kt,
+                                                  int64_t tiles) {
+  return (((b * heads + h) * tiles + qt) * tiles + kt) * kCacheBlockU4;
+}
 
 template <int D>
 constexpr size_t tile_smem_bytes() {
@@ -174,7 +189,7 @@ __device__ __forceinline__ int4 load_key_meta(const FlashParams& p, int seq0, in
   if (j < L) {
     const int row = seq0 + j;
     m.w = p.key_valid[row] != 0;
-    if (p.bias_mode >= 1) m.x = p.pos1d[row];
+    if (p.bias_mode == 1 || p.bias_mode == 2) m.x = p.pos1d[row];
     if (p.bias_mode == 2) {
       m.y = p.pos_x[row];
       m.z = p.pos_y[row];
@@ -214,6 +229,69 @@ __device__ __forceinline__ uint32_t init_scores_with_bias(float (&s)[BN / 8][4],
   return valid;
 }
 
+// Mode 3: the bias block from shared memory (see kCacheBlockU4), widened to FP32, and the validity bits.
+template <int BN>
+__device__ __forceinline__ uint32_t init_scores_cached(float (&s)[BN / 8][4], const int4* meta, const uint4* block,
+                                                       int tid, int tq) {
+  static_assert(BN == 64, "the cache holds 64 x 64 blocks");
+  uint32_t valid = 0;
+#pragma unroll
+  for (int j = 0; j < BN / 8; ++j)
+#pragma unroll
+    for (int e = 0; e < 2; ++e) valid |= static_cast<uint32_t>(meta[8 * j + 2 * tq + e].w != 0) << (2 * j + e);
+#pragma unroll
+  for (int v = 0; v < BN / 16; ++v) {
+    const uint4 u = block[v * 128 + tid];
+    const uint32_t w[4] = {u.x, u.y, u.z, u.w};
+#pragma unroll
+    for (int k = 0; k < 4; ++k) {
+      const float2 f = __half22float2(*reinterpret_cast<const __half2*>(&w[k]));
+      s[2 * v + (k >> 1)][2 * (k & 1)] = f.x;
+      s[2 * v + (k >> 1)][2 * (k & 1) + 1] = f.y;
+    }
+  }
+  return valid;
+}
+
+// This head's rows of the bias tables into shared memory (modes 1 and 2).
+__device__ __forceinline__ void load_head_tables(const FlashParams& p, int h, float* sTab1, float* sTabX,
+                                                 float* sTabY) {
+  if (p.bias_mode == 1 || p.bias_mode == 2) {
+    const float* src = p.bias1d + int64_t{h} * p.n1;
+    for (int i = threadIdx.x; i < p.n1; i += blockDim.x) sTab1[i] = src[i];
+  }
+  if (p.bias_mode == 2) {
+    const float* sx = p.bias_x + int64_t{h} * p.n2;
+    const float* sy = p.bias_y + int64_t{h} * p.n2;
+    for (int i = threadIdx.x; i < p.n2; i += blockDim.x) {
+      sTabX[i] = sx[i];
+      sTabY[i] = sy[i];
+    }
+  }
+}
+
+// Table offsets of this thread's two query rows (g and g + 8 of warp w's strip of the tile at q0): max_dist −
+// position, so that key position + offset = distance + max_dist = the table index.
+__device__ __forceinline__ void query_table_offsets(const FlashParams& p, int seq0, int L, int q0, int warp, int g,
+                                                    int (&q1)[2], int (&qx)[2], int (&qy)[2]) {
+#pragma unroll
+  for (int rr = 0; rr < 2; ++rr) {
+    const int i = q0 + 16 * warp + g + 8 * rr;
+    int pr = 0, xr = 0, yr = 0;
+    if (i < L) {
+      const int row = seq0 + i;
+      if (p.bias_mode == 1 || p.bias_mode == 2) pr = p.pos1d[row];
+      if (p.bias_mode == 2) {
+        xr = p.pos_x[row];
+        yr = p.pos_y[row];
+      }
+    }
+    q1[rr] = p.max_dist_1d - pr;
+    qx[rr] = p.max_dist_2d - xr;
+    qy[rr] = p.max_dist_2d - yr;
+  }
+}
+
 // (bias + q·k) → log2-domain score: · log2(e)/√d, which equals the twin's dot/√d + bias/√d up to FP32 rounding;
 // masked or out-of-range keys → −∞.
 template <int BN>
@@ -227,7 +305,8 @@ __device__ __forceinline__ void scale_and_mask(float (&s)[BN / 8][4], uint32_t v
     }
 }
 
-template <class T, int D>
+// kCached: mode 3 only (its own instantiation, so the lookup path's registers do not count against it and back).
+template <class T, int D, bool kCached>
 __global__ void __launch_bounds__(kThreads, kMinCtasPerSm) flash_attention_kernel(const FlashParams p) {
   constexpr int BN = TileShape<D>::kBlockN;
   constexpr int kStride = D + 8;    // shared row stride in elements (16-byte multiple: D % 8 == 0)
@@ -249,7 +328,9 @@ __global__ void __launch_bounds__(kThreads, kMinCtasPerSm) flash_attention_kerne
   T* sK = sQ + kBlockM * kStride;
   T* sV = sK + kKvStages * BN * kStride;
   int4* sMeta = reinterpret_cast<int4*>(sV + kKvStages * BN * kStride);
-  float* sTab1 = reinterpret_cast<float*>(sMeta + kMetaStages * BN);
+  constexpr bool cached = kCached && TileShape<D>::kBlockN == 64;
+  uint4* sBias = reinterpret_cast<uint4*>(sMeta + kMetaStages * BN);  // mode 3: [kKvStages][kCacheBlockU4]
+  float* sTab1 = reinterpret_cast<float*>(sBias + (cached ? kKvStages * kCacheBlockU4 : 0));
   float* sTabX = sTab1 + p.n1;
   float* sTabY = sTabX + p.n2;
 
@@ -259,6 +340,7 @@ __global__ void __launch_bounds__(kThreads, kMinCtasPerSm) flash_attention_kerne
   const T* gK = gQ + H;
   const T* gV = gQ + 2 * int64_t{H};
   const int num_tiles = (L + BN - 1) / BN;
+  const uint4* gBias = cached ? p.bias_cache + cache_block(b, h, gridDim.y, blockIdx.x, 0, p.tiles) : nullptr;
 
   // K/V tile `tile` into buffer `buf`; a key row is copied only when its metadata (stage `ms`) says valid (which
   // implies in range), else zero-filled. Row 0 of the sequence is a safe dummy source address for zero-fills.
@@ -273,6 +355,14 @@ __global__ void __launch_bounds__(kThreads, kMinCtasPerSm) flash_attention_kerne
       const int64_t src_row = ok ? int64_t{tile} * BN + r : 0;
       cp_async_16(smem_u32(k_dst + r * kStride + c * 8), gK + src_row * ld + c * 8, ok);
       cp_async_16(smem_u32(v_dst + r * kStride + c * 8), gV + src_row * ld + c * 8, ok);
+    }
+    if constexpr (cached) {
+      {  // the thread's own four 16-byte pieces of the block (see kCacheBlockU4)
+        const uint4* src = gBias + int64_t{tile} * kCacheBlockU4;
+#pragma unroll
+        for (int v = 0; v < 4; ++v)
+          cp_async_16(smem_u32(sBias + buf * kCacheBlockU4 + v * 128 + tid), src + v * 128 + tid, true);
+      }
     }
   };
 
@@ -291,37 +381,9 @@ __global__ void __launch_bounds__(kThreads, kMinCtasPerSm) flash_attention_kerne
     sMeta[tid] = load_key_meta(p, seq0, L, tid);
     if (num_tiles > 1) sMeta[BN + tid] = load_key_meta(p, seq0, L, BN + tid);
   }
-  if (p.bias_mode >= 1) {
-    const float* src = p.bias1d + int64_t{h} * p.n1;
-    for (int i = tid; i < p.n1; i += kThreads) sTab1[i] = src[i];
-  }
-  if (p.bias_mode == 2) {
-    const float* sx = p.bias_x + int64_t{h} * p.n2;
-    const float* sy = p.bias_y + int64_t{h} * p.n2;
-    for (int i = tid; i < p.n2; i += kThreads) {
-      sTabX[i] = sx[i];
-      sTabY[i] = sy[i];
-    }
-  }
-  // This thread's two query rows (g and g + 8 of the warp's strip): table offsets max_dist − position, so that
-  // key position + offset = distance + max_dist = the table index.
+  load_head_tables(p, h, sTab1, sTabX, sTabY);
   int q1[2], qx[2], qy[2];
-#pragma unroll
-  for (int rr = 0; rr < 2; ++rr) {
-    const int i = q0 + 16 * warp + g + 8 * rr;
-    int pr = 0, xr = 0, yr = 0;
-    if (i < L) {
-      const int row = seq0 + i;
-      if (p.bias_mode >= 1) pr = p.pos1d[row];
-      if (p.bias_mode == 2) {
-        xr = p.pos_x[row];
-        yr = p.pos_y[row];
-      }
-    }
-    q1[rr] = p.max_dist_1d - pr;
-    qx[rr] = p.max_dist_2d - xr;
-    qy[rr] = p.max_dist_2d - yr;
-  }
+  query_table_offsets(p, seq0, L, q0, warp, g, q1, qx, qy);
   __syncthreads();  // metadata of tile 0 visible to every loader thread
   load_kv(0, 0, 0);
   cp_async_commit();
@@ -352,8 +414,10 @@ __global__ void __launch_bounds__(kThreads, kMinCtasPerSm) flash_attention_kerne
     // keys 0-7 × dims 8-15 (b0b1, b2b3 of n-tile 2np), keys 8-15 × dims 0-7, keys 8-15 × dims 8-15 (n-tile 2np + 1).
     const int4* meta = sMeta + ms * BN;
     float s[BN / 8][4];
-    uint32_t valid;
-    if (p.bias_mode == 2)
+    uint32_t valid = 0;
+    if constexpr (cached)
+      valid = init_scores_cached<BN>(s, meta, sBias + kv_buf * kCacheBlockU4, tid, tq);
+    else if (p.bias_mode == 2)
       valid = init_scores_with_bias<2, BN>(s, meta, q1, qx, qy, sTab1, sTabX, sTabY, hi1, hi2, tq);
     else if (p.bias_mode == 1)
       valid = init_scores_with_bias<1, BN>(s, meta, q1, qx, qy, sTab1, sTabX, sTabY, hi1, hi2, tq);
@@ -461,19 +525,68 @@ __global__ void __launch_bounds__(kThreads, kMinCtasPerSm) flash_attention_kerne
   }
 }
 
+// The bias cache (mode 3): CTA (query tile, head, sequence) writes the blocks of its query tile against every key tile
+// of its sequence, with exactly the lookups and summation order of init_scores_with_bias<2> (FP32), rounded once to
+// F16 (saturating at ±65504; NaN stays NaN). Blocks of tiles past a sequence's end are never written nor read.
+__global__ void __launch_bounds__(kThreads) bias_cache_kernel(const FlashParams p) {
+  constexpr int BN = 64;
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int g = lane >> 2, tq = lane & 3;
+  const int h = blockIdx.y, b = blockIdx.z;
+  const int seq0 = p.seq_begin[b];
+  const int L = p.seq_begin[b + 1] - seq0;
+  const int q0 = blockIdx.x * kBlockM;
+  if (q0 >= L) return;
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  float* sTab1 = reinterpret_cast<float*>(smem_raw);
+  float* sTabX = sTab1 + p.n1;
+  float* sTabY = sTabX + p.n2;
+  __shared__ int4 sMeta[BN];
+  load_head_tables(p, h, sTab1, sTabX, sTabY);
+  int q1[2], qx[2], qy[2];
+  query_table_offsets(p, seq0, L, q0, warp, g, q1, qx, qy);
+  const int hi1 = 2 * p.max_dist_1d, hi2 = 2 * p.max_dist_2d;
+  uint4* out = const_cast<uint4*>(p.bias_cache) + cache_block(b, h, gridDim.y, blockIdx.x, 0, p.tiles);
+  auto to_half2 = [](float lo, float hi) {
+    auto sat = [](float x) { return x > 65504.f ? 65504.f : (x < -65504.f ? -65504.f : x); };
+    return pack2<__half>(sat(lo), sat(hi));
+  };
+  const int num_tiles = (L + BN - 1) / BN;
+  for (int t = 0; t < num_tiles; ++t) {
+    __syncthreads();  // the tables are loaded; the previous tile's metadata is consumed
+    if (tid < BN) sMeta[tid] = load_key_meta(p, seq0, L, t * BN + tid);
+    __syncthreads();
+    float s[BN / 8][4];
+    init_scores_with_bias<2, BN>(s, sMeta, q1, qx, qy, sTab1, sTabX, sTabY, hi1, hi2, tq);
+#pragma unroll
+    for (int v = 0; v < BN / 16; ++v)
+      out[int64_t{t} * kCacheBlockU4 + v * 128 + tid] =
+          make_uint4(to_half2(s[2 * v][0], s[2 * v][1]), to_half2(s[2 * v][2], s[2 * v][3]),
+                     to_half2(s[2 * v + 1][0], s[2 * v + 1][1]), to_half2(s[2 * v + 1][2], s[2 * v + 1][3]));
+  }
+}
+
 // ---- host side ---------------------------------------------------------------------------------------------------
 
-int bias_mode_of(const AttentionArgs& a) {
+// The table mode of `a` (0, 1, 2), ignoring the cache.
+int table_mode_of(const AttentionArgs& a) {
   if (!a.bias1d.defined()) return 0;  // the CPU twin adds the 2D bias only together with the 1D bias
   return a.bias_x.defined() ? 2 : 1;
 }
 
-size_t table_floats(const AttentionArgs& a) {
+int bias_mode_of(const AttentionArgs& a) {
+  const int mode = table_mode_of(a);
+  return mode == 2 && a.bias_cache.defined() ? 3 : mode;
+}
+
+// Shared memory beyond the tiles: the head's tables (modes 1, 2) or the double-buffered bias blocks (mode 3).
+size_t extra_smem_bytes(const AttentionArgs& a) {
   const int mode = bias_mode_of(a);
+  if (mode == 3) return size_t{kKvStages} * kCacheBlockU4 * sizeof(uint4);
   size_t n = 0;
   if (mode >= 1) n += 2 * size_t(a.max_dist_1d) + 1;
   if (mode == 2) n += 2 * (2 * size_t(a.max_dist_2d) + 1);
-  return n;
+  return n * sizeof(float);
 }
 
 size_t tile_bytes(int head_dim) {
@@ -513,22 +626,15 @@ bool f32_table_ok(const TensorView& t, int heads, int max_dist) {
 }
 
 // nullptr when supported, else why not.
-const char* unsupported_reason(const AttentionArgs& a) {
-  const DType t = a.qkv.dtype;
-  if (t != DType::kF16 && t != DType::kBF16) return "qkv dtype is not F16/BF16";
-  if (a.out.dtype != t) return "out dtype differs from qkv dtype";
+// What the layers share (shapes, sequence metadata, bias tables): checked alone by flash_prepare_bias, which runs
+// before any layer's q/k/v exist.
+const char* metadata_reason(const AttentionArgs& a) {
   if (a.head_dim != 32 && a.head_dim != 64 && a.head_dim != 128) return "head_dim is not 32, 64 or 128";
   if (a.num_heads < 1 || a.num_heads > 65535) return "num_heads out of range";
   if (a.num_seqs < 0 || a.num_seqs > 65535) return "num_seqs out of range (grid z)";
   if (a.max_seq_len < 0 || a.max_seq_len > (int64_t{1} << 30)) return "max_seq_len out of range";
-  if (!a.qkv.defined() || !a.out.defined()) return "qkv/out undefined";
-  if (a.qkv.device != Device::kCUDA || a.out.device != Device::kCUDA) return "qkv/out not on the device";
-  if (!aligned16(a.qkv.data) || !aligned16(a.out.data)) return "qkv/out not 16-byte aligned";
-  const int64_t H = int64_t{a.num_heads} * a.head_dim;
-  if (a.qkv.rank == 2 && a.qkv.dim(1) != 3 * H) return "qkv is not [rows, 3H]";
-  if (a.out.rank == 2 && a.out.dim(1) != H) return "out is not [rows, H]";
   if (a.num_seqs > 0 && (a.seq_begin == nullptr || a.key_valid == nullptr)) return "seq_begin/key_valid missing";
-  const int mode = bias_mode_of(a);
+  const int mode = table_mode_of(a);
   if (mode >= 1) {
     if (!f32_table_ok(a.bias1d, a.num_heads, a.max_dist_1d)) return "bias1d is not F32 [heads, 2*max_dist_1d+1]";
     if (a.pos1d == nullptr) return "pos1d missing";
@@ -539,34 +645,69 @@ const char* unsupported_reason(const AttentionArgs& a) {
       return "bias_x/bias_y are not F32 [heads, 2*max_dist_2d+1]";
     if (a.pos_x == nullptr || a.pos_y == nullptr) return "pos_x/pos_y missing";
   }
-  const size_t smem = tile_bytes(a.head_dim) + sizeof(float) * table_floats(a);
+  return nullptr;
+}
+
+const char* unsupported_reason(const AttentionArgs& a) {
+  const DType t = a.qkv.dtype;
+  if (t != DType::kF16 && t != DType::kBF16) return "qkv dtype is not F16/BF16";
+  if (a.out.dtype != t) return "out dtype differs from qkv dtype";
+  if (!a.qkv.defined() || !a.out.defined()) return "qkv/out undefined";
+  if (a.qkv.device != Device::kCUDA || a.out.device != Device::kCUDA) return "qkv/out not on the device";
+  if (!aligned16(a.qkv.data) || !aligned16(a.out.data)) return "qkv/out not 16-byte aligned";
+  const int64_t H = int64_t{a.num_heads} * a.head_dim;
+  if (a.qkv.rank == 2 && a.qkv.dim(1) != 3 * H) return "qkv is not [rows, 3H]";
+  if (a.out.rank == 2 && a.out.dim(1) != H) return "out is not [rows, H]";
+  if (const char* why = metadata_reason(a)) return why;
+  const int mode = table_mode_of(a);
+  if (a.bias_cache.defined()) {
+    if (mode != 2) return "bias_cache without the 1D and 2D tables";
+    if (a.head_dim > 64) return "bias_cache with head_dim > 64";
+    if (a.bias_cache.dtype != DType::kF16 || a.bias_cache.device != Device::kCUDA || !aligned16(a.bias_cache.data))
+      return "bias_cache is not an aligned F16 device buffer";
+    if (a.bias_cache.nbytes() < flash_bias_cache_bytes(a.num_seqs, a.max_seq_len, a.num_heads, a.head_dim))
+      return "bias_cache smaller than this batch's blocks";
+  }
+  const size_t smem = tile_bytes(a.head_dim) + extra_smem_bytes(a);
   if (smem > static_cast<size_t>(max_smem_optin())) return "shared memory (tiles + bias tables) exceeds the device";
   return nullptr;
 }
 
-template <class T, int D>
-void launch(const AttentionArgs& a, cudaStream_t stream) {
+// The sequence metadata and the bias tables of table mode `mode` (0: none, 1: 1D, 2: 1D + 2D) as kernel parameters.
+FlashParams metadata_params(const AttentionArgs& a, int mode) {
   FlashParams p{};
-  p.qkv = a.qkv.data;
-  p.out = a.out.data;
   p.seq_begin = a.seq_begin;
   p.pos1d = a.pos1d;
   p.pos_x = a.pos_x;
   p.pos_y = a.pos_y;
   p.key_valid = a.key_valid;
+  p.bias_mode = mode;
+  p.bias1d = mode >= 1 ? a.bias1d.as<float>() : nullptr;
+  p.bias_x = mode == 2 ? a.bias_x.as<float>() : nullptr;
+  p.bias_y = mode == 2 ? a.bias_y.as<float>() : nullptr;
+  p.n1 = mode >= 1 ? 2 * a.max_dist_1d + 1 : 0;
+  p.n2 = mode == 2 ? 2 * a.max_dist_2d + 1 : 0;
+  p.max_dist_1d = mode >= 1 ? a.max_dist_1d : 0;
+  p.max_dist_2d = mode == 2 ? a.max_dist_2d : 0;
+  return p;
+}
+
+template <class T, int D>
+void launch(const AttentionArgs& a, cudaStream_t stream) {
+  FlashParams p = metadata_params(a, table_mode_of(a));
+  p.qkv = a.qkv.data;
+  p.out = a.out.data;
   p.bias_mode = bias_mode_of(a);
-  p.bias1d = p.bias_mode >= 1 ? a.bias1d.as<float>() : nullptr;
-  p.bias_x = p.bias_mode == 2 ? a.bias_x.as<float>() : nullptr;
-  p.bias_y = p.bias_mode == 2 ? a.bias_y.as<float>() : nullptr;
-  p.n1 = p.bias_mode >= 1 ? 2 * a.max_dist_1d + 1 : 0;
-  p.n2 = p.bias_mode == 2 ? 2 * a.max_dist_2d + 1 : 0;
-  p.max_dist_1d = p.bias_mode >= 1 ? a.max_dist_1d : 0;
-  p.max_dist_2d = p.bias_mode == 2 ? a.max_dist_2d : 0;
   p.hidden = a.num_heads * D;
   p.scale_log2 = static_cast<float>(1.4426950408889634 / std::sqrt(static_cast<double>(D)));
+  if (p.bias_mode == 3) {
+    p.bias_cache = static_cast<const uint4*>(a.bias_cache.data);
+    p.tiles = static_cast<int>(ceil_div(a.max_seq_len, kBlockM));
+    p.n1 = p.n2 = 0;  // no tables in shared memory
+  }
 
-  const size_t smem = tile_smem_bytes<D>() + sizeof(float) * (size_t(p.n1) + 2 * size_t(p.n2));
-  auto kernel = flash_attention_kernel<T, D>;
+  const size_t smem = tile_smem_bytes<D>() + extra_smem_bytes(a);
+  auto kernel = p.bias_mode == 3 ? flash_attention_kernel<T, D, (D <= 64)> : flash_attention_kernel<T, D, false>;
   if (smem > 48 * 1024)
     LRT_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
   const dim3 grid(ceil_div(a.max_seq_len, kBlockM), static_cast<unsigned>(a.num_heads),
@@ -589,8 +730,34 @@ void launch_dim(const AttentionArgs& a, cudaStream_t stream) {
 
 bool flash_attention_supported(const AttentionArgs& a) { return unsupported_reason(a) == nullptr; }
 
-size_t flash_attention_smem_bytes(const AttentionArgs& a) {
-  return tile_bytes(a.head_dim) + sizeof(float) * table_floats(a);
+size_t flash_attention_smem_bytes(const AttentionArgs& a) { return tile_bytes(a.head_dim) + extra_smem_bytes(a); }
+
+size_t flash_bias_cache_bytes(int64_t num_seqs, int64_t max_seq_len, int num_heads, int head_dim) {
+  if ((head_dim != 32 && head_dim != 64) || num_seqs <= 0 || max_seq_len <= 0 || num_heads <= 0) return 0;
+  const int64_t tiles = (max_seq_len + kBlockM - 1) / kBlockM;
+  return static_cast<size_t>(num_seqs * num_heads * tiles * tiles) * kCacheBlockU4 * sizeof(uint4);
+}
+
+bool flash_prepare_bias(AttentionArgs& a, cudaStream_t stream) {
+  a.bias_cache = TensorView();
+  if (table_mode_of(a) != 2 || metadata_reason(a) != nullptr) return false;
+  const size_t need = flash_bias_cache_bytes(a.num_seqs, a.max_seq_len, a.num_heads, a.head_dim);
+  if (need == 0 || !a.scratch.defined() || a.scratch.device != Device::kCUDA || a.scratch.nbytes() < need ||
+      !aligned16(a.scratch.data))
+    return false;
+  FlashParams p = metadata_params(a, 2);
+  p.bias_cache = static_cast<const uint4*>(a.scratch.data);
+  p.tiles = static_cast<int>(ceil_div(a.max_seq_len, kBlockM));
+  const size_t smem = sizeof(float) * (size_t(p.n1) + 2 * size_t(p.n2));
+  if (smem > 48 * 1024)
+    LRT_CUDA(cudaFuncSetAttribute(bias_cache_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                  static_cast<int>(smem)));
+  const dim3 grid(ceil_div(a.max_seq_len, kBlockM), static_cast<unsigned>(a.num_heads),
+                  static_cast<unsigned>(a.num_seqs));
+  bias_cache_kernel<<<grid, kThreads, smem, stream>>>(p);
+  LRT_CUDA_LAUNCHED("bias_cache_kernel");
+  a.bias_cache = TensorView(a.scratch.data, DType::kF16, Device::kCUDA, {static_cast<int64_t>(need / 2)});
+  return true;
 }
 
 void flash_attention(const AttentionArgs& a, cudaStream_t stream) {

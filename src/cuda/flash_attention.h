@@ -24,4 +24,15 @@ size_t flash_attention_smem_bytes(const AttentionArgs& a);
 // !flash_attention_supported(a). Asynchronous on `stream`.
 void flash_attention(const AttentionArgs& a, cudaStream_t stream);
 
+// The precomputed-bias alternative (AttentionArgs::bias_cache). Bytes of the F16 bias blocks of num_seqs sequences of
+// at most max_seq_len rows: num_seqs · heads · ⌈max_seq_len/64⌉² · 8 KB; 0 where the cache does not apply (head_dim
+// other than 32 or 64).
+size_t flash_bias_cache_bytes(int64_t num_seqs, int64_t max_seq_len, int num_heads, int head_dim);
+
+// When `a` has the 1D and 2D tables, flash_attention_supported(a), and a.scratch (device, 16-byte aligned) holds
+// flash_bias_cache_bytes(...): queues the kernel that writes every block into a.scratch, sets a.bias_cache to it and
+// returns true; flash_attention() then reads the blocks instead of looking the tables up. Otherwise clears
+// a.bias_cache and returns false. The blocks stay valid while the metadata and tables of `a` do (one forward).
+bool flash_prepare_bias(AttentionArgs& a, cudaStream_t stream);
+
 }  // namespace layoutrt::cuda

@@ -94,6 +94,10 @@ struct AttentionArgs {
   TensorView qkv;                      // [rows, 3H]: q | k | v, head h at columns h*d
   TensorView out;                      // [rows, H]
   TensorView scratch;                  // backend-specific workspace (see attention_scratch_bytes)
+  // Optional, set by Backend::prepare_attention: the relative biases of every (sequence, head, query tile, key tile)
+  // computed once per forward into `scratch` (CUDA flash path: F16 blocks in mma fragment order). The tables above
+  // stay the definition; a backend that does not know the cache ignores it.
+  TensorView bias_cache;
 };
 
 // rows_out[i] = x[rows[i]] (fp32 output, for the heads).
@@ -149,6 +153,13 @@ class Backend {
   virtual void linear(const LinearArgs& a) = 0;
   virtual void layer_norm(const LayerNormArgs& a) = 0;
   virtual void attention(const AttentionArgs& a) = 0;
+  // Once per forward, before the first layer, with the metadata every layer's attention shares (the biases are the
+  // encoder's, not a layer's): a backend may precompute from it into a.scratch and record that in `a` (CUDA: the
+  // bias blocks, see AttentionArgs::bias_cache). Queued like an op (inside run_recorded). Default: nothing.
+  virtual void prepare_attention(AttentionArgs& a) { (void)a; }
+  // The kernels the last forward took where a backend chooses at run time (CUDA: "attention" flash|reference,
+  // "attention_bias" cache|lookup|none): `layoutrt bench` prints them, tests assert them. Default: none.
+  virtual std::map<std::string, std::string> kernel_choices() const { return {}; }
   virtual void gather_rows(const GatherRowsArgs& a) = 0;
 
  protected:

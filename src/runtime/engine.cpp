@@ -54,6 +54,7 @@ class ContextImpl : public ExecutionContext {
   void* device_stream() const override { return backend_->stream(); }
   std::map<std::string, double> stage_times_ms() const override { return stage_times_; }
   double compute_ms() const override { return backend_->last_recorded_ms(); }
+  std::map<std::string, std::string> kernel_choices() const override { return backend_->kernel_choices(); }
 
  private:
   std::shared_ptr<EngineImpl> engine_;

@@ -271,9 +271,13 @@ Outputs run_forward(Backend& be, const ModelWeights& w, Workspace& ws, const Pre
       pe.out = x;
       be.patch_embedding(pe);
       // Joint LayerNorm over text + visual rows (text rows are layer-normed twice).
-      be.layer_norm({x, TensorView(), w.at("LayerNorm.weight"), w.at("LayerNorm.bias"), x, eps});
+      be.layer_norm({x, TensorView(), w.at("LayerNorm.weight"), w.at("LayerNorm.bias"), x, eps, TensorView()});
     }
-    for (int l = 0; l < c.num_hidden_layers; ++l) encoder_layer(be, w, ws, l, x, x1, meta);
+    // What all layers' attention shares is prepared once (timed with the attention stage).
+    be.stage("attention");
+    AttentionArgs layer_meta = meta;
+    be.prepare_attention(layer_meta);
+    for (int l = 0; l < c.num_hidden_layers; ++l) encoder_layer(be, w, ws, l, x, x1, layer_meta);
     be.stage("head");
     if (n > 0) {
       be.gather_rows({x, ws.head_rows, n, ws.head_in.rows(0, n)});

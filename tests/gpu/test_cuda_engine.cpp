@@ -6,7 +6,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <memory>
@@ -15,6 +17,7 @@
 #include <vector>
 
 #include "io/model_io.h"
+#include "io/safetensors_writer.h"
 #include "layoutrt/engine.h"
 #include "model/safetensors.h"
 #include "ops/backend.h"
@@ -284,6 +287,89 @@ TEST(CudaEngine, EveryBatchSize) {
                              model + "/batch " + std::to_string(n) + "/" + precision_name(p));
       }
     }
+}
+
+// ---- the flash kernel at the engine level -------------------------------------------------------------------------
+// The transformers fixtures have head_dim 16 or 8, which the flash kernel (d = 32, 64, 128) does not take. Derived
+// checkpoints: token_cls with 1 or 2 heads (head_dim 64, 32; the relative-bias tables keep their first rows) run
+// the flash kernel and, for FP16/BF16, the precomputed bias cache (unless LAYOUTRT_ATTENTION_BIAS=lookup). The CPU
+// engine (FP32 throughout) on the same checkpoint is the reference, with the precision's budget.
+std::string derived_checkpoint(int heads) {
+  static test::ScratchDir dir("flash_ckpt");
+  const std::string out = dir.file("token_cls_h" + std::to_string(heads));
+  if (std::filesystem::exists(out + "/model.safetensors")) return out;
+  std::filesystem::create_directories(out);
+  const std::string src = test::fixtures("models/token_cls");
+  nlohmann::json config = nlohmann::json::parse(test::read_bytes(src + "/config.json"));
+  config["num_attention_heads"] = heads;
+  test::write_bytes(out + "/config.json", config.dump(2));
+  const SafetensorsFile f = SafetensorsFile::open(src + "/model.safetensors");
+  std::vector<std::pair<std::string, Tensor>> tensors;
+  for (const SafetensorsEntry& e : f.entries()) {
+    Tensor t = f.tensor(e.name);
+    if (e.name.find("rel_pos") != std::string::npos) {  // [heads, bins]: the first `heads` rows
+      Tensor rows(t.dtype(), {heads, t.dim(1)});
+      std::memcpy(rows.mutable_data(), t.data(), rows.nbytes());
+      t = rows;
+    }
+    tensors.emplace_back(e.name, t);
+  }
+  write_safetensors(out + "/model.safetensors", tensors);
+  return out;
+}
+
+TEST(CudaEngine, FlashKernelAndBiasCacheMatchTheCpuEngine) {
+  REQUIRE_GPU();
+  const char* env = std::getenv("LAYOUTRT_ATTENTION_BIAS");
+  const std::string cached = env && std::string(env) == "lookup" ? "lookup" : "cache";
+  const char* attn_env = std::getenv("LAYOUTRT_ATTENTION");
+  if (attn_env && std::string(attn_env) == "reference") GTEST_SKIP() << "LAYOUTRT_ATTENTION=reference";
+  const Inputs in = load_inputs(test::fixtures("inputs/b3_pad137"));
+  test::ScratchDir plans("flash_plans");
+  for (int heads : {1, 2}) {
+    const std::string ckpt = derived_checkpoint(heads);
+    auto plan = [&](Precision p) {
+      BuildOptions o;
+      o.checkpoint_dir = ckpt;
+      o.max_batch = kMaxBatch;
+      o.precision = p;
+      const std::string path = plans.file("h" + std::to_string(heads) + "." + precision_name(p) + ".plan");
+      build_plan(o, path);
+      return path;
+    };
+    RunOptions ro;
+    ro.output_hidden_state = true;
+    EngineOptions cpu_opt;
+    cpu_opt.backend = BackendKind::kCPU;
+    auto cpu_ctx = Engine::load(plan(Precision::kFP32), cpu_opt)->create_context();
+    std::map<bool, std::map<std::string, Tensor>> want;  // padded and packed (the CPU engine packs too)
+    for (bool pack : {false, true}) {
+      ro.pack = pack;
+      const Outputs cpu = cpu_ctx->run(in, ro);
+      want[pack] = std::map<std::string, Tensor>(cpu.tensors.begin(), cpu.tensors.end());
+    }
+    for (Precision p : {Precision::kFP16, Precision::kBF16, Precision::kMixed}) {
+      const std::string what = "heads " + std::to_string(heads) + " " + precision_name(p);
+      SCOPED_TRACE(what);
+      auto engine = Engine::load(plan(p));
+      auto ctx = engine->create_context();
+      EXPECT_TRUE(ctx->kernel_choices().empty()) << "before any run";
+      for (bool pack : {false, true}) {
+        ro.pack = pack;
+        const Outputs got = ctx->run(in, ro);
+        const auto k = ctx->kernel_choices();
+        ASSERT_TRUE(k.count("attention") && k.count("attention_bias"));
+        EXPECT_EQ(k.at("attention"), "flash");
+        // Mixed plans keep the biases FP32 (their policy): always looked up.
+        EXPECT_EQ(k.at("attention_bias"), p == Precision::kMixed ? "lookup" : cached);
+        expect_outputs_close(got, want[pack], tolerance_for(p), what + (pack ? " packed" : " padded"));
+      }
+    }
+  }
+  // head_dim 16 (the fixtures): the reference kernel.
+  auto ctx = engine_for("token_cls", Precision::kFP32)->create_context();
+  ctx->run(in);
+  EXPECT_EQ(ctx->kernel_choices().at("attention"), "reference") << "head_dim 16";
 }
 
 // ---- padding-free batches (RunOptions::pack) on the GPU: variable-length sequences through the attention kernel --

@@ -9,6 +9,11 @@
 // inside a sequence fails as non-finite, and rows OUTSIDE every sequence (rows before seq_begin[0] and after the last
 // sequence) must still hold the poison bit pattern afterwards.
 //
+// Every 1D + 2D case with head_dim ≤ 64 runs twice: biases looked up from the FP32 tables per score, and read from the
+// F16 blocks flash_prepare_bias writes (the cache is NaN-poisoned first, so a block read but never written fails). The
+// cache adds one F16 rounding of each bias sum: logit error ≤ |bias|·2^-11/√d (rms ≈ 2e-4 at these tables' std),
+// inside the same tolerances.
+//
 // Without a GPU these tests FAIL (they never skip). The timing test prints, never asserts (DESIGN.md: benchmarks are
 // tools, not tests).
 #include <cuda_runtime.h>
@@ -277,9 +282,19 @@ void make_device_case(const AttnCase& c, const HostInputs& in, DeviceCase& dc) {
   a.out = TensorView(dc.out->p, c.dtype, Device::kCUDA, {in.rows, int64_t{H}});
 }
 
-// Runs one case on the GPU and compares sequences [0, check_seqs) (all when < 0) with the CPU twin.
+// The two bias paths of the 1D + 2D case: tables looked up per score, and the F16 blocks of flash_prepare_bias.
+enum class BiasPath { kLookup, kCache };
+
+// Runs one case on the GPU and compares sequences [0, check_seqs) (all when < 0) with the CPU twin, once per bias
+// path that applies (the cache: 1D + 2D biases and head_dim ≤ 64).
+void check_case_path(const AttnCase& c, int64_t check_seqs, BiasPath path);
 void check_case(const AttnCase& c, int64_t check_seqs = -1) {
-  SCOPED_TRACE(c.name);
+  check_case_path(c, check_seqs, BiasPath::kLookup);
+  if (c.bias_mode == 2 && c.d <= 64) check_case_path(c, check_seqs, BiasPath::kCache);
+}
+
+void check_case_path(const AttnCase& c, int64_t check_seqs, BiasPath path) {
+  SCOPED_TRACE(c.name + (path == BiasPath::kCache ? " [bias cache]" : " [bias lookup]"));
   HostInputs in = make_inputs(c);
   DeviceCase dc;
   ASSERT_NO_FATAL_FAILURE(make_device_case(c, in, dc));
@@ -290,6 +305,17 @@ void check_case(const AttnCase& c, int64_t check_seqs = -1) {
   CUDA_OK(cudaMemset(dc.out->p, 0xFF, out_bytes));  // NaN poison (0xFFFF is a NaN in F16 and BF16)
   cudaStream_t stream = nullptr;
   CUDA_OK(cudaStreamCreate(&stream));
+  std::unique_ptr<DevBuf> cache;
+  if (path == BiasPath::kCache) {
+    const size_t bytes = cuda::flash_bias_cache_bytes(dc.args.num_seqs, dc.args.max_seq_len, c.heads, c.d);
+    ASSERT_GT(bytes, 0u);
+    cache = std::make_unique<DevBuf>(bytes);
+    CUDA_OK(cudaMemset(cache->p, 0xFF, bytes));  // NaN blocks: a block the kernel reads but never wrote shows up
+    dc.args.scratch = TensorView(cache->p, DType::kU8, Device::kCUDA, {static_cast<int64_t>(bytes)});
+    ASSERT_TRUE(cuda::flash_prepare_bias(dc.args, stream)) << "flash_prepare_bias() declined";
+    ASSERT_TRUE(dc.args.bias_cache.defined());
+    ASSERT_TRUE(cuda::flash_attention_supported(dc.args)) << "flash_attention_supported() said no to the cache";
+  }
   ASSERT_NO_THROW(cuda::flash_attention(dc.args, stream));
   CUDA_OK(cudaStreamSynchronize(stream));
   CUDA_OK(cudaGetLastError());
@@ -337,8 +363,8 @@ void check_case(const AttnCase& c, int64_t check_seqs = -1) {
     EXPECT_LE(max_abs, abs_tol) << "sequence " << s << " (L = " << e - b << "): max-abs";
     if (all_masked) EXPECT_EQ(masked_rows_nonzero, 0) << "sequence " << s << ": every key masked must give ctx = 0";
   }
-  std::printf("[flash] %-44s %s d=%-3d heads=%-2d  worst rel-L2 %.2e (tol %.0e)  worst max-abs %.2e (tol %.2e)\n",
-              c.name.c_str(), c.dtype == DType::kF16 ? "F16 " : "BF16", c.d, c.heads, worst_rel, tol, worst_abs,
+  std::printf("[flash] %-44s %-6s %s d=%-3d heads=%-2d  worst rel-L2 %.2e (tol %.0e)  worst max-abs %.2e (tol %.2e)\n",
+              c.name.c_str(), path == BiasPath::kCache ? "cache" : "lookup", c.dtype == DType::kF16 ? "F16 " : "BF16", c.d, c.heads, worst_rel, tol, worst_abs,
               abs_tol);
 }
 
@@ -522,6 +548,23 @@ TEST(FlashAttention, TimingBase709) {
       return ms / kIters;
     };
     const float ms_bias = time_ms(dc.args);
+    // The precomputed alternative: the blocks once (timed alone: once per forward, shared by every layer), then the
+    // kernel reading them.
+    const size_t cache_bytes = cuda::flash_bias_cache_bytes(32, 709, c.heads, c.d);
+    DevBuf cache(cache_bytes);
+    AttentionArgs cached = dc.args;
+    cached.scratch = TensorView(cache.p, DType::kU8, Device::kCUDA, {static_cast<int64_t>(cache_bytes)});
+    float ms_prepare = 0;
+    {
+      AttentionArgs warm = cached;
+      ASSERT_TRUE(cuda::flash_prepare_bias(warm, stream));
+      cudaEventRecord(start, stream);
+      ASSERT_TRUE(cuda::flash_prepare_bias(cached, stream));
+      cudaEventRecord(stop, stream);
+      cudaEventSynchronize(stop);
+      cudaEventElapsedTime(&ms_prepare, start, stop);
+    }
+    const float ms_cached = time_ms(cached);
     AttentionArgs no_bias = dc.args;
     no_bias.bias1d = no_bias.bias_x = no_bias.bias_y = TensorView();
     const float ms_plain = time_ms(no_bias);
@@ -535,6 +578,10 @@ TEST(FlashAttention, TimingBase709) {
                 "no bias %.3f ms/call (%.1f TFLOP/s); smem %zu B/CTA with the engine's tables\n",
                 dname(t), prop.name, ms_bias, flops / (ms_bias * 1e-3) / 1e12, ms_plain,
                 flops / (ms_plain * 1e-3) / 1e12, cuda::flash_attention_smem_bytes(dc.args));
+    std::printf("[flash][timing] %s bias cache: %.3f ms/call reading the blocks (%.1f TFLOP/s) + %.3f ms once per "
+                "forward to write them (%.0f MB); 12 layers: lookup %.3f ms, cache %.3f ms\n",
+                dname(t), ms_cached, flops / (ms_cached * 1e-3) / 1e12, ms_prepare, cache_bytes / 1e6,
+                12 * ms_bias, 12 * ms_cached + ms_prepare);
     CUDA_OK(cudaGetLastError());
     cudaEventDestroy(start);
     cudaEventDestroy(stop);

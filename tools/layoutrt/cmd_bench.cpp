@@ -468,6 +468,13 @@ void register_bench(CLI::App& app) {
         std::printf("%s\n", line.c_str());
         r["stages_ms"] = stage_ms;
       }
+      const std::map<std::string, std::string> kernels = ctx->kernel_choices();
+      if (!kernels.empty()) {
+        std::string line = "       kernels:";
+        for (const auto& [k, v] : kernels) line += " " + k + "=" + v;
+        std::printf("%s\n", line.c_str());
+        r["kernels"] = kernels;
+      }
       r["host_peak_rss_bytes"] = peak_rss_bytes();
       results.push_back(r);
       const std::string mem_cell = mem < 0 ? "n/a" : fmt("%.0f", mem / 1048576.0) + (on_device ? " (device)" : " (RSS)");
