@@ -78,12 +78,16 @@ constexpr int kKvStages = 2;
 constexpr int kMetaStages = 3;
 // Three CTAs (12 warps) per SM: caps registers at 168/thread; ptxas fits every instantiation without spills
 // (d = 64: 167-168). Shared memory allows three on sm_90 (68 KB per CTA at engine table sizes) and two on sm_80.
-constexpr int kMinCtasPerSm = 3;
+// Key tile of d ≤ 64 (and of the bias cache's blocks). 32 (with four CTAs per SM) measured no faster at B = 32 and
+// slower at B = 1 and 8 on an H100 (bench/results/2026-11-24-h100.md).
+constexpr int kSmallBN = 64;
 
 template <int D> struct TileShape;
-template <> struct TileShape<32> { static constexpr int kBlockN = 64; };
-template <> struct TileShape<64> { static constexpr int kBlockN = 64; };
+template <> struct TileShape<32> { static constexpr int kBlockN = kSmallBN; };
+template <> struct TileShape<64> { static constexpr int kBlockN = kSmallBN; };
 template <> struct TileShape<128> { static constexpr int kBlockN = 32; };
+template <int D>
+constexpr int min_ctas_per_sm() { return D <= 64 && kSmallBN == 32 ? 4 : 3; }
 
 // Bias modes: 0 none, 1 bias1d only, 2 bias1d + bias_x + bias_y (the CPU twin's has1d / has2d logic), 3 the mode-2
 // bias read from the precomputed cache (flash_prepare_bias) instead of looked up.
@@ -104,16 +108,17 @@ struct FlashParams {
   int bias_mode;
   float scale_log2;               // log2(e) / √d
   const uint4* bias_cache;        // mode 3: F16 blocks, kCacheBlockU4 uint4 per (sequence, head, query tile, key tile)
-  int tiles;                      // mode 3: ⌈max_seq_len / 64⌉, the cache's tile stride
+  int q_tiles, k_tiles;           // mode 3: ⌈max_seq_len / kBlockM⌉, ⌈max_seq_len / kSmallBN⌉ (the cache's strides)
 };
 
-// One cached bias block: the 64 × 64 biases of (query tile, key tile) as F16, in the order the kernel consumes them —
-// uint4 v (0..3) of thread tid at v · 128 + tid holds n-tiles 2v and 2v + 1 of its S fragment (s[2v][0..3],
-// s[2v + 1][0..3]), so a thread's four 16-byte loads are conflict-free and copy exactly what it reads.
-constexpr int kCacheBlockU4 = 64 * 64 * 2 / 16;
+// One cached bias block: the kBlockM × kSmallBN biases of (query tile, key tile) as F16, in the order the kernel
+// consumes them — uint4 v of thread tid at v · kThreads + tid holds n-tiles 2v and 2v + 1 of its S fragment
+// (s[2v][0..3], s[2v + 1][0..3]), so a thread's 16-byte loads are conflict-free and copy exactly what it reads.
+constexpr int kCacheBlockU4 = kBlockM * kSmallBN * 2 / 16;
+static_assert(kCacheBlockU4 == kThreads * kSmallBN / 16, "kSmallBN / 16 pieces per thread");
 __host__ __device__ constexpr int64_t cache_block(int64_t b, int64_t h, int64_t heads, int64_t qt, int64_t kt,
-                                                  int64_t tiles) {
-  return (((b * heads + h) * tiles + qt) * tiles + kt) * kCacheBlockU4;
+                                                  int64_t q_tiles, int64_t k_tiles) {
+  return (((b * heads + h) * q_tiles + qt) * k_tiles + kt) * kCacheBlockU4;
 }
 
 template <int D>
@@ -229,19 +234,14 @@ __device__ __forceinline__ uint32_t init_scores_with_bias(float (&s)[BN / 8][4],
   return valid;
 }
 
-// Mode 3: the bias block from shared memory (see kCacheBlockU4), widened to FP32, and the validity bits.
+// Mode 3: the bias block from shared memory (see kCacheBlockU4), widened to FP32. The block already holds −∞ for
+// masked and out-of-range keys (bias_cache_kernel), so no validity bits are needed.
 template <int BN>
-__device__ __forceinline__ uint32_t init_scores_cached(float (&s)[BN / 8][4], const int4* meta, const uint4* block,
-                                                       int tid, int tq) {
-  static_assert(BN == 64, "the cache holds 64 x 64 blocks");
-  uint32_t valid = 0;
-#pragma unroll
-  for (int j = 0; j < BN / 8; ++j)
-#pragma unroll
-    for (int e = 0; e < 2; ++e) valid |= static_cast<uint32_t>(meta[8 * j + 2 * tq + e].w != 0) << (2 * j + e);
+__device__ __forceinline__ void init_scores_cached(float (&s)[BN / 8][4], const uint4* block, int tid) {
+  static_assert(BN == kSmallBN, "the cache holds kBlockM x kSmallBN blocks");
 #pragma unroll
   for (int v = 0; v < BN / 16; ++v) {
-    const uint4 u = block[v * 128 + tid];
+    const uint4 u = block[v * kThreads + tid];
     const uint32_t w[4] = {u.x, u.y, u.z, u.w};
 #pragma unroll
     for (int k = 0; k < 4; ++k) {
@@ -250,7 +250,6 @@ __device__ __forceinline__ uint32_t init_scores_cached(float (&s)[BN / 8][4], co
       s[2 * v + (k >> 1)][2 * (k & 1) + 1] = f.y;
     }
   }
-  return valid;
 }
 
 // This head's rows of the bias tables into shared memory (modes 1 and 2).
@@ -292,28 +291,29 @@ __device__ __forceinline__ void query_table_offsets(const FlashParams& p, int se
   }
 }
 
-// (bias + q·k) → log2-domain score: · log2(e)/√d, which equals the twin's dot/√d + bias/√d up to FP32 rounding;
-// masked or out-of-range keys → −∞.
+// Masked or out-of-range keys (validity bits from init_scores_with_bias) → −∞. The scale log2(e)/√d is applied
+// later, fused into the exponent's FMA (see the online softmax).
 template <int BN>
-__device__ __forceinline__ void scale_and_mask(float (&s)[BN / 8][4], uint32_t valid, float scale) {
+__device__ __forceinline__ void mask_scores(float (&s)[BN / 8][4], uint32_t valid) {
 #pragma unroll
   for (int j = 0; j < BN / 8; ++j)
 #pragma unroll
     for (int e = 0; e < 4; ++e) {
       const bool ok = (valid >> (2 * j + (e & 1))) & 1u;
-      s[j][e] = ok ? s[j][e] * scale : -INFINITY;
+      s[j][e] = ok ? s[j][e] : -INFINITY;
     }
 }
 
 // kCached: mode 3 only (its own instantiation, so the lookup path's registers do not count against it and back).
 template <class T, int D, bool kCached>
-__global__ void __launch_bounds__(kThreads, kMinCtasPerSm) flash_attention_kernel(const FlashParams p) {
+__global__ void __launch_bounds__(kThreads, min_ctas_per_sm<D>()) flash_attention_kernel(const FlashParams p) {
   constexpr int BN = TileShape<D>::kBlockN;
   constexpr int kStride = D + 8;    // shared row stride in elements (16-byte multiple: D % 8 == 0)
   constexpr int kChunks = D / 8;    // 16-byte chunks per row
   static_assert(D % 16 == 0 && BN % 16 == 0, "mma tiling");
   static_assert((BN * kChunks) % kThreads == 0 && (kBlockM * kChunks) % kThreads == 0 && (16 * kChunks) % 32 == 0,
                 "copy loops have a fixed trip count");
+  static_assert(kThreads % kChunks == 0, "a thread copies the same chunk column of every row it copies");
 
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int g = lane >> 2, tq = lane & 3;  // mma quad row / thread-in-quad
@@ -328,7 +328,7 @@ __global__ void __launch_bounds__(kThreads, kMinCtasPerSm) flash_attention_kerne
   T* sK = sQ + kBlockM * kStride;
   T* sV = sK + kKvStages * BN * kStride;
   int4* sMeta = reinterpret_cast<int4*>(sV + kKvStages * BN * kStride);
-  constexpr bool cached = kCached && TileShape<D>::kBlockN == 64;
+  constexpr bool cached = kCached && BN == kSmallBN;
   uint4* sBias = reinterpret_cast<uint4*>(sMeta + kMetaStages * BN);  // mode 3: [kKvStages][kCacheBlockU4]
   float* sTab1 = reinterpret_cast<float*>(sBias + (cached ? kKvStages * kCacheBlockU4 : 0));
   float* sTabX = sTab1 + p.n1;
@@ -340,28 +340,38 @@ __global__ void __launch_bounds__(kThreads, kMinCtasPerSm) flash_attention_kerne
   const T* gK = gQ + H;
   const T* gV = gQ + 2 * int64_t{H};
   const int num_tiles = (L + BN - 1) / BN;
-  const uint4* gBias = cached ? p.bias_cache + cache_block(b, h, gridDim.y, blockIdx.x, 0, p.tiles) : nullptr;
+  const uint4* gBias =
+      cached ? p.bias_cache + cache_block(b, h, gridDim.y, blockIdx.x, 0, p.q_tiles, p.k_tiles) : nullptr;
 
   // K/V tile `tile` into buffer `buf`; a key row is copied only when its metadata (stage `ms`) says valid (which
   // implies in range), else zero-filled. Row 0 of the sequence is a safe dummy source address for zero-fills.
+  // Addresses: the tile's first row (one 64-bit product per tile) plus this thread's 32-bit offset within the tile
+  // (rows r0 + it · kRowsPerIt; BN · 3H < 2³¹ elements by the launch check).
+  constexpr int kRowsPerIt = kThreads / kChunks;
+  const int r0 = tid / kChunks, c0 = tid % kChunks;
+  const int kv_off0 = r0 * static_cast<int>(ld) + c0 * 8;
+  const int kv_step = kRowsPerIt * static_cast<int>(ld);
   auto load_kv = [&](int tile, int buf, int ms) {
     const int4* meta = sMeta + ms * BN;
-    T* k_dst = sK + buf * BN * kStride;
-    T* v_dst = sV + buf * BN * kStride;
+    const uint32_t k_dst = smem_u32(sK + buf * BN * kStride + r0 * kStride + c0 * 8);
+    const uint32_t v_dst = smem_u32(sV + buf * BN * kStride + r0 * kStride + c0 * 8);
+    const int64_t tile_off = int64_t{tile} * BN * ld;
+    const T* k_tile = gK + tile_off;
+    const T* v_tile = gV + tile_off;
 #pragma unroll
     for (int it = 0; it < BN * kChunks / kThreads; ++it) {
-      const int i = tid + it * kThreads, r = i / kChunks, c = i % kChunks;
-      const bool ok = meta[r].w != 0;
-      const int64_t src_row = ok ? int64_t{tile} * BN + r : 0;
-      cp_async_16(smem_u32(k_dst + r * kStride + c * 8), gK + src_row * ld + c * 8, ok);
-      cp_async_16(smem_u32(v_dst + r * kStride + c * 8), gV + src_row * ld + c * 8, ok);
+      const bool ok = meta[r0 + it * kRowsPerIt].w != 0;
+      const int off = kv_off0 + it * kv_step;
+      const uint32_t dst = sizeof(T) * it * kRowsPerIt * kStride;
+      cp_async_16(k_dst + dst, ok ? k_tile + off : gK, ok);
+      cp_async_16(v_dst + dst, ok ? v_tile + off : gV, ok);
     }
     if constexpr (cached) {
-      {  // the thread's own four 16-byte pieces of the block (see kCacheBlockU4)
+      {  // the thread's own 16-byte pieces of the block (see kCacheBlockU4)
         const uint4* src = gBias + int64_t{tile} * kCacheBlockU4;
 #pragma unroll
-        for (int v = 0; v < 4; ++v)
-          cp_async_16(smem_u32(sBias + buf * kCacheBlockU4 + v * 128 + tid), src + v * 128 + tid, true);
+        for (int v = 0; v < BN / 16; ++v)
+          cp_async_16(smem_u32(sBias + buf * kCacheBlockU4 + v * kThreads + tid), src + v * kThreads + tid, true);
       }
     }
   };
@@ -393,7 +403,7 @@ __global__ void __launch_bounds__(kThreads, kMinCtasPerSm) flash_attention_kerne
   float o[D / 8][4];
 #pragma unroll
   for (int n = 0; n < D / 8; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.f;
-  float row_max[2] = {-INFINITY, -INFINITY};  // log2 domain
+  float row_max[2] = {-INFINITY, -INFINITY};  // of the unscaled scores
   float row_sum[2] = {0.f, 0.f};              // this thread's partial sums (the quad is reduced at the end)
   const int hi1 = 2 * p.max_dist_1d, hi2 = 2 * p.max_dist_2d;
 
@@ -416,7 +426,7 @@ __global__ void __launch_bounds__(kThreads, kMinCtasPerSm) flash_attention_kerne
     float s[BN / 8][4];
     uint32_t valid = 0;
     if constexpr (cached)
-      valid = init_scores_cached<BN>(s, meta, sBias + kv_buf * kCacheBlockU4, tid, tq);
+      init_scores_cached<BN>(s, sBias + kv_buf * kCacheBlockU4, tid);
     else if (p.bias_mode == 2)
       valid = init_scores_with_bias<2, BN>(s, meta, q1, qx, qy, sTab1, sTabX, sTabY, hi1, hi2, tq);
     else if (p.bias_mode == 1)
@@ -441,10 +451,13 @@ __global__ void __launch_bounds__(kThreads, kMinCtasPerSm) flash_attention_kerne
         mma_16816<T>(s[2 * np + 1], qf, r[2], r[3]);
       }
     }
-    scale_and_mask<BN>(s, valid, p.scale_log2);
+    if constexpr (!cached) mask_scores<BN>(s, valid);
 
-    // Online softmax (FP32). A row whose keys so far are all masked keeps max −∞; it subtracts 0 instead, so
-    // 2^(−∞ − 0) = 0 for p and for the correction, never −∞ − (−∞) = NaN.
+    // Online softmax (FP32) on the unscaled scores (bias + q·k; the scale is positive, so the max commutes with it):
+    // p = 2^(s · scale − m · scale), one FMA per score before the exp. A row whose keys so far are all masked keeps
+    // max −∞; it subtracts 0 instead, so 2^(−∞) = 0 for p and for the correction, never −∞ − (−∞) = NaN.
+    const float scale = p.scale_log2;
+    float corr[2];
 #pragma unroll
     for (int rr = 0; rr < 2; ++rr) {
       float mx = -INFINITY;
@@ -453,21 +466,27 @@ __global__ void __launch_bounds__(kThreads, kMinCtasPerSm) flash_attention_kerne
       mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
       mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
       const float m_new = fmaxf(row_max[rr], mx);
-      const float m_use = m_new == -INFINITY ? 0.f : m_new;
-      const float corr = exp2_approx(row_max[rr] - m_use);
+      const float m_scaled = (m_new == -INFINITY ? 0.f : m_new) * scale;
+      // Exactly 1 when the max did not move (the FMA's rounding residual must not leak into O).
+      corr[rr] = m_new == row_max[rr] ? 1.f : exp2_approx(fmaf(row_max[rr], scale, -m_scaled));
       row_max[rr] = m_new;
       float sum = 0.f;
 #pragma unroll
       for (int n = 0; n < BN / 8; ++n) {
-        s[n][2 * rr] = exp2_approx(s[n][2 * rr] - m_use);
-        s[n][2 * rr + 1] = exp2_approx(s[n][2 * rr + 1] - m_use);
+        s[n][2 * rr] = exp2_approx(fmaf(s[n][2 * rr], scale, -m_scaled));
+        s[n][2 * rr + 1] = exp2_approx(fmaf(s[n][2 * rr + 1], scale, -m_scaled));
         sum += s[n][2 * rr] + s[n][2 * rr + 1];
       }
-      row_sum[rr] = row_sum[rr] * corr + sum;
+      row_sum[rr] = row_sum[rr] * corr[rr] + sum;
+    }
+    // Rescale O only when some row of the warp has a new max (later key tiles rarely move it).
+    if (__any_sync(0xffffffffu, corr[0] != 1.f || corr[1] != 1.f)) {
 #pragma unroll
       for (int n = 0; n < D / 8; ++n) {
-        o[n][2 * rr] *= corr;
-        o[n][2 * rr + 1] *= corr;
+        o[n][0] *= corr[0];
+        o[n][1] *= corr[0];
+        o[n][2] *= corr[1];
+        o[n][3] *= corr[1];
       }
     }
 
@@ -527,9 +546,10 @@ __global__ void __launch_bounds__(kThreads, kMinCtasPerSm) flash_attention_kerne
 
 // The bias cache (mode 3): CTA (query tile, head, sequence) writes the blocks of its query tile against every key tile
 // of its sequence, with exactly the lookups and summation order of init_scores_with_bias<2> (FP32), rounded once to
-// F16 (saturating at ±65504; NaN stays NaN). Blocks of tiles past a sequence's end are never written nor read.
+// F16 (saturating at ±65504; NaN stays NaN), with −∞ for masked and out-of-range keys (so the attention kernel needs
+// no validity bits on this path). Blocks of tiles past a sequence's end are never written nor read.
 __global__ void __launch_bounds__(kThreads) bias_cache_kernel(const FlashParams p) {
-  constexpr int BN = 64;
+  constexpr int BN = kSmallBN;
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int g = lane >> 2, tq = lane & 3;
   const int h = blockIdx.y, b = blockIdx.z;
@@ -546,9 +566,12 @@ __global__ void __launch_bounds__(kThreads) bias_cache_kernel(const FlashParams 
   int q1[2], qx[2], qy[2];
   query_table_offsets(p, seq0, L, q0, warp, g, q1, qx, qy);
   const int hi1 = 2 * p.max_dist_1d, hi2 = 2 * p.max_dist_2d;
-  uint4* out = const_cast<uint4*>(p.bias_cache) + cache_block(b, h, gridDim.y, blockIdx.x, 0, p.tiles);
-  auto to_half2 = [](float lo, float hi) {
-    auto sat = [](float x) { return x > 65504.f ? 65504.f : (x < -65504.f ? -65504.f : x); };
+  uint4* out =
+      const_cast<uint4*>(p.bias_cache) + cache_block(b, h, gridDim.y, blockIdx.x, 0, p.q_tiles, p.k_tiles);
+  auto to_half2 = [](float lo, float hi) {  // −∞ is the mask and stays −∞; NaN stays NaN
+    auto sat = [](float x) {
+      return x > 65504.f ? 65504.f : (x < -65504.f && x != -INFINITY ? -65504.f : x);
+    };
     return pack2<__half>(sat(lo), sat(hi));
   };
   const int num_tiles = (L + BN - 1) / BN;
@@ -557,10 +580,10 @@ __global__ void __launch_bounds__(kThreads) bias_cache_kernel(const FlashParams 
     if (tid < BN) sMeta[tid] = load_key_meta(p, seq0, L, t * BN + tid);
     __syncthreads();
     float s[BN / 8][4];
-    init_scores_with_bias<2, BN>(s, sMeta, q1, qx, qy, sTab1, sTabX, sTabY, hi1, hi2, tq);
+    mask_scores<BN>(s, init_scores_with_bias<2, BN>(s, sMeta, q1, qx, qy, sTab1, sTabX, sTabY, hi1, hi2, tq));
 #pragma unroll
     for (int v = 0; v < BN / 16; ++v)
-      out[int64_t{t} * kCacheBlockU4 + v * 128 + tid] =
+      out[int64_t{t} * kCacheBlockU4 + v * kThreads + tid] =
           make_uint4(to_half2(s[2 * v][0], s[2 * v][1]), to_half2(s[2 * v][2], s[2 * v][3]),
                      to_half2(s[2 * v + 1][0], s[2 * v + 1][1]), to_half2(s[2 * v + 1][2], s[2 * v + 1][3]));
   }
@@ -658,6 +681,7 @@ const char* unsupported_reason(const AttentionArgs& a) {
   const int64_t H = int64_t{a.num_heads} * a.head_dim;
   if (a.qkv.rank == 2 && a.qkv.dim(1) != 3 * H) return "qkv is not [rows, 3H]";
   if (a.out.rank == 2 && a.out.dim(1) != H) return "out is not [rows, H]";
+  if (3 * H * 64 >= (int64_t{1} << 31)) return "hidden size too large for 32-bit tile offsets";
   if (const char* why = metadata_reason(a)) return why;
   const int mode = table_mode_of(a);
   if (a.bias_cache.defined()) {
@@ -702,7 +726,8 @@ void launch(const AttentionArgs& a, cudaStream_t stream) {
   p.scale_log2 = static_cast<float>(1.4426950408889634 / std::sqrt(static_cast<double>(D)));
   if (p.bias_mode == 3) {
     p.bias_cache = static_cast<const uint4*>(a.bias_cache.data);
-    p.tiles = static_cast<int>(ceil_div(a.max_seq_len, kBlockM));
+    p.q_tiles = static_cast<int>(ceil_div(a.max_seq_len, kBlockM));
+    p.k_tiles = static_cast<int>(ceil_div(a.max_seq_len, kSmallBN));
     p.n1 = p.n2 = 0;  // no tables in shared memory
   }
 
@@ -734,8 +759,8 @@ size_t flash_attention_smem_bytes(const AttentionArgs& a) { return tile_bytes(a.
 
 size_t flash_bias_cache_bytes(int64_t num_seqs, int64_t max_seq_len, int num_heads, int head_dim) {
   if ((head_dim != 32 && head_dim != 64) || num_seqs <= 0 || max_seq_len <= 0 || num_heads <= 0) return 0;
-  const int64_t tiles = (max_seq_len + kBlockM - 1) / kBlockM;
-  return static_cast<size_t>(num_seqs * num_heads * tiles * tiles) * kCacheBlockU4 * sizeof(uint4);
+  const int64_t q_tiles = (max_seq_len + kBlockM - 1) / kBlockM, k_tiles = (max_seq_len + kSmallBN - 1) / kSmallBN;
+  return static_cast<size_t>(num_seqs * num_heads * q_tiles * k_tiles) * kCacheBlockU4 * sizeof(uint4);
 }
 
 bool flash_prepare_bias(AttentionArgs& a, cudaStream_t stream) {
@@ -747,7 +772,8 @@ bool flash_prepare_bias(AttentionArgs& a, cudaStream_t stream) {
     return false;
   FlashParams p = metadata_params(a, 2);
   p.bias_cache = static_cast<const uint4*>(a.scratch.data);
-  p.tiles = static_cast<int>(ceil_div(a.max_seq_len, kBlockM));
+  p.q_tiles = static_cast<int>(ceil_div(a.max_seq_len, kBlockM));
+  p.k_tiles = static_cast<int>(ceil_div(a.max_seq_len, kSmallBN));
   const size_t smem = sizeof(float) * (size_t(p.n1) + 2 * size_t(p.n2));
   if (smem > 48 * 1024)
     LRT_CUDA(cudaFuncSetAttribute(bias_cache_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
