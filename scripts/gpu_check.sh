@@ -182,6 +182,10 @@ step_profile() {
   done
   LAYOUTRT_ATTENTION_BIAS=lookup x "$L" bench --plan "$WORK/prof_fp16.plan" --batch 1,8,32 --text-tokens 512 \
     --warmup 3 --iters 20 --max-seconds 3 --stages --json "$WORK/prof_lookup.json" -q || rc=1
+  for shape in 4w 2w; do  # the two kernel shapes that read the bias cache, forced (the default picks by grid size)
+    LAYOUTRT_FLASH_SHAPE=$shape x "$L" bench --plan "$WORK/prof_fp16.plan" --batch 1,8,16,32 --text-tokens 512 \
+      --warmup 3 --iters 20 --max-seconds 3 --stages --json "$WORK/prof_shape_$shape.json" -q || rc=1
+  done
   python3 - "$WORK" "$OUT" <<'PY'
 import json, sys
 w, out = sys.argv[1], sys.argv[2]
@@ -200,6 +204,15 @@ for k in sorted(c):
                 f"{l[k].get('kernels', {}).get('attention_bias', '?')}, "
                 f"{c[k].get('kernels', {}).get('attention_bias', '?')} |")
 open(f"{out}/bias_cost.md", "w").write("\n".join(rows) + "\n")
+print("\n".join(rows))
+rows = ["fp16, T=512 + 197 visual, bias cache: attention stage ms (12 layers + the cache kernel) by the flash kernel's "
+        "shape (LAYOUTRT_FLASH_SHAPE), compute ms of the forward in brackets.\n",
+        "| batch | 4 warps x 1 strip, 64-key tiles | 2 warps x 2 strips, 32-key tiles |", "| ---: | ---: | ---: |"]
+s4, s2 = load("prof_shape_4w"), load("prof_shape_2w")
+for k in sorted(s4):
+    rows.append(f"| {k} | {s4[k]['stages_ms']['attention']:.3f} ({s4[k]['median_ms']:.3f}) | "
+                f"{s2[k]['stages_ms']['attention']:.3f} ({s2[k]['median_ms']:.3f}) |")
+open(f"{out}/flash_shape.md", "w").write("\n".join(rows) + "\n")
 print("\n".join(rows))
 PY
   rm -f "$WORK"/prof_*.plan

@@ -7,27 +7,30 @@
 // As in the CPU twin, the 2D tables are used only together with the 1D table (transformers adds the spatial bias only
 // with the 1D bias), and a query whose every key is masked gets ctx = 0 (the twin's accumulator stays zero).
 //
-// Grid / block. grid = (⌈max_seq_len / 64⌉ query tiles, num_heads, num_seqs); block = 128 threads = 4 warps.
+// Grid / block. grid = (⌈max_seq_len / 64⌉ query tiles, num_heads, num_seqs); block = 128 threads = 4 warps (the
+// lookup path and kCached4W) or 64 threads = 2 warps (kCached2W; see Variant).
 // CTA (t, h, b) owns query rows seq_begin[b] + [64t, 64t + 64) ∩ sequence b (it exits at once when the tile starts
 // past the sequence's end, so padding in max_seq_len costs nothing), and loops over the key tiles of ITS sequence only
-// (variable lengths through cumulative offsets: packed batches waste no work). Warp w owns query rows [16w, 16w + 16)
-// of the tile: Q·Kᵀ and P·V are mma.sync.m16n8k16 (F16/BF16 in, FP32 accumulate), one 16-row strip per warp, so the
-// online softmax needs only quad shuffles (a row lives in the 4 lanes of an mma quad). P never leaves registers: the
+// (variable lengths through cumulative offsets: packed batches waste no work). Warp w owns the 16-row strips
+// [16·(w·S + i), +16) of the tile, i < S (S = 1, or 2 for kCached2W): Q·Kᵀ and P·V are mma.sync.m16n8k16 (F16/BF16
+// in, FP32 accumulate), each K/V fragment feeding the S strips' mmas, so the online softmax needs only quad shuffles (a row lives in the 4 lanes of an mma quad). P never leaves registers: the
 // QKᵀ accumulator fragment of two 8-key n-tiles is exactly the A fragment of one 16-key k-step of P·V.
 //
 // Shared memory (dynamic; row stride d + 8 elements, so the 8 row addresses of an ldmatrix hit 8 distinct 16-byte
 // bank groups — padding instead of an XOR swizzle because it works for every d that is a multiple of 8):
 //   sQ    [64][d+8]            the query tile (cp.async; rows past the end zero-filled), ldmatrix'd into A fragments
-//                              per k-step of every key tile (not held in registers: see kMinCtasPerSm); stages the output
+//                              per k-step of every key tile (not held in registers: the register cap); stages the output
 //   sK,sV [2][BN][d+8] each    double-buffered key/value tiles (cp.async.cg, 16-byte chunks); rows of masked or
 //                              out-of-range keys are zero-filled, so a non-finite V in a masked row cannot leak (0·NaN)
 //   sMeta [3][BN] int4         per key {p1d, x, y, valid}; three stages: tile t is being used, tile t+1's validity
 //                              drives its cp.async zero-fill, tile t+2's is prefetched into registers during tile t
-//   tables n1 + 2·n2 floats    this head's rows of bias1d, bias_x, bias_y (n = 2·max_dist + 1), FP32
-// BN = 64 keys for d ≤ 64, 32 for d = 128 (keeps the CTA under the 99 KB opt-in limit of sm_86/sm_89).
+//   tables n1 + 2·n2 floats    this head's rows of bias1d, bias_x, bias_y (n = 2·max_dist + 1), FP32 (modes 1, 2)
+//   bias  [2][BN/32][256] uint4  mode 3: the key tile's bias-cache blocks, double-buffered beside K/V (cp.async)
+// BN = 64 keys for d ≤ 64, 32 for d = 128 (keeps the CTA under the 99 KB opt-in limit of sm_86/sm_89); kCached2W: 32.
 // Engine sizes (max_dist_1d = max(T, 197) = 512, max_dist_2d = 1023): tables 20 KB; d = 64: 68 KB per CTA.
-// Registers (ptxas, CUDA 13, sm_80/89/90, no spills): d = 32: 149-151, d = 64: 167-168, d = 128: 168, under
-// __launch_bounds__(128, 3) — three CTAs per SM on sm_90 (smem 3 × 68 KB fits its 227 KB), two on sm_80.
+// Registers (ptxas, CUDA 13, sm_90, no spills): lookup d = 32: 153, d = 64: 168, d = 128: 167 under
+// __launch_bounds__(128, 3) — three CTAs per SM on sm_90 (smem 3 × 68 KB fits its 227 KB), two on sm_80; kCached4W
+// d = 64: 154; kCached2W d = 64: 162 under (64, 5).
 //
 // Pipeline per key tile t: issue cp.async of K/V tile t+1 (other buffer) and the plain loads of tile t+2's metadata;
 // S = bias (three table lookups per score, FP32), S += Q·Kᵀ (ldmatrix K; starting the accumulator at the bias keeps
@@ -49,10 +52,12 @@
 //    int32 positions + a key-valid byte per key row, the tables in shared memory). No extra memory, but three lookups
 //    and six clamps per score in every layer: 0.597 ms per layer-call vs. 0.298 ms without biases (83 vs 166 TFLOP/s).
 //  - cache (bias_mode 3, FP16/BF16 plans, d ≤ 64; the default): flash_prepare_bias adds the three biases once per
-//    forward into F16 64 × 64 blocks laid out in the mma fragment order (453 MB at B = 32: one 0.36 ms kernel), and
-//    all 12 layers stream their blocks with cp.async beside K/V: 0.327 ms per layer-call. The biases are the encoder's,
-//    not a layer's, so the once-per-forward sum is exact up to the F16 rounding of the bias sum (≤ 2⁻¹¹ relative).
-//    Engine forward: attention stage 6.38 → 4.29 ms, forward 14.63 → 12.52 ms at B = 32; 1.08 → 0.89 ms at B = 1.
+//    forward into F16 64 × 32 blocks laid out in the mma fragment order, −∞ for masked keys (453 MB at B = 32: one
+//    0.36 ms kernel), and all 12 layers stream their blocks with cp.async beside K/V: 0.327 ms per layer-call as
+//    first measured, 0.292 with kCached2W, the scale fused into the exponent's FMA and no mask pass. The biases are
+//    the encoder's, not a layer's, so the once-per-forward sum is exact up to the F16 rounding of the bias sum
+//    (≤ 2⁻¹¹ relative). Engine forward (bench/results/2026-11-24-h100-bias-cost.md, -flash-shape.md): attention stage
+//    6.45 → 3.84 ms, forward 14.69 → 12.08 ms at B = 32; 1.09 → 0.90 ms at B = 1.
 // Mixed plans keep the biases FP32 (their policy) and look them up; LAYOUTRT_BIAS_CACHE_MB (default 2048) caps the
 // cache's workspace, beyond which the lookup path runs.
 //
@@ -63,6 +68,8 @@
 #include <atomic>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
 #include <type_traits>
 
 #include "cuda/cuda_check.h"
@@ -71,23 +78,28 @@
 namespace layoutrt::cuda {
 namespace {
 
-constexpr int kWarps = 4;
-constexpr int kThreads = 32 * kWarps;
-constexpr int kBlockM = 16 * kWarps;  // query rows per CTA: one 16-row mma strip per warp
+constexpr int kBlockM = 64;  // query rows per CTA
 constexpr int kKvStages = 2;
 constexpr int kMetaStages = 3;
-// Three CTAs (12 warps) per SM: caps registers at 168/thread; ptxas fits every instantiation without spills
-// (d = 64: 167-168). Shared memory allows three on sm_90 (68 KB per CTA at engine table sizes) and two on sm_80.
-// Key tile of d ≤ 64 (and of the bias cache's blocks). 32 (with four CTAs per SM) measured no faster at B = 32 and
-// slower at B = 1 and 8 on an H100 (bench/results/2026-11-24-h100.md).
-constexpr int kSmallBN = 64;
+// Kernel variants. Lookup (modes 0-2): four warps, one 16-row strip each, BN = 64 (d ≤ 64) / 32 (d = 128); the
+// table lookups need the registers. Cached (mode 3, d ≤ 64), two shapes reading the same cache:
+//  - kCached4W: four warps × one strip, BN = 64 — more CTAs and warps where the grid is small (B = 1, 8);
+//  - kCached2W: two warps × two strips, BN = 32 — every K/V fragment loaded from shared memory feeds two mmas and the
+//    two strips' dependency chains interleave: 9 % faster per layer at B = 32, but half the warps per CTA.
+// launch() picks kCached2W when the grid fills the GPU about three times over (bench/results/2026-11-24-h100.md).
+enum Variant : int { kLookup = 0, kCached4W = 1, kCached2W = 2 };
 
-template <int D> struct TileShape;
-template <> struct TileShape<32> { static constexpr int kBlockN = kSmallBN; };
-template <> struct TileShape<64> { static constexpr int kBlockN = kSmallBN; };
-template <> struct TileShape<128> { static constexpr int kBlockN = 32; };
-template <int D>
-constexpr int min_ctas_per_sm() { return D <= 64 && kSmallBN == 32 ? 4 : 3; }
+template <int D, int kVariant>
+struct KernelShape {
+  static constexpr bool kUsesCache = kVariant != kLookup;
+  static constexpr int kStrips = kVariant == kCached2W ? 2 : 1;
+  static constexpr int kWarps = kBlockM / (16 * kStrips);
+  static constexpr int kThreads = 32 * kWarps;
+  static constexpr int kBlockN = kVariant == kCached2W ? 32 : (D <= 64 ? 64 : 32);
+  // Three CTAs (12 warps) per SM cap registers at 168 (lookup d = 64: 167-168, no spills) and fit sm_90's shared
+  // memory (lookup: 68 KB per CTA at engine table sizes; two on sm_80). kCached2W (64 threads, 37 KB): five.
+  static constexpr int kMinCtas = kVariant == kCached2W ? 5 : 3;
+};
 
 // Bias modes: 0 none, 1 bias1d only, 2 bias1d + bias_x + bias_y (the CPU twin's has1d / has2d logic), 3 the mode-2
 // bias read from the precomputed cache (flash_prepare_bias) instead of looked up.
@@ -107,23 +119,29 @@ struct FlashParams {
   int hidden;                     // H = heads · d
   int bias_mode;
   float scale_log2;               // log2(e) / √d
-  const uint4* bias_cache;        // mode 3: F16 blocks, kCacheBlockU4 uint4 per (sequence, head, query tile, key tile)
-  int q_tiles, k_tiles;           // mode 3: ⌈max_seq_len / kBlockM⌉, ⌈max_seq_len / kSmallBN⌉ (the cache's strides)
+  const uint4* bias_cache;        // mode 3: F16 blocks, kCacheBlockU4 uint4 per (sequence, head, query tile, key block)
+  int q_tiles, k_blocks;          // mode 3: ⌈max_seq_len / 64⌉, 2 · ⌈max_seq_len / 64⌉ (the cache's strides)
 };
 
-// One cached bias block: the kBlockM × kSmallBN biases of (query tile, key tile) as F16, in the order the kernel
-// consumes them — uint4 v of thread tid at v · kThreads + tid holds n-tiles 2v and 2v + 1 of its S fragment
-// (s[2v][0..3], s[2v + 1][0..3]), so a thread's 16-byte loads are conflict-free and copy exactly what it reads.
-constexpr int kCacheBlockU4 = kBlockM * kSmallBN * 2 / 16;
-static_assert(kCacheBlockU4 == kThreads * kSmallBN / 16, "kSmallBN / 16 pieces per thread");
-__host__ __device__ constexpr int64_t cache_block(int64_t b, int64_t h, int64_t heads, int64_t qt, int64_t kt,
-                                                  int64_t q_tiles, int64_t k_tiles) {
-  return (((b * heads + h) * q_tiles + qt) * k_tiles + kt) * kCacheBlockU4;
+// The bias cache: blocks of 64 queries × kCacheKeys keys as F16, per (sequence, head, query tile, key block), the key
+// blocks of a query tile consecutive, 2 · ⌈L / 64⌉ of them (a 64-key tile reads two; past L they hold −∞). Inside a
+// block, piece (uint4) (strip · 2 + v) · 32 + lane holds n-tiles 2v and 2v + 1 of the S fragment of `lane` in 16-row
+// strip `strip` (s[2v][0..3], s[2v + 1][0..3]): the layout depends only on which fragment a lane of a strip owns, so
+// both cached kernel shapes read it, and a warp's 32 lanes read 512 consecutive bytes (conflict-free).
+constexpr int kCacheKeys = 32;
+constexpr int kCacheBlockU4 = kBlockM * kCacheKeys * 2 / 16;
+__host__ __device__ constexpr int64_t cache_block(int64_t b, int64_t h, int64_t heads, int64_t qt, int64_t kb,
+                                                  int64_t q_tiles, int64_t k_blocks) {
+  return (((b * heads + h) * q_tiles + qt) * k_blocks + kb) * kCacheBlockU4;
+}
+// Piece of n-tile pair vp (n-tiles 2vp, 2vp + 1 of a BN-key tile) of `lane` in `strip`, from the tile's first block.
+__device__ __forceinline__ int cache_piece(int strip, int vp, int lane) {
+  return (vp >> 1) * kCacheBlockU4 + (strip * 2 + (vp & 1)) * 32 + lane;
 }
 
-template <int D>
+template <int D, int kVariant>
 constexpr size_t tile_smem_bytes() {
-  constexpr int BN = TileShape<D>::kBlockN, kStride = D + 8;
+  constexpr int BN = KernelShape<D, kVariant>::kBlockN, kStride = D + 8;
   return sizeof(uint16_t) * (size_t{kBlockM} * kStride + size_t{2 * kKvStages} * BN * kStride) +
          sizeof(int4) * size_t{kMetaStages} * BN;
 }
@@ -236,12 +254,13 @@ __device__ __forceinline__ uint32_t init_scores_with_bias(float (&s)[BN / 8][4],
 
 // Mode 3: the bias block from shared memory (see kCacheBlockU4), widened to FP32. The block already holds −∞ for
 // masked and out-of-range keys (bias_cache_kernel), so no validity bits are needed.
+// `tile` points at the key tile's first block in shared memory (BN / kCacheKeys blocks; see cache_piece).
 template <int BN>
-__device__ __forceinline__ void init_scores_cached(float (&s)[BN / 8][4], const uint4* block, int tid) {
-  static_assert(BN == kSmallBN, "the cache holds kBlockM x kSmallBN blocks");
+__device__ __forceinline__ void init_scores_cached(float (&s)[BN / 8][4], const uint4* tile, int strip, int lane) {
+  static_assert(BN % kCacheKeys == 0, "a key tile is whole cache blocks");
 #pragma unroll
   for (int v = 0; v < BN / 16; ++v) {
-    const uint4 u = block[v * kThreads + tid];
+    const uint4 u = tile[cache_piece(strip, v, lane)];
     const uint32_t w[4] = {u.x, u.y, u.z, u.w};
 #pragma unroll
     for (int k = 0; k < 4; ++k) {
@@ -269,13 +288,13 @@ __device__ __forceinline__ void load_head_tables(const FlashParams& p, int h, fl
   }
 }
 
-// Table offsets of this thread's two query rows (g and g + 8 of warp w's strip of the tile at q0): max_dist −
+// Table offsets of this thread's two query rows (g and g + 8 of 16-row strip `strip` of the tile at q0): max_dist −
 // position, so that key position + offset = distance + max_dist = the table index.
-__device__ __forceinline__ void query_table_offsets(const FlashParams& p, int seq0, int L, int q0, int warp, int g,
+__device__ __forceinline__ void query_table_offsets(const FlashParams& p, int seq0, int L, int q0, int strip, int g,
                                                     int (&q1)[2], int (&qx)[2], int (&qy)[2]) {
 #pragma unroll
   for (int rr = 0; rr < 2; ++rr) {
-    const int i = q0 + 16 * warp + g + 8 * rr;
+    const int i = q0 + 16 * strip + g + 8 * rr;
     int pr = 0, xr = 0, yr = 0;
     if (i < L) {
       const int row = seq0 + i;
@@ -304,16 +323,22 @@ __device__ __forceinline__ void mask_scores(float (&s)[BN / 8][4], uint32_t vali
     }
 }
 
-// kCached: mode 3 only (its own instantiation, so the lookup path's registers do not count against it and back).
-template <class T, int D, bool kCached>
-__global__ void __launch_bounds__(kThreads, min_ctas_per_sm<D>()) flash_attention_kernel(const FlashParams p) {
-  constexpr int BN = TileShape<D>::kBlockN;
+// kVariant: see Variant (each its own instantiation and shape, so no path's registers count against another).
+template <class T, int D, int kVariant>
+__global__ void __launch_bounds__(KernelShape<D, kVariant>::kThreads, KernelShape<D, kVariant>::kMinCtas)
+    flash_attention_kernel(const FlashParams p) {
+  using Shape = KernelShape<D, kVariant>;
+  constexpr int BN = Shape::kBlockN;
+  constexpr int NT = Shape::kThreads;
+  constexpr int MS = Shape::kStrips;  // 16-row strips per warp
+  constexpr bool cached = Shape::kUsesCache;
   constexpr int kStride = D + 8;    // shared row stride in elements (16-byte multiple: D % 8 == 0)
   constexpr int kChunks = D / 8;    // 16-byte chunks per row
   static_assert(D % 16 == 0 && BN % 16 == 0, "mma tiling");
-  static_assert((BN * kChunks) % kThreads == 0 && (kBlockM * kChunks) % kThreads == 0 && (16 * kChunks) % 32 == 0,
+  static_assert((BN * kChunks) % NT == 0 && (kBlockM * kChunks) % NT == 0 && (16 * kChunks) % 32 == 0,
                 "copy loops have a fixed trip count");
-  static_assert(kThreads % kChunks == 0, "a thread copies the same chunk column of every row it copies");
+  static_assert(NT % kChunks == 0, "a thread copies the same chunk column of every row it copies");
+  static_assert(NT >= BN, "one thread per key row loads the metadata");
 
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int g = lane >> 2, tq = lane & 3;  // mma quad row / thread-in-quad
@@ -328,9 +353,9 @@ __global__ void __launch_bounds__(kThreads, min_ctas_per_sm<D>()) flash_attentio
   T* sK = sQ + kBlockM * kStride;
   T* sV = sK + kKvStages * BN * kStride;
   int4* sMeta = reinterpret_cast<int4*>(sV + kKvStages * BN * kStride);
-  constexpr bool cached = kCached && BN == kSmallBN;
-  uint4* sBias = reinterpret_cast<uint4*>(sMeta + kMetaStages * BN);  // mode 3: [kKvStages][kCacheBlockU4]
-  float* sTab1 = reinterpret_cast<float*>(sBias + (cached ? kKvStages * kCacheBlockU4 : 0));
+  constexpr int kTileU4 = BN / kCacheKeys * kCacheBlockU4;  // mode 3: one key tile's cache blocks
+  uint4* sBias = reinterpret_cast<uint4*>(sMeta + kMetaStages * BN);  // mode 3: [kKvStages][kTileU4]
+  float* sTab1 = reinterpret_cast<float*>(sBias + (cached ? kKvStages * kTileU4 : 0));
   float* sTabX = sTab1 + p.n1;
   float* sTabY = sTabX + p.n2;
 
@@ -341,13 +366,13 @@ __global__ void __launch_bounds__(kThreads, min_ctas_per_sm<D>()) flash_attentio
   const T* gV = gQ + 2 * int64_t{H};
   const int num_tiles = (L + BN - 1) / BN;
   const uint4* gBias =
-      cached ? p.bias_cache + cache_block(b, h, gridDim.y, blockIdx.x, 0, p.q_tiles, p.k_tiles) : nullptr;
+      cached ? p.bias_cache + cache_block(b, h, gridDim.y, blockIdx.x, 0, p.q_tiles, p.k_blocks) : nullptr;
 
   // K/V tile `tile` into buffer `buf`; a key row is copied only when its metadata (stage `ms`) says valid (which
   // implies in range), else zero-filled. Row 0 of the sequence is a safe dummy source address for zero-fills.
   // Addresses: the tile's first row (one 64-bit product per tile) plus this thread's 32-bit offset within the tile
   // (rows r0 + it · kRowsPerIt; BN · 3H < 2³¹ elements by the launch check).
-  constexpr int kRowsPerIt = kThreads / kChunks;
+  constexpr int kRowsPerIt = NT / kChunks;
   const int r0 = tid / kChunks, c0 = tid % kChunks;
   const int kv_off0 = r0 * static_cast<int>(ld) + c0 * 8;
   const int kv_step = kRowsPerIt * static_cast<int>(ld);
@@ -359,7 +384,7 @@ __global__ void __launch_bounds__(kThreads, min_ctas_per_sm<D>()) flash_attentio
     const T* k_tile = gK + tile_off;
     const T* v_tile = gV + tile_off;
 #pragma unroll
-    for (int it = 0; it < BN * kChunks / kThreads; ++it) {
+    for (int it = 0; it < BN * kChunks / NT; ++it) {
       const bool ok = meta[r0 + it * kRowsPerIt].w != 0;
       const int off = kv_off0 + it * kv_step;
       const uint32_t dst = sizeof(T) * it * kRowsPerIt * kStride;
@@ -367,11 +392,11 @@ __global__ void __launch_bounds__(kThreads, min_ctas_per_sm<D>()) flash_attentio
       cp_async_16(v_dst + dst, ok ? v_tile + off : gV, ok);
     }
     if constexpr (cached) {
-      {  // the thread's own 16-byte pieces of the block (see kCacheBlockU4)
-        const uint4* src = gBias + int64_t{tile} * kCacheBlockU4;
+      {  // the tile's blocks, contiguous in the cache and in shared memory
+        const uint4* src = gBias + int64_t{tile} * kTileU4;
 #pragma unroll
-        for (int v = 0; v < BN / 16; ++v)
-          cp_async_16(smem_u32(sBias + buf * kCacheBlockU4 + v * kThreads + tid), src + v * kThreads + tid, true);
+        for (int v = 0; v < kTileU4 / NT; ++v)
+          cp_async_16(smem_u32(sBias + buf * kTileU4 + v * NT + tid), src + v * NT + tid, true);
       }
     }
   };
@@ -380,8 +405,8 @@ __global__ void __launch_bounds__(kThreads, min_ctas_per_sm<D>()) flash_attentio
   {
     const int nq = min(kBlockM, L - q0);
 #pragma unroll
-    for (int it = 0; it < kBlockM * kChunks / kThreads; ++it) {
-      const int i = tid + it * kThreads, r = i / kChunks, c = i % kChunks;
+    for (int it = 0; it < kBlockM * kChunks / NT; ++it) {
+      const int i = tid + it * NT, r = i / kChunks, c = i % kChunks;
       const bool in = r < nq;
       cp_async_16(smem_u32(sQ + r * kStride + c * 8), gQ + int64_t{in ? q0 + r : q0} * ld + c * 8, in);
     }
@@ -392,19 +417,26 @@ __global__ void __launch_bounds__(kThreads, min_ctas_per_sm<D>()) flash_attentio
     if (num_tiles > 1) sMeta[BN + tid] = load_key_meta(p, seq0, L, BN + tid);
   }
   load_head_tables(p, h, sTab1, sTabX, sTabY);
-  int q1[2], qx[2], qy[2];
-  query_table_offsets(p, seq0, L, q0, warp, g, q1, qx, qy);
+  int q1[MS][2], qx[MS][2], qy[MS][2];
+#pragma unroll
+  for (int mi = 0; mi < MS; ++mi) query_table_offsets(p, seq0, L, q0, warp * MS + mi, g, q1[mi], qx[mi], qy[mi]);
   __syncthreads();  // metadata of tile 0 visible to every loader thread
   load_kv(0, 0, 0);
   cp_async_commit();
   cp_async_wait_all();
   __syncthreads();
 
-  float o[D / 8][4];
+  float o[MS][D / 8][4];
 #pragma unroll
-  for (int n = 0; n < D / 8; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.f;
-  float row_max[2] = {-INFINITY, -INFINITY};  // of the unscaled scores
-  float row_sum[2] = {0.f, 0.f};              // this thread's partial sums (the quad is reduced at the end)
+  for (int mi = 0; mi < MS; ++mi)
+#pragma unroll
+    for (int n = 0; n < D / 8; ++n) o[mi][n][0] = o[mi][n][1] = o[mi][n][2] = o[mi][n][3] = 0.f;
+  float row_max[MS][2], row_sum[MS][2];  // of the unscaled scores; this thread's partial sums (quad-reduced at the end)
+#pragma unroll
+  for (int mi = 0; mi < MS; ++mi) {
+    row_max[mi][0] = row_max[mi][1] = -INFINITY;
+    row_sum[mi][0] = row_sum[mi][1] = 0.f;
+  }
   const int hi1 = 2 * p.max_dist_1d, hi2 = 2 * p.max_dist_2d;
 
   int ms = 0;  // metadata stage of tile t
@@ -422,89 +454,116 @@ __global__ void __launch_bounds__(kThreads, min_ctas_per_sm<D>()) flash_attentio
 
     // S = bias (see init_scores_with_bias), then S += Q · Kᵀ. ldmatrix.x4 on K rows: keys 0-7 × dims 0-7,
     // keys 0-7 × dims 8-15 (b0b1, b2b3 of n-tile 2np), keys 8-15 × dims 0-7, keys 8-15 × dims 8-15 (n-tile 2np + 1).
+    // Each K fragment feeds the mmas of all MS strips of the warp.
     const int4* meta = sMeta + ms * BN;
-    float s[BN / 8][4];
-    uint32_t valid = 0;
-    if constexpr (cached)
-      init_scores_cached<BN>(s, sBias + kv_buf * kCacheBlockU4, tid);
-    else if (p.bias_mode == 2)
-      valid = init_scores_with_bias<2, BN>(s, meta, q1, qx, qy, sTab1, sTabX, sTabY, hi1, hi2, tq);
-    else if (p.bias_mode == 1)
-      valid = init_scores_with_bias<1, BN>(s, meta, q1, qx, qy, sTab1, sTabX, sTabY, hi1, hi2, tq);
-    else
-      valid = init_scores_with_bias<0, BN>(s, meta, q1, qx, qy, sTab1, sTabX, sTabY, hi1, hi2, tq);
+    float s[MS][BN / 8][4];
+    uint32_t valid = 0;  // per key: the same for every strip
+#pragma unroll
+    for (int mi = 0; mi < MS; ++mi) {
+      if constexpr (cached)
+        init_scores_cached<BN>(s[mi], sBias + kv_buf * kTileU4, warp * MS + mi, lane);
+      else if (p.bias_mode == 2)
+        valid = init_scores_with_bias<2, BN>(s[mi], meta, q1[mi], qx[mi], qy[mi], sTab1, sTabX, sTabY, hi1, hi2, tq);
+      else if (p.bias_mode == 1)
+        valid = init_scores_with_bias<1, BN>(s[mi], meta, q1[mi], qx[mi], qy[mi], sTab1, sTabX, sTabY, hi1, hi2, tq);
+      else
+        valid = init_scores_with_bias<0, BN>(s[mi], meta, q1[mi], qx[mi], qy[mi], sTab1, sTabX, sTabY, hi1, hi2, tq);
+    }
     const T* kb = sK + kv_buf * BN * kStride;
 #pragma unroll
     for (int kk = 0; kk < D / 16; ++kk) {
-      // Q fragment (A operand) of head dims [16kk, 16kk + 16), re-read from sQ every tile rather than held in
-      // registers across the loop: 16 registers fewer at the P·V peak for one extra ldmatrix per k-step.
+      // Q fragments (A operand) of head dims [16kk, 16kk + 16), re-read from sQ every tile rather than held in
+      // registers across the loop: fewer registers at the P·V peak for one extra ldmatrix per strip and k-step.
       // ldmatrix.x4 matrices: strip rows 0-7 / 8-15 × dims 0-7 / 8-15, in a0a1, a2a3, a4a5, a6a7 order.
-      uint32_t qf[4];
-      ldmatrix_x4(qf, smem_u32(sQ + (16 * warp + (lane & 7) + ((lane >> 3) & 1) * 8) * kStride + kk * 16 +
-                               (lane >> 4) * 8));
+      uint32_t qf[MS][4];
+#pragma unroll
+      for (int mi = 0; mi < MS; ++mi)
+        ldmatrix_x4(qf[mi], smem_u32(sQ + (16 * (warp * MS + mi) + (lane & 7) + ((lane >> 3) & 1) * 8) * kStride +
+                                     kk * 16 + (lane >> 4) * 8));
 #pragma unroll
       for (int np = 0; np < BN / 16; ++np) {
         uint32_t r[4];
         ldmatrix_x4(r, smem_u32(kb + (np * 16 + (lane & 7) + (lane >> 4) * 8) * kStride + kk * 16 +
                                 ((lane >> 3) & 1) * 8));
-        mma_16816<T>(s[2 * np], qf, r[0], r[1]);
-        mma_16816<T>(s[2 * np + 1], qf, r[2], r[3]);
+#pragma unroll
+        for (int mi = 0; mi < MS; ++mi) {
+          mma_16816<T>(s[mi][2 * np], qf[mi], r[0], r[1]);
+          mma_16816<T>(s[mi][2 * np + 1], qf[mi], r[2], r[3]);
+        }
       }
     }
-    if constexpr (!cached) mask_scores<BN>(s, valid);
+    if constexpr (!cached) {
+#pragma unroll
+      for (int mi = 0; mi < MS; ++mi) mask_scores<BN>(s[mi], valid);
+    }
 
     // Online softmax (FP32) on the unscaled scores (bias + q·k; the scale is positive, so the max commutes with it):
     // p = 2^(s · scale − m · scale), one FMA per score before the exp. A row whose keys so far are all masked keeps
     // max −∞; it subtracts 0 instead, so 2^(−∞) = 0 for p and for the correction, never −∞ − (−∞) = NaN.
     const float scale = p.scale_log2;
-    float corr[2];
+    float corr[MS][2];
+    bool rescale = false;
 #pragma unroll
-    for (int rr = 0; rr < 2; ++rr) {
-      float mx = -INFINITY;
+    for (int mi = 0; mi < MS; ++mi)
 #pragma unroll
-      for (int n = 0; n < BN / 8; ++n) mx = fmaxf(mx, fmaxf(s[n][2 * rr], s[n][2 * rr + 1]));
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-      const float m_new = fmaxf(row_max[rr], mx);
-      const float m_scaled = (m_new == -INFINITY ? 0.f : m_new) * scale;
-      // Exactly 1 when the max did not move (the FMA's rounding residual must not leak into O).
-      corr[rr] = m_new == row_max[rr] ? 1.f : exp2_approx(fmaf(row_max[rr], scale, -m_scaled));
-      row_max[rr] = m_new;
-      float sum = 0.f;
+      for (int rr = 0; rr < 2; ++rr) {
+        float mx = -INFINITY;
 #pragma unroll
-      for (int n = 0; n < BN / 8; ++n) {
-        s[n][2 * rr] = exp2_approx(fmaf(s[n][2 * rr], scale, -m_scaled));
-        s[n][2 * rr + 1] = exp2_approx(fmaf(s[n][2 * rr + 1], scale, -m_scaled));
-        sum += s[n][2 * rr] + s[n][2 * rr + 1];
+        for (int n = 0; n < BN / 8; ++n) mx = fmaxf(mx, fmaxf(s[mi][n][2 * rr], s[mi][n][2 * rr + 1]));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+        const float m_new = fmaxf(row_max[mi][rr], mx);
+        const float m_scaled = (m_new == -INFINITY ? 0.f : m_new) * scale;
+        // Exactly 1 when the max did not move (the FMA's rounding residual must not leak into O).
+        corr[mi][rr] = m_new == row_max[mi][rr] ? 1.f : exp2_approx(fmaf(row_max[mi][rr], scale, -m_scaled));
+        rescale |= corr[mi][rr] != 1.f;
+        row_max[mi][rr] = m_new;
+        float sum = 0.f;
+#pragma unroll
+        for (int n = 0; n < BN / 8; ++n) {
+          s[mi][n][2 * rr] = exp2_approx(fmaf(s[mi][n][2 * rr], scale, -m_scaled));
+          s[mi][n][2 * rr + 1] = exp2_approx(fmaf(s[mi][n][2 * rr + 1], scale, -m_scaled));
+          sum += s[mi][n][2 * rr] + s[mi][n][2 * rr + 1];
+        }
+        row_sum[mi][rr] = row_sum[mi][rr] * corr[mi][rr] + sum;
       }
-      row_sum[rr] = row_sum[rr] * corr[rr] + sum;
-    }
     // Rescale O only when some row of the warp has a new max (later key tiles rarely move it).
-    if (__any_sync(0xffffffffu, corr[0] != 1.f || corr[1] != 1.f)) {
+    if (__any_sync(0xffffffffu, rescale)) {
 #pragma unroll
-      for (int n = 0; n < D / 8; ++n) {
-        o[n][0] *= corr[0];
-        o[n][1] *= corr[0];
-        o[n][2] *= corr[1];
-        o[n][3] *= corr[1];
-      }
+      for (int mi = 0; mi < MS; ++mi)
+#pragma unroll
+        for (int n = 0; n < D / 8; ++n) {
+          o[mi][n][0] *= corr[mi][0];
+          o[mi][n][1] *= corr[mi][0];
+          o[mi][n][2] *= corr[mi][1];
+          o[mi][n][3] *= corr[mi][1];
+        }
     }
 
     // O += P · V. P's A fragment for keys [16kk, 16kk + 16) is the S accumulator of n-tiles 2kk and 2kk + 1.
     // ldmatrix.x4.trans on V rows: keys 0-7 / 8-15 × dims 0-7 (b0b1, b2b3 of dim-tile 2dp), then × dims 8-15.
+    // Each V fragment feeds the mmas of all MS strips.
     const T* vb = sV + kv_buf * BN * kStride;
 #pragma unroll
     for (int kk = 0; kk < BN / 16; ++kk) {
-      const uint32_t a[4] = {pack2<T>(s[2 * kk][0], s[2 * kk][1]), pack2<T>(s[2 * kk][2], s[2 * kk][3]),
-                             pack2<T>(s[2 * kk + 1][0], s[2 * kk + 1][1]),
-                             pack2<T>(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+      uint32_t a[MS][4];
+#pragma unroll
+      for (int mi = 0; mi < MS; ++mi) {
+        a[mi][0] = pack2<T>(s[mi][2 * kk][0], s[mi][2 * kk][1]);
+        a[mi][1] = pack2<T>(s[mi][2 * kk][2], s[mi][2 * kk][3]);
+        a[mi][2] = pack2<T>(s[mi][2 * kk + 1][0], s[mi][2 * kk + 1][1]);
+        a[mi][3] = pack2<T>(s[mi][2 * kk + 1][2], s[mi][2 * kk + 1][3]);
+      }
 #pragma unroll
       for (int dp = 0; dp < D / 16; ++dp) {
         uint32_t r[4];
         ldmatrix_x4_trans(r, smem_u32(vb + (kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * kStride + dp * 16 +
                                       (lane >> 4) * 8));
-        mma_16816<T>(o[2 * dp], a, r[0], r[1]);
-        mma_16816<T>(o[2 * dp + 1], a, r[2], r[3]);
+#pragma unroll
+        for (int mi = 0; mi < MS; ++mi) {
+          mma_16816<T>(o[mi][2 * dp], a[mi], r[0], r[1]);
+          mma_16816<T>(o[mi][2 * dp + 1], a[mi], r[2], r[3]);
+        }
       }
     }
 
@@ -514,33 +573,37 @@ __global__ void __launch_bounds__(kThreads, min_ctas_per_sm<D>()) flash_attentio
     ms = ms1;
   }
 
-  // ---- epilogue: normalise, round, stage in this warp's own sQ rows, 16-byte stores of the rows inside the sequence
-  float inv[2];
-#pragma unroll
-  for (int rr = 0; rr < 2; ++rr) {
-    float l = row_sum[rr];
-    l += __shfl_xor_sync(0xffffffffu, l, 1);
-    l += __shfl_xor_sync(0xffffffffu, l, 2);
-    inv[rr] = l > 0.f ? 1.f / l : 0.f;  // every key masked: ctx = 0, as the CPU twin
-  }
-  T* sO = sQ + 16 * warp * kStride;
-  __syncwarp();
-#pragma unroll
-  for (int n = 0; n < D / 8; ++n) {
-#pragma unroll
-    for (int rr = 0; rr < 2; ++rr)
-      *reinterpret_cast<uint32_t*>(sO + (g + 8 * rr) * kStride + n * 8 + 2 * tq) =
-          pack2<T>(o[n][2 * rr] * inv[rr], o[n][2 * rr + 1] * inv[rr]);
-  }
-  __syncwarp();
+  // ---- epilogue: normalise, round, stage in the warp's own sQ rows, 16-byte stores of the rows inside the sequence
   T* out = static_cast<T*>(p.out);
-  const int row0 = q0 + 16 * warp;
 #pragma unroll
-  for (int it = 0; it < 16 * kChunks / 32; ++it) {
-    const int i = lane + 32 * it, r = i / kChunks, c = i % kChunks;
-    if (row0 + r < L)
-      *reinterpret_cast<uint4*>(out + int64_t{seq0 + row0 + r} * H + int64_t{h} * D + c * 8) =
-          *reinterpret_cast<const uint4*>(sO + r * kStride + c * 8);
+  for (int mi = 0; mi < MS; ++mi) {
+    const int strip = warp * MS + mi;
+    float inv[2];
+#pragma unroll
+    for (int rr = 0; rr < 2; ++rr) {
+      float l = row_sum[mi][rr];
+      l += __shfl_xor_sync(0xffffffffu, l, 1);
+      l += __shfl_xor_sync(0xffffffffu, l, 2);
+      inv[rr] = l > 0.f ? 1.f / l : 0.f;  // every key masked: ctx = 0, as the CPU twin
+    }
+    T* sO = sQ + 16 * strip * kStride;
+    __syncwarp();
+#pragma unroll
+    for (int n = 0; n < D / 8; ++n) {
+#pragma unroll
+      for (int rr = 0; rr < 2; ++rr)
+        *reinterpret_cast<uint32_t*>(sO + (g + 8 * rr) * kStride + n * 8 + 2 * tq) =
+            pack2<T>(o[mi][n][2 * rr] * inv[rr], o[mi][n][2 * rr + 1] * inv[rr]);
+    }
+    __syncwarp();
+    const int row0 = q0 + 16 * strip;
+#pragma unroll
+    for (int it = 0; it < 16 * kChunks / 32; ++it) {
+      const int i = lane + 32 * it, r = i / kChunks, c = i % kChunks;
+      if (row0 + r < L)
+        *reinterpret_cast<uint4*>(out + int64_t{seq0 + row0 + r} * H + int64_t{h} * D + c * 8) =
+            *reinterpret_cast<const uint4*>(sO + r * kStride + c * 8);
+    }
   }
 }
 
@@ -548,8 +611,11 @@ __global__ void __launch_bounds__(kThreads, min_ctas_per_sm<D>()) flash_attentio
 // of its sequence, with exactly the lookups and summation order of init_scores_with_bias<2> (FP32), rounded once to
 // F16 (saturating at ±65504; NaN stays NaN), with −∞ for masked and out-of-range keys (so the attention kernel needs
 // no validity bits on this path). Blocks of tiles past a sequence's end are never written nor read.
-__global__ void __launch_bounds__(kThreads) bias_cache_kernel(const FlashParams p) {
-  constexpr int BN = kSmallBN;
+// Four warps, warp w computing strip w's fragments (the layout of cache_piece), one key block (kCacheKeys) at a time.
+constexpr int kCacheThreads = 128;
+__global__ void __launch_bounds__(kCacheThreads) bias_cache_kernel(const FlashParams p) {
+  constexpr int BN = kCacheKeys;
+  static_assert(kCacheThreads == 2 * kBlockM && kCacheThreads >= BN, "one strip per warp; one thread per key row");
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int g = lane >> 2, tq = lane & 3;
   const int h = blockIdx.y, b = blockIdx.z;
@@ -567,23 +633,23 @@ __global__ void __launch_bounds__(kThreads) bias_cache_kernel(const FlashParams 
   query_table_offsets(p, seq0, L, q0, warp, g, q1, qx, qy);
   const int hi1 = 2 * p.max_dist_1d, hi2 = 2 * p.max_dist_2d;
   uint4* out =
-      const_cast<uint4*>(p.bias_cache) + cache_block(b, h, gridDim.y, blockIdx.x, 0, p.q_tiles, p.k_tiles);
+      const_cast<uint4*>(p.bias_cache) + cache_block(b, h, gridDim.y, blockIdx.x, 0, p.q_tiles, p.k_blocks);
   auto to_half2 = [](float lo, float hi) {  // −∞ is the mask and stays −∞; NaN stays NaN
     auto sat = [](float x) {
       return x > 65504.f ? 65504.f : (x < -65504.f && x != -INFINITY ? -65504.f : x);
     };
     return pack2<__half>(sat(lo), sat(hi));
   };
-  const int num_tiles = (L + BN - 1) / BN;
-  for (int t = 0; t < num_tiles; ++t) {
-    __syncthreads();  // the tables are loaded; the previous tile's metadata is consumed
-    if (tid < BN) sMeta[tid] = load_key_meta(p, seq0, L, t * BN + tid);
+  const int num_blocks = 2 * ((L + 63) / 64);  // whole 64-key tiles: the last block may lie entirely past L (−∞)
+  for (int kb = 0; kb < num_blocks; ++kb) {
+    __syncthreads();  // the tables are loaded; the previous block's metadata is consumed
+    if (tid < BN) sMeta[tid] = load_key_meta(p, seq0, L, kb * BN + tid);
     __syncthreads();
     float s[BN / 8][4];
     mask_scores<BN>(s, init_scores_with_bias<2, BN>(s, sMeta, q1, qx, qy, sTab1, sTabX, sTabY, hi1, hi2, tq));
 #pragma unroll
     for (int v = 0; v < BN / 16; ++v)
-      out[int64_t{t} * kCacheBlockU4 + v * kThreads + tid] =
+      out[int64_t{kb} * kCacheBlockU4 + cache_piece(warp, v, lane)] =
           make_uint4(to_half2(s[2 * v][0], s[2 * v][1]), to_half2(s[2 * v][2], s[2 * v][3]),
                      to_half2(s[2 * v + 1][0], s[2 * v + 1][1]), to_half2(s[2 * v + 1][2], s[2 * v + 1][3]));
   }
@@ -602,27 +668,55 @@ int bias_mode_of(const AttentionArgs& a) {
   return mode == 2 && a.bias_cache.defined() ? 3 : mode;
 }
 
+int max_smem_optin();
+template <cudaDeviceAttr kAttr>
+int device_attribute();
+
+// Which cached shape runs (see Variant): kCached2W once the grid (64-row query tiles × heads × sequences) covers about
+// three full waves of the GPU at its five CTAs per SM, kCached4W below (B ≤ 8 at L = 709 on an H100).
+// LAYOUTRT_FLASH_SHAPE=4w|2w forces one (tests, A/B timing; read on every call).
+int cache_variant(const AttentionArgs& a) {
+  if (const char* env = std::getenv("LAYOUTRT_FLASH_SHAPE")) {
+    if (std::strcmp(env, "4w") == 0) return kCached4W;
+    if (std::strcmp(env, "2w") == 0) return kCached2W;
+  }
+  const int64_t ctas = ceil_div(a.max_seq_len, kBlockM) * a.num_heads * a.num_seqs;
+  const int64_t sms = device_attribute<cudaDevAttrMultiProcessorCount>();
+  return sms > 0 && ctas >= 3 * 5 * sms ? kCached2W : kCached4W;
+}
+
 // Shared memory beyond the tiles: the head's tables (modes 1, 2) or the double-buffered bias blocks (mode 3).
 size_t extra_smem_bytes(const AttentionArgs& a) {
   const int mode = bias_mode_of(a);
-  if (mode == 3) return size_t{kKvStages} * kCacheBlockU4 * sizeof(uint4);
+  if (mode == 3) return size_t{kKvStages} * (cache_variant(a) == kCached2W ? 1 : 2) * kCacheBlockU4 * sizeof(uint4);
   size_t n = 0;
   if (mode >= 1) n += 2 * size_t(a.max_dist_1d) + 1;
   if (mode == 2) n += 2 * (2 * size_t(a.max_dist_2d) + 1);
   return n * sizeof(float);
 }
 
-size_t tile_bytes(int head_dim) {
-  switch (head_dim) {
-    case 32: return tile_smem_bytes<32>();
-    case 64: return tile_smem_bytes<64>();
-    case 128: return tile_smem_bytes<128>();
+template <int D>
+size_t tile_bytes_of(int variant) {
+  switch (variant) {
+    case kCached4W: return tile_smem_bytes<D, kCached4W>();
+    case kCached2W: return tile_smem_bytes<D, kCached2W>();
+    default: return tile_smem_bytes<D, kLookup>();
+  }
+}
+size_t tile_bytes(const AttentionArgs& a) {
+  const int variant = bias_mode_of(a) == 3 ? cache_variant(a) : kLookup;
+  switch (a.head_dim) {
+    case 32: return tile_bytes_of<32>(variant);
+    case 64: return tile_bytes_of<64>(variant);
+    case 128: return tile_smem_bytes<128, kLookup>();
     default: return 0;
   }
 }
 
 // The current device's opt-in shared memory per block, cached per device (0 when it cannot be queried).
-int max_smem_optin() {
+// A device attribute of the current device, cached per device (0 when it cannot be queried).
+template <cudaDeviceAttr kAttr>
+int device_attribute() {
   static std::atomic<int> cache[64];
   int dev = 0;
   if (cudaGetDevice(&dev) != cudaSuccess) {
@@ -632,7 +726,7 @@ int max_smem_optin() {
   if (dev < 0 || dev >= 64) return 0;
   int v = cache[dev].load(std::memory_order_relaxed);
   if (v == 0) {
-    if (cudaDeviceGetAttribute(&v, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) != cudaSuccess) {
+    if (cudaDeviceGetAttribute(&v, kAttr, dev) != cudaSuccess) {
       cudaGetLastError();
       return 0;
     }
@@ -640,6 +734,7 @@ int max_smem_optin() {
   }
   return v;
 }
+int max_smem_optin() { return device_attribute<cudaDevAttrMaxSharedMemoryPerBlockOptin>(); }
 
 bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
 
@@ -692,7 +787,7 @@ const char* unsupported_reason(const AttentionArgs& a) {
     if (a.bias_cache.nbytes() < flash_bias_cache_bytes(a.num_seqs, a.max_seq_len, a.num_heads, a.head_dim))
       return "bias_cache smaller than this batch's blocks";
   }
-  const size_t smem = tile_bytes(a.head_dim) + extra_smem_bytes(a);
+  const size_t smem = tile_bytes(a) + extra_smem_bytes(a);
   if (smem > static_cast<size_t>(max_smem_optin())) return "shared memory (tiles + bias tables) exceeds the device";
   return nullptr;
 }
@@ -727,17 +822,25 @@ void launch(const AttentionArgs& a, cudaStream_t stream) {
   if (p.bias_mode == 3) {
     p.bias_cache = static_cast<const uint4*>(a.bias_cache.data);
     p.q_tiles = static_cast<int>(ceil_div(a.max_seq_len, kBlockM));
-    p.k_tiles = static_cast<int>(ceil_div(a.max_seq_len, kSmallBN));
+    p.k_blocks = static_cast<int>(2 * ceil_div(a.max_seq_len, 64));
     p.n1 = p.n2 = 0;  // no tables in shared memory
   }
 
-  const size_t smem = tile_smem_bytes<D>() + extra_smem_bytes(a);
-  auto kernel = p.bias_mode == 3 ? flash_attention_kernel<T, D, (D <= 64)> : flash_attention_kernel<T, D, false>;
+  // Cached variants only for d ≤ 64 (unsupported_reason); D = 128 never instantiates them.
+  constexpr int kC4 = D <= 64 ? kCached4W : kLookup, kC2 = D <= 64 ? kCached2W : kLookup;
+  const int variant = p.bias_mode == 3 ? cache_variant(a) : kLookup;
+  const size_t smem = tile_bytes(a) + extra_smem_bytes(a);
+  auto kernel = variant == kCached2W   ? flash_attention_kernel<T, D, kC2>
+                : variant == kCached4W ? flash_attention_kernel<T, D, kC4>
+                                       : flash_attention_kernel<T, D, kLookup>;
+  const int threads = variant == kCached2W   ? KernelShape<D, kC2>::kThreads
+                      : variant == kCached4W ? KernelShape<D, kC4>::kThreads
+                                             : KernelShape<D, kLookup>::kThreads;
   if (smem > 48 * 1024)
     LRT_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
   const dim3 grid(ceil_div(a.max_seq_len, kBlockM), static_cast<unsigned>(a.num_heads),
                   static_cast<unsigned>(a.num_seqs));
-  kernel<<<grid, kThreads, smem, stream>>>(p);
+  kernel<<<grid, threads, smem, stream>>>(p);
   LRT_CUDA_LAUNCHED("flash_attention_kernel");
 }
 
@@ -755,12 +858,12 @@ void launch_dim(const AttentionArgs& a, cudaStream_t stream) {
 
 bool flash_attention_supported(const AttentionArgs& a) { return unsupported_reason(a) == nullptr; }
 
-size_t flash_attention_smem_bytes(const AttentionArgs& a) { return tile_bytes(a.head_dim) + extra_smem_bytes(a); }
+size_t flash_attention_smem_bytes(const AttentionArgs& a) { return tile_bytes(a) + extra_smem_bytes(a); }
 
 size_t flash_bias_cache_bytes(int64_t num_seqs, int64_t max_seq_len, int num_heads, int head_dim) {
   if ((head_dim != 32 && head_dim != 64) || num_seqs <= 0 || max_seq_len <= 0 || num_heads <= 0) return 0;
-  const int64_t q_tiles = (max_seq_len + kBlockM - 1) / kBlockM, k_tiles = (max_seq_len + kSmallBN - 1) / kSmallBN;
-  return static_cast<size_t>(num_seqs * num_heads * q_tiles * k_tiles) * kCacheBlockU4 * sizeof(uint4);
+  const int64_t q_tiles = (max_seq_len + kBlockM - 1) / kBlockM, k_blocks = 2 * ((max_seq_len + 63) / 64);
+  return static_cast<size_t>(num_seqs * num_heads * q_tiles * k_blocks) * kCacheBlockU4 * sizeof(uint4);
 }
 
 bool flash_prepare_bias(AttentionArgs& a, cudaStream_t stream) {
@@ -773,14 +876,14 @@ bool flash_prepare_bias(AttentionArgs& a, cudaStream_t stream) {
   FlashParams p = metadata_params(a, 2);
   p.bias_cache = static_cast<const uint4*>(a.scratch.data);
   p.q_tiles = static_cast<int>(ceil_div(a.max_seq_len, kBlockM));
-  p.k_tiles = static_cast<int>(ceil_div(a.max_seq_len, kSmallBN));
+  p.k_blocks = static_cast<int>(2 * ceil_div(a.max_seq_len, 64));
   const size_t smem = sizeof(float) * (size_t(p.n1) + 2 * size_t(p.n2));
   if (smem > 48 * 1024)
     LRT_CUDA(cudaFuncSetAttribute(bias_cache_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                   static_cast<int>(smem)));
   const dim3 grid(ceil_div(a.max_seq_len, kBlockM), static_cast<unsigned>(a.num_heads),
                   static_cast<unsigned>(a.num_seqs));
-  bias_cache_kernel<<<grid, kThreads, smem, stream>>>(p);
+  bias_cache_kernel<<<grid, kCacheThreads, smem, stream>>>(p);
   LRT_CUDA_LAUNCHED("bias_cache_kernel");
   a.bias_cache = TensorView(a.scratch.data, DType::kF16, Device::kCUDA, {static_cast<int64_t>(need / 2)});
   return true;

@@ -22,6 +22,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <memory>
@@ -283,18 +284,42 @@ void make_device_case(const AttnCase& c, const HostInputs& in, DeviceCase& dc) {
 }
 
 // The two bias paths of the 1D + 2D case: tables looked up per score, and the F16 blocks of flash_prepare_bias.
-enum class BiasPath { kLookup, kCache };
+// The cache is read by two kernel shapes (4 warps × 1 strip, 2 warps × 2 strips; LAYOUTRT_FLASH_SHAPE forces one).
+enum class BiasPath { kLookup, kCache4W, kCache2W };
+
+// Sets LAYOUTRT_FLASH_SHAPE for the scope, restoring the previous value after.
+class ScopedShape {
+ public:
+  explicit ScopedShape(const char* value) {
+    if (const char* old = std::getenv("LAYOUTRT_FLASH_SHAPE")) old_ = old, had_ = true;
+    if (value) setenv("LAYOUTRT_FLASH_SHAPE", value, 1);
+  }
+  ~ScopedShape() {
+    if (had_) setenv("LAYOUTRT_FLASH_SHAPE", old_.c_str(), 1);
+    else unsetenv("LAYOUTRT_FLASH_SHAPE");
+  }
+
+ private:
+  std::string old_;
+  bool had_ = false;
+};
 
 // Runs one case on the GPU and compares sequences [0, check_seqs) (all when < 0) with the CPU twin, once per bias
-// path that applies (the cache: 1D + 2D biases and head_dim ≤ 64).
+// path that applies (the cache, with each kernel shape: 1D + 2D biases and head_dim ≤ 64).
 void check_case_path(const AttnCase& c, int64_t check_seqs, BiasPath path);
 void check_case(const AttnCase& c, int64_t check_seqs = -1) {
   check_case_path(c, check_seqs, BiasPath::kLookup);
-  if (c.bias_mode == 2 && c.d <= 64) check_case_path(c, check_seqs, BiasPath::kCache);
+  if (c.bias_mode == 2 && c.d <= 64) {
+    check_case_path(c, check_seqs, BiasPath::kCache4W);
+    check_case_path(c, check_seqs, BiasPath::kCache2W);
+  }
 }
 
 void check_case_path(const AttnCase& c, int64_t check_seqs, BiasPath path) {
-  SCOPED_TRACE(c.name + (path == BiasPath::kCache ? " [bias cache]" : " [bias lookup]"));
+  SCOPED_TRACE(c.name + (path == BiasPath::kCache4W   ? " [bias cache, 4 warps]"
+                         : path == BiasPath::kCache2W ? " [bias cache, 2 warps x 2 strips]"
+                                                      : " [bias lookup]"));
+  const ScopedShape shape(path == BiasPath::kCache4W ? "4w" : path == BiasPath::kCache2W ? "2w" : nullptr);
   HostInputs in = make_inputs(c);
   DeviceCase dc;
   ASSERT_NO_FATAL_FAILURE(make_device_case(c, in, dc));
@@ -306,7 +331,7 @@ void check_case_path(const AttnCase& c, int64_t check_seqs, BiasPath path) {
   cudaStream_t stream = nullptr;
   CUDA_OK(cudaStreamCreate(&stream));
   std::unique_ptr<DevBuf> cache;
-  if (path == BiasPath::kCache) {
+  if (path != BiasPath::kLookup) {
     const size_t bytes = cuda::flash_bias_cache_bytes(dc.args.num_seqs, dc.args.max_seq_len, c.heads, c.d);
     ASSERT_GT(bytes, 0u);
     cache = std::make_unique<DevBuf>(bytes);
@@ -364,8 +389,9 @@ void check_case_path(const AttnCase& c, int64_t check_seqs, BiasPath path) {
     if (all_masked) EXPECT_EQ(masked_rows_nonzero, 0) << "sequence " << s << ": every key masked must give ctx = 0";
   }
   std::printf("[flash] %-44s %-6s %s d=%-3d heads=%-2d  worst rel-L2 %.2e (tol %.0e)  worst max-abs %.2e (tol %.2e)\n",
-              c.name.c_str(), path == BiasPath::kCache ? "cache" : "lookup", c.dtype == DType::kF16 ? "F16 " : "BF16", c.d, c.heads, worst_rel, tol, worst_abs,
-              abs_tol);
+              c.name.c_str(),
+              path == BiasPath::kCache4W ? "cache4w" : path == BiasPath::kCache2W ? "cache2w" : "lookup",
+              c.dtype == DType::kF16 ? "F16 " : "BF16", c.d, c.heads, worst_rel, tol, worst_abs, abs_tol);
 }
 
 const DType kDtypes[] = {DType::kF16, DType::kBF16};
@@ -564,7 +590,12 @@ TEST(FlashAttention, TimingBase709) {
       cudaEventSynchronize(stop);
       cudaEventElapsedTime(&ms_prepare, start, stop);
     }
-    const float ms_cached = time_ms(cached);
+    const float ms_cached = time_ms(cached);  // the shape launch() picks
+    float ms_shape[2];
+    for (int i = 0; i < 2; ++i) {
+      const ScopedShape shape(i == 0 ? "4w" : "2w");
+      ms_shape[i] = time_ms(cached);
+    }
     AttentionArgs no_bias = dc.args;
     no_bias.bias1d = no_bias.bias_x = no_bias.bias_y = TensorView();
     const float ms_plain = time_ms(no_bias);
@@ -582,6 +613,8 @@ TEST(FlashAttention, TimingBase709) {
                 "forward to write them (%.0f MB); 12 layers: lookup %.3f ms, cache %.3f ms\n",
                 dname(t), ms_cached, flops / (ms_cached * 1e-3) / 1e12, ms_prepare, cache_bytes / 1e6,
                 12 * ms_bias, 12 * ms_cached + ms_prepare);
+    std::printf("[flash][timing] %s bias cache by kernel shape: 4 warps x 1 strip %.3f ms/call, 2 warps x 2 strips "
+                "%.3f ms/call\n", dname(t), ms_shape[0], ms_shape[1]);
     CUDA_OK(cudaGetLastError());
     cudaEventDestroy(start);
     cudaEventDestroy(stop);
