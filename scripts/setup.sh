@@ -17,6 +17,11 @@ fi
 # nvcc lives outside PATH on many CUDA installs.
 if ! command -v nvcc >/dev/null && [ -x /usr/local/cuda/bin/nvcc ]; then export PATH=/usr/local/cuda/bin:$PATH; fi
 
+# CUTLASS headers for the Hopper fused GEMMs (optional: without them the build simply leaves those out).
+if command -v nvcc >/dev/null && [ "${LAYOUTRT_CUTLASS:-ON}" != OFF ]; then
+  bash scripts/get_cutlass.sh || echo "setup: CUTLASS headers unavailable; building without the Hopper fused GEMMs"
+fi
+
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DLAYOUTRT_CUDA="${LAYOUTRT_CUDA:-AUTO}" >/dev/null
 ninja -C build -j"$(nproc)"
 echo "setup: built $(pwd)/build/layoutrt"

@@ -12,6 +12,10 @@
 // per bias pointer by the runner); F32 GEMMs use the F32 bias as is — the CPU twin's arithmetic exactly. For FP16/BF16
 // this rounds once where GEMM-then-bias-pass rounded twice, and saves a [rows, N] read+write.
 //
+// On Hopper (compute capability 9.0), F16/BF16 GELU linears (the FFN's first layer) run instead as one CUTLASS kernel
+// with bias + exact GELU in its FP32 epilogue (src/cuda_sm90/gemm_bias_gelu.cu, when built with the CUTLASS headers;
+// LAYOUTRT_FUSED_GELU=0 turns it off for A/B checks): one rounding instead of two and no separate pass.
+//
 // Descriptors, layouts and the chosen algorithm are cached per GemmKey (shape, dtype, compute mode, epilogue and the
 // operands' pointer alignment, which the heuristic may exploit). choose_algorithm() is the one place an algorithm is
 // picked: cuBLASLt's heuristic candidates, timed on first use (LAYOUTRT_GEMM_TUNE=0: the heuristic's first pick).
@@ -30,9 +34,26 @@
 
 #include "cuda/cuda_check.h"
 #include "cuda/cuda_ops.h"
+#include "cuda/gemm_sm90.h"
 
 namespace layoutrt::cuda {
+
+#ifndef LAYOUTRT_WITH_SM90_GEMM
+bool sm90_linear_bias_gelu(const TensorView&, const TensorView&, const TensorView&, const TensorView&, cudaStream_t) {
+  return false;  // built without the CUTLASS headers
+}
+bool sm90_fused_gemm_built() { return false; }
+#endif
+
 namespace {
+
+bool fused_gelu_enabled() {
+  static const bool on = [] {
+    const char* env = std::getenv("LAYOUTRT_FUSED_GELU");
+    return !(env && std::string(env) == "0");
+  }();
+  return on;
+}
 
 constexpr size_t kWorkspaceBytes = size_t{32} << 20;
 
@@ -235,6 +256,9 @@ class CublasLtLinearRunner : public LinearRunner {
       return;
     }
     if (M > INT32_MAX || N > INT32_MAX || K > INT32_MAX) fail("dimension exceeds int32");
+    if (a.epilogue == Epilogue::kGeluErf && bias.defined() && fused_gelu_enabled() &&
+        sm90_linear_bias_gelu(x, w, bias, y, stream))
+      return;
 
     GemmKey key;
     key.m = M;

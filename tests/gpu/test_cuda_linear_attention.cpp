@@ -6,14 +6,17 @@
 // These tests need a GPU: without one they FAIL (cuda_device_available() is asserted), they never skip.
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <memory>
 #include <random>
 #include <sstream>
+#include <string>
 #include <vector>
 
 #include "cuda/cuda_ops.h"
+#include "cuda/gemm_sm90.h"
 #include "ops/backend.h"
 #include "test_util.h"
 
@@ -235,6 +238,45 @@ TEST(CudaLinear, OddShapes) {
     uint32_t seed = 100;
     for (const LinearSpec& s : shapes) check_linear(*gpu, prec, s, seed++);
   }
+}
+
+// The Hopper fused GEMM + bias + exact GELU (CUTLASS, sm_90a) at the FFN's shapes, both schedule families, small
+// (M = 1, 709) and large M (4100, 22688 = B 32 x 709; no tile divides them); checked through
+// Backend::linear against the CPU twin, and the fused kernel must accept each shape it is meant to take (so the check
+// is of it, not of the fallback). Skipped on other GPUs or builds without the CUTLASS headers.
+TEST(CudaLinear, HopperFusedBiasGelu) {
+  REQUIRE_GPU();
+  int dev = 0, major = 0, minor = 0;
+  cudaGetDevice(&dev);
+  cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev);
+  cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev);
+  if (!cuda::sm90_fused_gemm_built()) GTEST_SKIP() << "built without the CUTLASS headers (scripts/get_cutlass.sh)";
+  if (major != 9 || minor != 0) GTEST_SKIP() << "compute capability " << major << "." << minor << ", not 9.0";
+  const char* old_env = std::getenv("LAYOUTRT_SM90_GEMM");
+  const std::string old_value = old_env ? old_env : "";
+  for (const char* family : {"pingpong", "coop"})  // the two schedule families (LAYOUTRT_SM90_GEMM, read per call)
+  for (Precision prec : {Precision::kFP16, Precision::kBF16}) {
+    SCOPED_TRACE(family);
+    setenv("LAYOUTRT_SM90_GEMM", family, 1);
+    auto gpu = make_cuda_backend(0, prec);
+    const DType dt = gpu->activation_dtype(prec);
+    uint32_t seed = 300;
+    for (int64_t M : {int64_t{1}, int64_t{709}, int64_t{4100}, int64_t{22688}}) {
+      check_linear(*gpu, prec, {M, 3072, 768, Epilogue::kGeluErf, true}, seed++);
+      DeviceBuffer x(*gpu, static_cast<size_t>(M * 768) * 2), w(*gpu, size_t{3072} * 768 * 2),
+          b(*gpu, size_t{3072} * 4), y(*gpu, static_cast<size_t>(M * 3072) * 2);
+      // The default (cooperative) declines small M (fewer than two waves of 256 x 128 tiles: M = 1, 709 here).
+      const bool expect = std::string(family) == "pingpong" || M >= 4100;
+      EXPECT_EQ(cuda::sm90_linear_bias_gelu(gpu_view(x, dt, {M, 768}), gpu_view(w, dt, {3072, 768}),
+                                            gpu_view(b, DType::kF32, {3072}), gpu_view(y, dt, {M, 3072}),
+                                            static_cast<cudaStream_t>(gpu->stream())),
+                expect)
+          << precision_name(prec) << " M " << M << ": the fused kernel " << (expect ? "declined" : "ran");
+      gpu->synchronize();
+    }
+  }
+  if (old_env) setenv("LAYOUTRT_SM90_GEMM", old_value.c_str(), 1);
+  else unsetenv("LAYOUTRT_SM90_GEMM");
 }
 
 // Operands at offsets the heuristic must not assume away: x starting at row 1 of a K = 13 matrix (F32: 4-byte
