@@ -466,6 +466,7 @@ void register_bench(CLI::App& app) {
           if (stage_ms.count(k))
             line += " " + std::string(k) + fmt(" %.3f", stage_ms[k]) + fmt(" (%.0f%%)", 100.0 * stage_ms[k] / total_ms);
         std::printf("%s\n", line.c_str());
+        std::fflush(stdout);
         r["stages_ms"] = stage_ms;
       }
       const std::map<std::string, std::string> kernels = ctx->kernel_choices();
@@ -473,6 +474,7 @@ void register_bench(CLI::App& app) {
         std::string line = "       kernels:";
         for (const auto& [k, v] : kernels) line += " " + k + "=" + v;
         std::printf("%s\n", line.c_str());
+        std::fflush(stdout);
         r["kernels"] = kernels;
       }
       r["host_peak_rss_bytes"] = peak_rss_bytes();
