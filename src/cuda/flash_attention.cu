@@ -87,6 +87,9 @@ constexpr int kMetaStages = 3;
 //  - kCached2W: two warps × two strips, BN = 32 — every K/V fragment loaded from shared memory feeds two mmas and the
 //    two strips' dependency chains interleave: 9 % faster per layer at B = 32, but half the warps per CTA.
 // launch() picks kCached2W when the grid fills the GPU about three times over (bench/results/2026-11-24-h100.md).
+// Tried and dropped: 32-row CTAs (2 warps × 1 strip) for B = 1, to spread 288 CTAs instead of 144 over the 132 SMs —
+// 0.393 vs 0.364 ms for the attention stage at B = 1 (each CTA still walks every key tile: the critical path is the
+// key loop, which only splitting the keys across CTAs would shorten).
 enum Variant : int { kLookup = 0, kCached4W = 1, kCached2W = 2 };
 
 template <int D, int kVariant>
