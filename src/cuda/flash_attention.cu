@@ -89,7 +89,9 @@ constexpr int kMetaStages = 3;
 // launch() picks kCached2W when the grid fills the GPU about three times over (bench/results/2026-11-24-h100.md).
 // Tried and dropped: 32-row CTAs (2 warps × 1 strip) for B = 1, to spread 288 CTAs instead of 144 over the 132 SMs —
 // 0.393 vs 0.364 ms for the attention stage at B = 1 (each CTA still walks every key tile: the critical path is the
-// key loop, which only splitting the keys across CTAs would shorten).
+// key loop). Split keys (FP32 partials per split, merged by a second kernel) were tried too: attention stage at B = 1
+// 0.423 ms unsplit vs 0.415 / 0.423 / 0.447 with 2 / 3 / 4 splits, and the split bookkeeping slowed the unsplit
+// kernel by ~3 % at every batch — dropped (bench run of 2026-11-24, same H100).
 enum Variant : int { kLookup = 0, kCached4W = 1, kCached2W = 2 };
 
 template <int D, int kVariant>
