@@ -65,6 +65,7 @@
 // clamps boxes and builds tables covering every distance) never hit the clamp, invalid ones cannot read out of bounds.
 #include "cuda/flash_attention.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <cstdint>
@@ -126,6 +127,7 @@ struct FlashParams {
   float scale_log2;               // log2(e) / √d
   const uint4* bias_cache;        // mode 3: F16 blocks, kCacheBlockU4 uint4 per (sequence, head, query tile, key block)
   int q_tiles, k_blocks;          // mode 3: ⌈max_seq_len / 64⌉, 2 · ⌈max_seq_len / 64⌉ (the cache's strides)
+  int cache_groups;               // bias_cache_kernel: CTAs per query tile, each writing a share of the key blocks
 };
 
 // The bias cache: blocks of 64 queries × kCacheKeys keys as F16, per (sequence, head, query tile, key block), the key
@@ -626,7 +628,9 @@ __global__ void __launch_bounds__(kCacheThreads) bias_cache_kernel(const FlashPa
   const int h = blockIdx.y, b = blockIdx.z;
   const int seq0 = p.seq_begin[b];
   const int L = p.seq_begin[b + 1] - seq0;
-  const int q0 = blockIdx.x * kBlockM;
+  const int groups = p.cache_groups > 1 ? p.cache_groups : 1;
+  const int q_tile = static_cast<int>(blockIdx.x) / groups, group = static_cast<int>(blockIdx.x) % groups;
+  const int q0 = q_tile * kBlockM;
   if (q0 >= L) return;
   extern __shared__ __align__(16) unsigned char smem_raw[];
   float* sTab1 = reinterpret_cast<float*>(smem_raw);
@@ -638,7 +642,7 @@ __global__ void __launch_bounds__(kCacheThreads) bias_cache_kernel(const FlashPa
   query_table_offsets(p, seq0, L, q0, warp, g, q1, qx, qy);
   const int hi1 = 2 * p.max_dist_1d, hi2 = 2 * p.max_dist_2d;
   uint4* out =
-      const_cast<uint4*>(p.bias_cache) + cache_block(b, h, gridDim.y, blockIdx.x, 0, p.q_tiles, p.k_blocks);
+      const_cast<uint4*>(p.bias_cache) + cache_block(b, h, gridDim.y, q_tile, 0, p.q_tiles, p.k_blocks);
   auto to_half2 = [](float lo, float hi) {  // −∞ is the mask and stays −∞; NaN stays NaN
     auto sat = [](float x) {
       return x > 65504.f ? 65504.f : (x < -65504.f && x != -INFINITY ? -65504.f : x);
@@ -646,7 +650,9 @@ __global__ void __launch_bounds__(kCacheThreads) bias_cache_kernel(const FlashPa
     return pack2<__half>(sat(lo), sat(hi));
   };
   const int num_blocks = 2 * ((L + 63) / 64);  // whole 64-key tiles: the last block may lie entirely past L (−∞)
-  for (int kb = 0; kb < num_blocks; ++kb) {
+  const int per_group = (num_blocks + groups - 1) / groups;
+  const int kb_end = min(num_blocks, (group + 1) * per_group);
+  for (int kb = group * per_group; kb < kb_end; ++kb) {
     __syncthreads();  // the tables are loaded; the previous block's metadata is consumed
     if (tid < BN) sMeta[tid] = load_key_meta(p, seq0, L, kb * BN + tid);
     __syncthreads();
@@ -882,12 +888,20 @@ bool flash_prepare_bias(AttentionArgs& a, cudaStream_t stream) {
   p.bias_cache = static_cast<const uint4*>(a.scratch.data);
   p.q_tiles = static_cast<int>(ceil_div(a.max_seq_len, kBlockM));
   p.k_blocks = static_cast<int>(2 * ceil_div(a.max_seq_len, 64));
+  // Small grids (B = 1: 144 CTAs on 132 SMs, each walking 24 key blocks): split each query tile's key blocks over up
+  // to four CTAs, about three CTAs per SM. LAYOUTRT_CACHE_GROUPS=N forces N (A/B timing). H100, fp16 forward at B = 1:
+  // 0.874 ms (auto: 3) vs 0.888 ms (1), two runs each.
+  const int64_t ctas = ceil_div(a.max_seq_len, kBlockM) * a.num_heads * a.num_seqs;
+  const int64_t sms = device_attribute<cudaDevAttrMultiProcessorCount>();
+  int64_t groups = sms > 0 && ctas < 2 * sms ? ceil_div(3 * sms, ctas) : 1;
+  if (const char* env = std::getenv("LAYOUTRT_CACHE_GROUPS")) groups = std::atoi(env);
+  p.cache_groups = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>({groups, 4, p.k_blocks})));
   const size_t smem = sizeof(float) * (size_t(p.n1) + 2 * size_t(p.n2));
   if (smem > 48 * 1024)
     LRT_CUDA(cudaFuncSetAttribute(bias_cache_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                   static_cast<int>(smem)));
-  const dim3 grid(ceil_div(a.max_seq_len, kBlockM), static_cast<unsigned>(a.num_heads),
-                  static_cast<unsigned>(a.num_seqs));
+  const dim3 grid(static_cast<unsigned>(ceil_div(a.max_seq_len, kBlockM) * p.cache_groups),
+                  static_cast<unsigned>(a.num_heads), static_cast<unsigned>(a.num_seqs));
   bias_cache_kernel<<<grid, kCacheThreads, smem, stream>>>(p);
   LRT_CUDA_LAUNCHED("bias_cache_kernel");
   a.bias_cache = TensorView(a.scratch.data, DType::kF16, Device::kCUDA, {static_cast<int64_t>(need / 2)});
