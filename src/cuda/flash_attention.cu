@@ -57,7 +57,7 @@
 //    first measured, 0.292 with kCached2W, the scale fused into the exponent's FMA and no mask pass. The biases are
 //    the encoder's, not a layer's, so the once-per-forward sum is exact up to the F16 rounding of the bias sum
 //    (≤ 2⁻¹¹ relative). Engine forward (bench/results/2026-11-24-h100-bias-cost.md, -flash-shape.md): attention stage
-//    6.45 → 3.84 ms, forward 14.69 → 12.08 ms at B = 32; 1.09 → 0.90 ms at B = 1.
+//    6.40 → 3.85 ms, forward 14.10 → 11.56 ms at B = 32; 1.08 → 0.89 ms at B = 1.
 // Mixed plans keep the biases FP32 (their policy) and look them up; LAYOUTRT_BIAS_CACHE_MB (default 2048) caps the
 // cache's workspace, beyond which the lookup path runs.
 //
