@@ -11,7 +11,8 @@
 # $OUT/<step>.log under a time limit; a failing step does not stop the others; results.md and the summary (exit codes,
 # seconds) are always written. GPU_CHECK_BUDGET_S (default 540) caps the whole run: a step gets at most what is left
 # (less a reserve for the summary) and is skipped when too little is left. Large files (checkpoint, plans, inputs) go
-# to GPU_CHECK_WORK (default build/gpu_check), never to $OUT. Exit status: 0 when every step that ran passed.
+# to GPU_CHECK_WORK (default build/gpu_check), never to $OUT. When $OUT would hold more than 8 files the step logs are
+# packed into $OUT/logs.tar.gz (GPU_CHECK_PACK_LOGS=0|1 forces). Exit status: 0 when every step that ran passed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -357,6 +358,13 @@ if cols:
             lines += [f"Detail ({name}: p90/p99, memory):", "", t]
 else:
     lines.append("(bench / baseline steps not run or failed)\n")
+profile = [(t, read(os.path.join(out, t))) for t in ("bias_cost.md", "flash_shape.md", "fused_gelu.md", "kernels_b32.md",
+                                                   "kernels_b1.md")]
+if any(body for _, body in profile):
+    lines += ["## Profile (step profile)", ""]
+    for name, body in profile:
+        if body:
+            lines += [f"### {name}", "", body]
 with open(os.path.join(out, "results.md"), "w") as f:
     f.write("\n".join(lines))
 with open(os.path.join(out, "results.json"), "w") as f:
@@ -364,6 +372,10 @@ with open(os.path.join(out, "results.json"), "w") as f:
               f, indent=1)
 print(f"wrote {out}/results.md and results.json")
 PY
+# Some runners bring back only a few files (the device tool: 8): then the step logs travel as one archive.
+if [ "${GPU_CHECK_PACK_LOGS:-auto}" = 1 ] || { [ "${GPU_CHECK_PACK_LOGS:-auto}" = auto ] && (($(ls "$OUT" | wc -l) > 8)); }; then
+  (cd "$OUT" && tar -czf logs.tar.gz ./*.log && rm -f ./*.log) && echo "step logs packed into $OUT/logs.tar.gz"
+fi
 echo
 cat "$WORK/summary.md"
 echo "total $(($(date +%s) - T0))s; logs and results in $OUT: $(ls "$OUT" | tr '\n' ' ')"
