@@ -13,7 +13,8 @@
 // past the sequence's end, so padding in max_seq_len costs nothing), and loops over the key tiles of ITS sequence only
 // (variable lengths through cumulative offsets: packed batches waste no work). Warp w owns the 16-row strips
 // [16·(w·S + i), +16) of the tile, i < S (S = 1, or 2 for kCached2W): Q·Kᵀ and P·V are mma.sync.m16n8k16 (F16/BF16
-// in, FP32 accumulate), each K/V fragment feeding the S strips' mmas, so the online softmax needs only quad shuffles (a row lives in the 4 lanes of an mma quad). P never leaves registers: the
+// in, FP32 accumulate), each K/V fragment feeding the S strips' mmas, so the online softmax needs only quad shuffles
+// (a row lives in the 4 lanes of an mma quad). P never leaves registers: the
 // QKᵀ accumulator fragment of two 8-key n-tiles is exactly the A fragment of one 16-key k-step of P·V.
 //
 // Shared memory (dynamic; row stride d + 8 elements, so the 8 row addresses of an ldmatrix hit 8 distinct 16-byte
@@ -66,7 +67,6 @@
 #include "cuda/flash_attention.h"
 
 #include <algorithm>
-#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
@@ -74,6 +74,7 @@
 #include <type_traits>
 
 #include "cuda/cuda_check.h"
+#include "cuda/device_info.h"
 #include "cuda/kernel_util.cuh"
 
 namespace layoutrt::cuda {
@@ -679,9 +680,16 @@ int bias_mode_of(const AttentionArgs& a) {
   return mode == 2 && a.bias_cache.defined() ? 3 : mode;
 }
 
-int max_smem_optin();
-template <cudaDeviceAttr kAttr>
-int device_attribute();
+// The cache's geometry: ⌈L / 64⌉ query tiles, and per query tile 2 · ⌈L / 64⌉ key blocks of kCacheKeys (whole 64-key
+// tiles of kCached4W; the last block may lie entirely past L).
+int64_t cache_q_tiles(int64_t max_seq_len) { return ceil_div(max_seq_len, kBlockM); }
+int64_t cache_k_blocks(int64_t max_seq_len) { return 2 * int64_t{ceil_div(max_seq_len, 64)}; }
+void set_cache_strides(FlashParams& p, int64_t max_seq_len) {
+  p.q_tiles = static_cast<int>(cache_q_tiles(max_seq_len));
+  p.k_blocks = static_cast<int>(cache_k_blocks(max_seq_len));
+}
+// CTAs of a grid of 64-row query tiles × heads × sequences (the attention and cache kernels' unsplit grids).
+int64_t tile_ctas(const AttentionArgs& a) { return cache_q_tiles(a.max_seq_len) * a.num_heads * a.num_seqs; }
 
 // Which cached shape runs (see Variant): kCached2W once the grid (64-row query tiles × heads × sequences) covers about
 // three full waves of the GPU at its five CTAs per SM, kCached4W below (B ≤ 8 at L = 709 on an H100).
@@ -691,20 +699,12 @@ int cache_variant(const AttentionArgs& a) {
     if (std::strcmp(env, "4w") == 0) return kCached4W;
     if (std::strcmp(env, "2w") == 0) return kCached2W;
   }
-  const int64_t ctas = ceil_div(a.max_seq_len, kBlockM) * a.num_heads * a.num_seqs;
   const int64_t sms = device_attribute<cudaDevAttrMultiProcessorCount>();
-  return sms > 0 && ctas >= 3 * 5 * sms ? kCached2W : kCached4W;
+  return sms > 0 && tile_ctas(a) >= 3 * 5 * sms ? kCached2W : kCached4W;
 }
 
-// Shared memory beyond the tiles: the head's tables (modes 1, 2) or the double-buffered bias blocks (mode 3).
-size_t extra_smem_bytes(const AttentionArgs& a) {
-  const int mode = bias_mode_of(a);
-  if (mode == 3) return size_t{kKvStages} * (cache_variant(a) == kCached2W ? 1 : 2) * kCacheBlockU4 * sizeof(uint4);
-  size_t n = 0;
-  if (mode >= 1) n += 2 * size_t(a.max_dist_1d) + 1;
-  if (mode == 2) n += 2 * (2 * size_t(a.max_dist_2d) + 1);
-  return n * sizeof(float);
-}
+// The kernel variant flash_attention(a) launches.
+int variant_of(const AttentionArgs& a) { return bias_mode_of(a) == 3 ? cache_variant(a) : kLookup; }
 
 template <int D>
 size_t tile_bytes_of(int variant) {
@@ -714,47 +714,33 @@ size_t tile_bytes_of(int variant) {
     default: return tile_smem_bytes<D, kLookup>();
   }
 }
-size_t tile_bytes(const AttentionArgs& a) {
-  const int variant = bias_mode_of(a) == 3 ? cache_variant(a) : kLookup;
+
+// Dynamic shared memory of one CTA of `variant` for `a`: the Q/K/V/metadata tiles, plus the head's tables (modes 1,
+// 2) or the double-buffered bias blocks of a key tile (mode 3).
+size_t smem_bytes(const AttentionArgs& a, int variant) {
+  size_t tiles = 0;
   switch (a.head_dim) {
-    case 32: return tile_bytes_of<32>(variant);
-    case 64: return tile_bytes_of<64>(variant);
-    case 128: return tile_smem_bytes<128, kLookup>();
+    case 32: tiles = tile_bytes_of<32>(variant); break;
+    case 64: tiles = tile_bytes_of<64>(variant); break;
+    case 128: tiles = tile_smem_bytes<128, kLookup>(); break;
     default: return 0;
   }
+  const int mode = bias_mode_of(a);
+  if (mode == 3) return tiles + size_t{kKvStages} * (variant == kCached2W ? 1 : 2) * kCacheBlockU4 * sizeof(uint4);
+  size_t n = 0;
+  if (mode >= 1) n += 2 * size_t(a.max_dist_1d) + 1;
+  if (mode == 2) n += 2 * (2 * size_t(a.max_dist_2d) + 1);
+  return tiles + n * sizeof(float);
 }
 
-// The current device's opt-in shared memory per block, cached per device (0 when it cannot be queried).
-// A device attribute of the current device, cached per device (0 when it cannot be queried).
-template <cudaDeviceAttr kAttr>
-int device_attribute() {
-  static std::atomic<int> cache[64];
-  int dev = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess) {
-    cudaGetLastError();
-    return 0;
-  }
-  if (dev < 0 || dev >= 64) return 0;
-  int v = cache[dev].load(std::memory_order_relaxed);
-  if (v == 0) {
-    if (cudaDeviceGetAttribute(&v, kAttr, dev) != cudaSuccess) {
-      cudaGetLastError();
-      return 0;
-    }
-    cache[dev].store(v, std::memory_order_relaxed);
-  }
-  return v;
-}
+// The current device's opt-in shared memory per block (0 when it cannot be queried).
 int max_smem_optin() { return device_attribute<cudaDevAttrMaxSharedMemoryPerBlockOptin>(); }
-
-bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
 
 bool f32_table_ok(const TensorView& t, int heads, int max_dist) {
   return t.dtype == DType::kF32 && t.device == Device::kCUDA && t.rank == 2 && t.dim(0) == heads &&
          t.dim(1) == 2 * int64_t{max_dist} + 1 && max_dist >= 0;
 }
 
-// nullptr when supported, else why not.
 // What the layers share (shapes, sequence metadata, bias tables): checked alone by flash_prepare_bias, which runs
 // before any layer's q/k/v exist.
 const char* metadata_reason(const AttentionArgs& a) {
@@ -777,6 +763,7 @@ const char* metadata_reason(const AttentionArgs& a) {
   return nullptr;
 }
 
+// nullptr when supported, else why not.
 const char* unsupported_reason(const AttentionArgs& a) {
   const DType t = a.qkv.dtype;
   if (t != DType::kF16 && t != DType::kBF16) return "qkv dtype is not F16/BF16";
@@ -798,8 +785,8 @@ const char* unsupported_reason(const AttentionArgs& a) {
     if (a.bias_cache.nbytes() < flash_bias_cache_bytes(a.num_seqs, a.max_seq_len, a.num_heads, a.head_dim))
       return "bias_cache smaller than this batch's blocks";
   }
-  const size_t smem = tile_bytes(a) + extra_smem_bytes(a);
-  if (smem > static_cast<size_t>(max_smem_optin())) return "shared memory (tiles + bias tables) exceeds the device";
+  if (smem_bytes(a, variant_of(a)) > static_cast<size_t>(max_smem_optin()))
+    return "shared memory (tiles + bias tables) exceeds the device";
   return nullptr;
 }
 
@@ -822,6 +809,18 @@ FlashParams metadata_params(const AttentionArgs& a, int mode) {
   return p;
 }
 
+template <class T, int D, int kVariant>
+void launch_variant(const AttentionArgs& a, const FlashParams& p, cudaStream_t stream) {
+  auto kernel = flash_attention_kernel<T, D, kVariant>;
+  const size_t smem = smem_bytes(a, kVariant);
+  if (smem > 48 * 1024)
+    LRT_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
+  const dim3 grid(ceil_div(a.max_seq_len, kBlockM), static_cast<unsigned>(a.num_heads),
+                  static_cast<unsigned>(a.num_seqs));
+  kernel<<<grid, KernelShape<D, kVariant>::kThreads, smem, stream>>>(p);
+  LRT_CUDA_LAUNCHED("flash_attention_kernel");
+}
+
 template <class T, int D>
 void launch(const AttentionArgs& a, cudaStream_t stream) {
   FlashParams p = metadata_params(a, table_mode_of(a));
@@ -832,27 +831,15 @@ void launch(const AttentionArgs& a, cudaStream_t stream) {
   p.scale_log2 = static_cast<float>(1.4426950408889634 / std::sqrt(static_cast<double>(D)));
   if (p.bias_mode == 3) {
     p.bias_cache = static_cast<const uint4*>(a.bias_cache.data);
-    p.q_tiles = static_cast<int>(ceil_div(a.max_seq_len, kBlockM));
-    p.k_blocks = static_cast<int>(2 * ceil_div(a.max_seq_len, 64));
+    set_cache_strides(p, a.max_seq_len);
     p.n1 = p.n2 = 0;  // no tables in shared memory
   }
-
   // Cached variants only for d ≤ 64 (unsupported_reason); D = 128 never instantiates them.
-  constexpr int kC4 = D <= 64 ? kCached4W : kLookup, kC2 = D <= 64 ? kCached2W : kLookup;
-  const int variant = p.bias_mode == 3 ? cache_variant(a) : kLookup;
-  const size_t smem = tile_bytes(a) + extra_smem_bytes(a);
-  auto kernel = variant == kCached2W   ? flash_attention_kernel<T, D, kC2>
-                : variant == kCached4W ? flash_attention_kernel<T, D, kC4>
-                                       : flash_attention_kernel<T, D, kLookup>;
-  const int threads = variant == kCached2W   ? KernelShape<D, kC2>::kThreads
-                      : variant == kCached4W ? KernelShape<D, kC4>::kThreads
-                                             : KernelShape<D, kLookup>::kThreads;
-  if (smem > 48 * 1024)
-    LRT_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
-  const dim3 grid(ceil_div(a.max_seq_len, kBlockM), static_cast<unsigned>(a.num_heads),
-                  static_cast<unsigned>(a.num_seqs));
-  kernel<<<grid, threads, smem, stream>>>(p);
-  LRT_CUDA_LAUNCHED("flash_attention_kernel");
+  switch (variant_of(a)) {
+    case kCached2W: return launch_variant<T, D, D <= 64 ? kCached2W : kLookup>(a, p, stream);
+    case kCached4W: return launch_variant<T, D, D <= 64 ? kCached4W : kLookup>(a, p, stream);
+    default: return launch_variant<T, D, kLookup>(a, p, stream);
+  }
 }
 
 template <class T>
@@ -869,12 +856,12 @@ void launch_dim(const AttentionArgs& a, cudaStream_t stream) {
 
 bool flash_attention_supported(const AttentionArgs& a) { return unsupported_reason(a) == nullptr; }
 
-size_t flash_attention_smem_bytes(const AttentionArgs& a) { return tile_bytes(a) + extra_smem_bytes(a); }
+size_t flash_attention_smem_bytes(const AttentionArgs& a) { return smem_bytes(a, variant_of(a)); }
 
 size_t flash_bias_cache_bytes(int64_t num_seqs, int64_t max_seq_len, int num_heads, int head_dim) {
   if ((head_dim != 32 && head_dim != 64) || num_seqs <= 0 || max_seq_len <= 0 || num_heads <= 0) return 0;
-  const int64_t q_tiles = (max_seq_len + kBlockM - 1) / kBlockM, k_blocks = 2 * ((max_seq_len + 63) / 64);
-  return static_cast<size_t>(num_seqs * num_heads * q_tiles * k_blocks) * kCacheBlockU4 * sizeof(uint4);
+  return static_cast<size_t>(num_seqs * num_heads * cache_q_tiles(max_seq_len) * cache_k_blocks(max_seq_len)) *
+         kCacheBlockU4 * sizeof(uint4);
 }
 
 bool flash_prepare_bias(AttentionArgs& a, cudaStream_t stream) {
@@ -886,12 +873,11 @@ bool flash_prepare_bias(AttentionArgs& a, cudaStream_t stream) {
     return false;
   FlashParams p = metadata_params(a, 2);
   p.bias_cache = static_cast<const uint4*>(a.scratch.data);
-  p.q_tiles = static_cast<int>(ceil_div(a.max_seq_len, kBlockM));
-  p.k_blocks = static_cast<int>(2 * ceil_div(a.max_seq_len, 64));
+  set_cache_strides(p, a.max_seq_len);
   // Small grids (B = 1: 144 CTAs on 132 SMs, each walking 24 key blocks): split each query tile's key blocks over up
   // to four CTAs, about three CTAs per SM. LAYOUTRT_CACHE_GROUPS=N forces N (A/B timing). H100, fp16 forward at B = 1:
   // 0.874 ms (auto: 3) vs 0.888 ms (1), two runs each.
-  const int64_t ctas = ceil_div(a.max_seq_len, kBlockM) * a.num_heads * a.num_seqs;
+  const int64_t ctas = tile_ctas(a);
   const int64_t sms = device_attribute<cudaDevAttrMultiProcessorCount>();
   int64_t groups = sms > 0 && ctas < 2 * sms ? ceil_div(3 * sms, ctas) : 1;
   if (const char* env = std::getenv("LAYOUTRT_CACHE_GROUPS")) groups = std::atoi(env);
@@ -900,7 +886,7 @@ bool flash_prepare_bias(AttentionArgs& a, cudaStream_t stream) {
   if (smem > 48 * 1024)
     LRT_CUDA(cudaFuncSetAttribute(bias_cache_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                   static_cast<int>(smem)));
-  const dim3 grid(static_cast<unsigned>(ceil_div(a.max_seq_len, kBlockM) * p.cache_groups),
+  const dim3 grid(static_cast<unsigned>(p.q_tiles * p.cache_groups),
                   static_cast<unsigned>(a.num_heads), static_cast<unsigned>(a.num_seqs));
   bias_cache_kernel<<<grid, kCacheThreads, smem, stream>>>(p);
   LRT_CUDA_LAUNCHED("bias_cache_kernel");

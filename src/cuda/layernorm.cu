@@ -13,6 +13,7 @@
 // added in FP32, so FP16/BF16 plans round the linear's output once less.
 #include "cuda/cuda_check.h"
 #include "cuda/cuda_ops.h"
+#include "cuda/device_info.h"
 #include "cuda/kernel_util.cuh"
 
 namespace layoutrt::cuda {
@@ -110,8 +111,6 @@ __global__ void __launch_bounds__(32 * kWarpRowsPerCta) layer_norm_warp_kernel(
     *reinterpret_cast<V*>(out + r * n + col) = o;
   }
 }
-
-bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
 
 template <class T, int ITERS>
 void launch_warp(const LayerNormArgs& a, const float* xb, int64_t rows, cudaStream_t stream) {

@@ -12,11 +12,11 @@
 // wherever it declines (returns false).
 #include <cuda_runtime.h>
 
-#include <atomic>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
 
+#include "cuda/device_info.h"
 #include "cuda/gemm_sm90.h"
 #include "cuda_sm90/bias_gelu_gemm.cuh"
 
@@ -32,12 +32,8 @@ namespace {
 int config_for(int M, int N) {
   const char* env = std::getenv("LAYOUTRT_SM90_GEMM");
   const bool pingpong = env && std::strcmp(env, "pingpong") == 0;
-  int dev = 0, sms = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess ||
-      cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess) {
-    cudaGetLastError();
-    sms = 132;
-  }
+  int sms = device_attribute<cudaDevAttrMultiProcessorCount>();
+  if (sms <= 0) sms = 132;
   const int64_t large_m = pingpong ? 128 : 256, tiles = int64_t{(M + large_m - 1) / large_m} * ((N + 127) / 128);
   const bool large = tiles >= 2 * sms;
   if (pingpong) return large ? sm90::kPingpongLarge : sm90::kPingpongSmall;
@@ -45,20 +41,8 @@ int config_for(int M, int N) {
 }
 
 bool is_sm90() {
-  static std::atomic<int> cached{-1};
-  int v = cached.load(std::memory_order_relaxed);
-  if (v < 0) {
-    int dev = 0, major = 0, minor = 0;
-    v = cudaGetDevice(&dev) == cudaSuccess &&
-                cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess &&
-                cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev) == cudaSuccess &&
-                major == 9 && minor == 0
-            ? 1
-            : 0;
-    cudaGetLastError();
-    cached.store(v, std::memory_order_relaxed);
-  }
-  return v == 1;
+  return device_attribute<cudaDevAttrComputeCapabilityMajor>() == 9 &&
+         device_attribute<cudaDevAttrComputeCapabilityMinor>() == 0;
 }
 
 }  // namespace
@@ -73,8 +57,7 @@ bool sm90_linear_bias_gelu(const TensorView& x, const TensorView& w, const Tenso
   const int64_t M = x.dim(0), K = x.dim(1), N = w.dim(0);
   if (M <= 0 || N <= 0 || K <= 0 || M > INT32_MAX || N > INT32_MAX || K > INT32_MAX || K % 8 != 0 || N % 8 != 0)
     return false;
-  auto aligned = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
-  if (!aligned(x.data) || !aligned(w.data) || !aligned(y.data) || !aligned(bias.data)) return false;
+  if (!aligned16(x.data) || !aligned16(w.data) || !aligned16(y.data) || !aligned16(bias.data)) return false;
   const int m = static_cast<int>(M), n = static_cast<int>(N), k = static_cast<int>(K);
   const int config = config_for(m, n);
   if (config < 0) return false;
