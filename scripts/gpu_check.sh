@@ -115,7 +115,7 @@ step_ctest() {
 
 step_parity() {
   x python3 python/parity_hf.py --out "$WORK/parity" --layoutrt "$L" --batches "$PARITY_BATCHES" \
-    --precisions fp32,tf32,fp16,bf16,mixed --device "$TORCH_DEVICE" --backend "$BACKEND" $TINY
+    --precisions fp32,tf32,fp16,bf16,mixed,fp16:f32-residual,bf16:f32-residual --device "$TORCH_DEVICE" --backend "$BACKEND" $TINY
   local rc=$?
   cat "$WORK/parity/layoutrt_commands.log" 2>/dev/null | grep -E "rc [1-9]" -A3 | head -40
   return $rc
@@ -127,8 +127,12 @@ step_bench() {
     x python3 python/parity_hf.py --out "$WORK/parity" --ckpt-only $TINY || return $?
   fi
   rm -f "$WORK/speed_layoutrt.md"
-  for p in fp32 fp16 bf16; do
-    x "$L" build --checkpoint "$ckpt" --precision $p --max-batch 32 --output "$WORK/bench_$p.plan" -q || { rc=1; continue; }
+  # fp16-f32res: fp16 with the FP32 residual stream (--residual f32), what it costs.
+  for p in fp32 fp16 fp16-f32res bf16; do
+    local prec=${p%-f32res} residual=native
+    [ "$p" != "$prec" ] && residual=f32
+    x "$L" build --checkpoint "$ckpt" --precision $prec --residual $residual --max-batch 32 --output "$WORK/bench_$p.plan" \
+      -q || { rc=1; continue; }
     x "$L" bench --plan "$WORK/bench_$p.plan" --backend "$BACKEND" --batch "$BATCHES" --text-tokens 512 --warmup "$WARMUP" \
       --iters "$ITERS" --max-seconds "$MAX_SECONDS" --json "$WORK/bench_$p.json" --markdown "$WORK/speed_layoutrt.md" \
       --stages || rc=1
@@ -237,7 +241,7 @@ PY
 }
 export -f step_system step_build step_buckets step_ctest step_parity step_bench step_baseline step_profile
 
-declare -A LIMIT=([system]=30 [build]=300 [buckets]=60 [ctest]=240 [parity]=240 [bench]=150 [baseline]=200 [profile]=240)
+declare -A LIMIT=([system]=30 [build]=300 [buckets]=60 [ctest]=240 [parity]=240 [bench]=190 [baseline]=200 [profile]=240)
 SUMMARY=()
 FAILED=0
 run_step() {
@@ -294,7 +298,7 @@ lines = [f"# layoutrt GPU check, {datetime.datetime.now(datetime.timezone.utc):%
          "## Commands", "", "```", read(os.path.join(work, "commands.txt")).strip(), "```", ""]
 lines += ["## Parity (layoutrt vs transformers fp32, TF32 off)", "",
           read(os.path.join(work, "parity", "parity.md"), "(parity step not run or failed: see parity.log)\n")]
-bench = {p: load(os.path.join(work, f"bench_{p}.json")) for p in ("fp32", "fp16", "bf16")}
+bench = {p: load(os.path.join(work, f"bench_{p}.json")) for p in ("fp32", "fp16", "fp16-f32res", "bf16")}
 torch_ = load(os.path.join(work, "torch.json"))
 cols = [(f"layoutrt {p}", {r["batch"]: r for r in b["results"]}) for p, b in bench.items() if b]
 if torch_:
@@ -340,7 +344,7 @@ if cols:
         lines += ["32 FUNSD-length documents (bench/funsd_test_token_counts.txt), fp16, padded to 512 vs packed:", "",
                   funsd]
     stages = []
-    for p in ("fp32", "fp16", "bf16", "funsd", "funsd_packed"):
+    for p in ("fp32", "fp16", "fp16-f32res", "bf16", "funsd", "funsd_packed"):
         j = load(os.path.join(work, f"bench_{p}.json"))
         for r in (j or {}).get("results", []):
             if r.get("stages_ms"):

@@ -35,6 +35,13 @@ struct BuildOptions {
   int max_batch = 8;                     // largest batch an ExecutionContext accepts
   int max_text_tokens = 512;             // largest T (text tokens per sequence); at most 512 and the position table
   std::string head;                      // "" = detect from architectures / tensor names; else base|token|sequence|qa
+  // fp16 / bf16 / mixed: keep the residual stream (every LayerNorm's output, which carries the hidden state from
+  // layer to layer) in FP32 next to its FP16/BF16 copy for the GEMMs, so it is rounded to 16 bits only where a GEMM
+  // reads it. Measured on layoutlmv3-base shapes (H100, bench/results/2026-11-25-h100-residual.md): logits rel-L2
+  // vs transformers FP32 1.34e-3 -> 1.27e-3 (fp16), 8.5e-3 -> 7.5e-3 (bf16), for 7 % more time at B = 32 (one wider
+  // read and write per LayerNorm). Off by default: most of the 16-bit error is the GEMMs' inputs (weights and
+  // activations), not the stream. No effect on fp32 / tf32.
+  bool fp32_residual = false;
   ProgressFn progress;                   // optional
 };
 
@@ -58,6 +65,7 @@ struct EngineOptions {
 struct ModelInfo {
   HeadKind head = HeadKind::kBase;
   Precision precision = Precision::kFP32;
+  DType residual = DType::kF32;      // the residual stream's dtype (BuildOptions::fp32_residual)
   int num_labels = 0;
   std::vector<std::string> labels;   // id2label in id order (empty for base/qa)
   int hidden_size = 0;

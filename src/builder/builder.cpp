@@ -97,6 +97,7 @@ void build_plan(const BuildOptions& opt, const std::string& plan_path) {
                     {"embeddings", dtype_name(embedding_dtype(opt.precision))},
                     {"encoder", dtype_name(encoder_dtype(opt.precision))},
                     {"tf32_gemm", opt.precision == Precision::kTF32},
+                    {"residual", dtype_name(opt.fp32_residual ? DType::kF32 : encoder_dtype(opt.precision))},
                     {"heads", "F32"},
                     {"layernorm_statistics", "F32"},
                     {"softmax", "F32"},

@@ -1,4 +1,5 @@
 // Text and visual embeddings on the CPU.
+#include <algorithm>
 #include <vector>
 
 #include "cpu/cpu_ops.h"
@@ -26,8 +27,11 @@ void text_embedding(const TextEmbeddingArgs& a) {
     int64_t off = 0;
     for (int p = 0; p < 6; ++p)
       for (int64_t k = 0; k < widths[p]; ++k) row[off++] += parts[p][k];
-    layer_norm_row(row, nullptr, a.ln_weight.as<float>(), a.ln_bias.as<float>(), a.eps, H,
-                   a.out.as<float>() + static_cast<int64_t>(a.dst_row[i]) * H);
+    float* out = a.out.as<float>() + static_cast<int64_t>(a.dst_row[i]) * H;
+    layer_norm_row(row, nullptr, a.ln_weight.as<float>(), a.ln_bias.as<float>(), a.eps, H, out);
+    // The CPU stores FP32 only: the FP32 stream is a copy of out.
+    if (a.out_f32.defined())
+      std::copy(out, out + H, a.out_f32.as<float>() + static_cast<int64_t>(a.dst_row[i]) * H);
   }
 }
 

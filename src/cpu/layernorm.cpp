@@ -1,5 +1,6 @@
 // LayerNorm (and residual + LayerNorm) on the CPU. Statistics in double: the oracle should be at least as exact as
 // torch's FP32 kernel it is compared with.
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -41,6 +42,9 @@ void layer_norm(const LayerNormArgs& a) {
   for (int64_t i = 0; i < rows; ++i)
     layer_norm_row(x + i * n, r ? r + i * n : nullptr, a.weight.as<float>(), a.bias.as<float>(), a.eps, n,
                    out + i * n, a.x_bias.defined() ? a.x_bias.as<float>() : nullptr);
+  // The CPU computes and stores in FP32 only: the FP32 stream is out itself.
+  if (a.out_f32.defined() && a.out_f32.data != a.out.data)
+    std::copy(out, out + rows * n, a.out_f32.as<float>());
 }
 
 void gather_rows(const GatherRowsArgs& a) {

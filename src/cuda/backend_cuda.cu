@@ -57,6 +57,14 @@ void expect_float_matrix(const char* op, const char* name, const TensorView& t, 
                      dims_str(t));
 }
 
+// An F32 twin of `like` (same rows and columns): the FP32 residual stream next to an activation-dtype output.
+void expect_f32_matrix_like(const char* op, const char* name, const TensorView& t, const TensorView& like) {
+  if (t.dtype != DType::kF32 || t.rank != 2 || t.dim(0) != like.dim(0) || t.dim(1) != like.dim(1) ||
+      t.device != Device::kCUDA)
+    bad_view(op, std::string(name) + " must be F32 [" + std::to_string(like.dim(0)) + "," + std::to_string(like.dim(1)) +
+                     "] on the GPU, is " + dims_str(t));
+}
+
 class CudaBackend : public Backend {
  public:
   CudaBackend(int device, Precision precision) : device_(device), precision_(precision) {
@@ -180,6 +188,7 @@ class CudaBackend : public Backend {
     expect_f32_vector(op, "ln_bias", a.ln_bias, H);
     if (!a.dst_row || !a.token_ids || !a.position_ids || !a.token_type_ids || !a.boxes)
       bad_view(op, "index arrays missing");
+    if (a.out_f32.defined()) expect_f32_matrix_like(op, "out_f32", a.out_f32, a.out);
     activate();
     cuda::text_embedding(a, stream_);
   }
@@ -242,6 +251,7 @@ class CudaBackend : public Backend {
     expect_f32_vector(op, "weight", a.weight, H);
     expect_f32_vector(op, "bias", a.bias, H);
     if (a.x_bias.defined()) expect_f32_vector(op, "x_bias", a.x_bias, H);
+    if (a.out_f32.defined()) expect_f32_matrix_like(op, "out_f32", a.out_f32, a.out);
     if (a.x.dim(0) == 0) return;
     activate();
     cuda::layer_norm(a, stream_);

@@ -3,7 +3,8 @@
 // Grid: one CTA per text token (num_tokens CTAs), 256 threads. Each CTA gathers the token's rows of the word,
 // token-type, position and 2D spatial tables (any float dtype), sums them in FP32 in the same order as transformers
 // ((word + token_type) + position, then + concat(x0, y0, x1, y1, h, w)), keeps the row in shared memory, and writes
-// LayerNorm(row) (two-pass FP32 statistics) to out[dst_row[i]] in the activation dtype.
+// LayerNorm(row) (two-pass FP32 statistics) to out[dst_row[i]] in the activation dtype (and unrounded to out_f32, the
+// FP32 residual stream, when set).
 #include "cuda/cuda_check.h"
 #include "cuda/cuda_ops.h"
 #include "cuda/kernel_util.cuh"
@@ -19,7 +20,7 @@ __global__ void __launch_bounds__(kThreads) text_embedding_kernel(
     const int32_t* __restrict__ token_type_ids, const int32_t* __restrict__ boxes, const TE* __restrict__ word,
     const TE* __restrict__ position, const TE* __restrict__ token_type, const TE* __restrict__ xt,
     const TE* __restrict__ yt, const TE* __restrict__ ht, const TE* __restrict__ wt, const float* __restrict__ ln_w,
-    const float* __restrict__ ln_b, float eps, int H, int cw, int sw, TO* __restrict__ out) {
+    const float* __restrict__ ln_b, float eps, int H, int cw, int sw, TO* __restrict__ out, float* __restrict__ out32) {
   extern __shared__ float row[];
   __shared__ float red[32];
   const int64_t i = blockIdx.x;
@@ -43,7 +44,8 @@ __global__ void __launch_bounds__(kThreads) text_embedding_kernel(
     row[k] = v + sp;
   }
   __syncthreads();
-  layer_norm_smem_row(row, H, eps, ln_w, ln_b, red, out + static_cast<int64_t>(dst_row[i]) * H);
+  const int64_t o = static_cast<int64_t>(dst_row[i]) * H;
+  layer_norm_smem_row(row, H, eps, ln_w, ln_b, red, out + o, out32 ? out32 + o : nullptr);
 }
 
 }  // namespace
@@ -62,7 +64,8 @@ void text_embedding(const TextEmbeddingArgs& a, cudaStream_t stream) {
     text_embedding_kernel<TE, TO><<<static_cast<unsigned>(a.num_tokens), kThreads, smem, stream>>>(
         a.dst_row, a.token_ids, a.position_ids, a.token_type_ids, a.boxes, a.word.as<TE>(), a.position.as<TE>(),
         a.token_type.as<TE>(), a.x.as<TE>(), a.y.as<TE>(), a.h.as<TE>(), a.w.as<TE>(), a.ln_weight.as<float>(),
-        a.ln_bias.as<float>(), a.eps, H, cw, sw, a.out.as<TO>());
+        a.ln_bias.as<float>(), a.eps, H, cw, sw, a.out.as<TO>(),
+        a.out_f32.defined() ? a.out_f32.as<float>() : nullptr);
   }));
   LRT_CUDA_LAUNCHED("text_embedding");
 }

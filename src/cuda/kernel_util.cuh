@@ -69,10 +69,12 @@ __device__ __forceinline__ float block_max(float v, float* shm) {
 }
 
 // LayerNorm of one row held in shared memory by the whole CTA: two-pass FP32 statistics (mean, then Σ(x-mean)²), then
-// out[k] = (row[k] - mean) * rsqrt(var + eps) * w[k] + b[k]. `red` is >= 32 floats of shared scratch.
+// out[k] = (row[k] - mean) * rsqrt(var + eps) * w[k] + b[k]. `red` is >= 32 floats of shared scratch. out32, when
+// set, receives the same values unrounded (the FP32 residual stream).
 template <class TO>
 __device__ __forceinline__ void layer_norm_smem_row(const float* row, int n, float eps, const float* __restrict__ w,
-                                                    const float* __restrict__ b, float* red, TO* __restrict__ out) {
+                                                    const float* __restrict__ b, float* red, TO* out,
+                                                    float* out32 = nullptr) {
   float s = 0.f;
   for (int k = threadIdx.x; k < n; k += blockDim.x) s += row[k];
   const float mean = block_sum(s, red) / static_cast<float>(n);
@@ -82,7 +84,11 @@ __device__ __forceinline__ void layer_norm_smem_row(const float* row, int n, flo
     v += d * d;
   }
   const float inv = rsqrtf(block_sum(v, red) / static_cast<float>(n) + eps);
-  for (int k = threadIdx.x; k < n; k += blockDim.x) out[k] = from_f32<TO>((row[k] - mean) * inv * w[k] + b[k]);
+  for (int k = threadIdx.x; k < n; k += blockDim.x) {
+    const float y = (row[k] - mean) * inv * w[k] + b[k];
+    out[k] = from_f32<TO>(y);
+    if (out32) out32[k] = y;
+  }
 }
 
 inline unsigned ceil_div(int64_t a, int64_t b) { return static_cast<unsigned>((a + b - 1) / b); }

@@ -7,8 +7,11 @@
 //    32 lanes × 16-byte vectors, at most kMaxIters vectors per lane (H = 768 in F16: 3; in F32: 6; H = 1024 F16: 4),
 //    and every pointer is 16-byte aligned. 4 rows per 128-thread CTA.
 //  - CTA-per-row (anything else): 256 threads stage the row in shared memory, block reductions.
-// `out` may alias x or the residual in both: every element is read before its own position is written, by the same
-// thread.
+// `out` and `out_f32` may alias x or the residual in both: every element is read before its own position is written,
+// by the same thread.
+// FP32 residual stream (LayerNormArgs::out_f32): x and out in the activation dtype, the residual read and the result
+// also written in FP32, so the stream that carries every layer's output is rounded to FP16/BF16 only where a GEMM
+// reads it; the embeddings' joint LayerNorm reads FP32 x. Same arithmetic, one more store.
 // x_bias is the bias of the linear that produced x (forward.cpp folds the out-projection and FFN-output biases here):
 // added in FP32, so FP16/BF16 plans round the linear's output once less.
 #include "cuda/cuda_check.h"
@@ -23,16 +26,18 @@ constexpr int kThreads = 256;
 constexpr int kWarpRowsPerCta = 4;
 constexpr int kMaxIters = 8;
 
-template <class T>
-__global__ void __launch_bounds__(kThreads) layer_norm_kernel(const T* x, const T* residual,
+// CTA-per-row: x, residual and out may each have their own float dtype (FP32 residual stream, see LayerNormArgs);
+// out32, when set, receives the same row unrounded.
+template <class TX, class TR, class TO>
+__global__ void __launch_bounds__(kThreads) layer_norm_kernel(const TX* x, const TR* residual,
                                                                const float* __restrict__ x_bias,
                                                                const float* __restrict__ w, const float* __restrict__ b,
-                                                               int n, float eps, T* out) {
+                                                               int n, float eps, TO* out, float* out32) {
   extern __shared__ float row[];
   __shared__ float red[32];
   const int64_t r = blockIdx.x;
-  const T* xr = x + r * n;
-  const T* rr = residual ? residual + r * n : nullptr;
+  const TX* xr = x + r * n;
+  const TR* rr = residual ? residual + r * n : nullptr;
   for (int k = threadIdx.x; k < n; k += blockDim.x) {
     float v = to_f32(xr[k]);
     if (x_bias) v += x_bias[k];
@@ -40,7 +45,7 @@ __global__ void __launch_bounds__(kThreads) layer_norm_kernel(const T* x, const 
     row[k] = v;
   }
   __syncthreads();
-  layer_norm_smem_row(row, n, eps, w, b, red, out + r * n);
+  layer_norm_smem_row(row, n, eps, w, b, red, out + r * n, out32 ? out32 + r * n : nullptr);
 }
 
 // 16 bytes of T: the unit of the warp kernel's loads and stores.
@@ -50,12 +55,35 @@ struct alignas(16) Vec {
   T v[kN];
 };
 
-template <class T, int ITERS>
+// N consecutive values of T at p (16-byte aligned, N · sizeof(T) a multiple of 16) as FP32, in 16-byte loads.
+template <class T, int N>
+__device__ __forceinline__ void load_row_part(const T* p, float* v) {
+  static_assert(N * sizeof(T) % 16 == 0, "whole 16-byte vectors");
+#pragma unroll
+  for (int c = 0; c < N / Vec<T>::kN; ++c) {
+    const Vec<T> t = reinterpret_cast<const Vec<T>*>(p)[c];
+#pragma unroll
+    for (int e = 0; e < Vec<T>::kN; ++e) v[c * Vec<T>::kN + e] = to_f32(t.v[e]);
+  }
+}
+template <class T, int N>
+__device__ __forceinline__ void store_row_part(T* p, const float* v) {
+#pragma unroll
+  for (int c = 0; c < N / Vec<T>::kN; ++c) {
+    Vec<T> t;
+#pragma unroll
+    for (int e = 0; e < Vec<T>::kN; ++e) t.v[e] = from_f32<T>(v[c * Vec<T>::kN + e]);
+    reinterpret_cast<Vec<T>*>(p)[c] = t;
+  }
+}
+
+// Warp-per-row. A lane handles ITERS vectors of 16 bytes of the OUTPUT dtype (kN = 16 / sizeof(TO) values each);
+// x and the residual (TO or wider, e.g. an FP32 residual stream) are loaded as the same kN values.
+template <class TX, class TR, class TO, int ITERS, bool kOut32>
 __global__ void __launch_bounds__(32 * kWarpRowsPerCta) layer_norm_warp_kernel(
-    const T* x, const T* residual, const float* __restrict__ x_bias, const float* __restrict__ w,
-    const float* __restrict__ b, int64_t rows, float eps, T* out) {
-  using V = Vec<T>;
-  constexpr int kN = V::kN;
+    const TX* x, const TR* residual, const float* __restrict__ x_bias, const float* __restrict__ w,
+    const float* __restrict__ b, int64_t rows, float eps, TO* out, float* out32) {
+  constexpr int kN = Vec<TO>::kN;
   constexpr int n = 32 * kN * ITERS;
   const int lane = threadIdx.x & 31;
   const int64_t r = static_cast<int64_t>(blockIdx.x) * kWarpRowsPerCta + (threadIdx.x >> 5);
@@ -64,9 +92,7 @@ __global__ void __launch_bounds__(32 * kWarpRowsPerCta) layer_norm_warp_kernel(
 #pragma unroll
   for (int it = 0; it < ITERS; ++it) {
     const int col = (it * 32 + lane) * kN;
-    const V xv = *reinterpret_cast<const V*>(x + r * n + col);
-#pragma unroll
-    for (int e = 0; e < kN; ++e) v[it][e] = to_f32(xv.v[e]);
+    load_row_part<TX, kN>(x + r * n + col, v[it]);
     if (x_bias) {
 #pragma unroll
       for (int e = 0; e < kN; e += 4) {
@@ -75,9 +101,10 @@ __global__ void __launch_bounds__(32 * kWarpRowsPerCta) layer_norm_warp_kernel(
       }
     }
     if (residual) {
-      const V rv = *reinterpret_cast<const V*>(residual + r * n + col);
+      float rv[kN];
+      load_row_part<TR, kN>(residual + r * n + col, rv);
 #pragma unroll
-      for (int e = 0; e < kN; ++e) v[it][e] += to_f32(rv.v[e]);
+      for (int e = 0; e < kN; ++e) v[it][e] += rv[e];
     }
   }
   float s = 0.f;
@@ -98,46 +125,57 @@ __global__ void __launch_bounds__(32 * kWarpRowsPerCta) layer_norm_warp_kernel(
 #pragma unroll
   for (int it = 0; it < ITERS; ++it) {
     const int col = (it * 32 + lane) * kN;
-    V o;
 #pragma unroll
     for (int e = 0; e < kN; e += 4) {
       const float4 ww = *reinterpret_cast<const float4*>(w + col + e);
       const float4 bb = *reinterpret_cast<const float4*>(b + col + e);
-      o.v[e + 0] = from_f32<T>((v[it][e + 0] - mean) * inv * ww.x + bb.x);
-      o.v[e + 1] = from_f32<T>((v[it][e + 1] - mean) * inv * ww.y + bb.y);
-      o.v[e + 2] = from_f32<T>((v[it][e + 2] - mean) * inv * ww.z + bb.z);
-      o.v[e + 3] = from_f32<T>((v[it][e + 3] - mean) * inv * ww.w + bb.w);
+      v[it][e + 0] = (v[it][e + 0] - mean) * inv * ww.x + bb.x;
+      v[it][e + 1] = (v[it][e + 1] - mean) * inv * ww.y + bb.y;
+      v[it][e + 2] = (v[it][e + 2] - mean) * inv * ww.z + bb.z;
+      v[it][e + 3] = (v[it][e + 3] - mean) * inv * ww.w + bb.w;
     }
-    *reinterpret_cast<V*>(out + r * n + col) = o;
+    store_row_part<TO, kN>(out + r * n + col, v[it]);
+    if constexpr (kOut32) store_row_part<float, kN>(out32 + r * n + col, v[it]);
   }
 }
 
-template <class T, int ITERS>
-void launch_warp(const LayerNormArgs& a, const float* xb, int64_t rows, cudaStream_t stream) {
-  layer_norm_warp_kernel<T, ITERS><<<ceil_div(rows, kWarpRowsPerCta), 32 * kWarpRowsPerCta, 0, stream>>>(
-      a.x.as<T>(), a.residual.defined() ? a.residual.as<T>() : nullptr, xb, a.weight.as<float>(), a.bias.as<float>(),
-      rows, a.eps, a.out.as<T>());
+template <class TX, class TR, class TO, int ITERS>
+void launch_warp(const LayerNormArgs& a, const float* xb, float* out32, int64_t rows, cudaStream_t stream) {
+  auto kernel = out32 ? layer_norm_warp_kernel<TX, TR, TO, ITERS, true> : layer_norm_warp_kernel<TX, TR, TO, ITERS, false>;
+  kernel<<<ceil_div(rows, kWarpRowsPerCta), 32 * kWarpRowsPerCta, 0, stream>>>(
+      a.x.as<TX>(), a.residual.defined() ? a.residual.as<TR>() : nullptr, xb, a.weight.as<float>(), a.bias.as<float>(),
+      rows, a.eps, a.out.as<TO>(), out32);
 }
 
-// The warp kernel's instantiation for n = 32 · (16 / sizeof(T)) · iters; false where none applies.
-template <class T>
-bool try_warp(const LayerNormArgs& a, const float* xb, int64_t rows, int64_t n, cudaStream_t stream) {
-  constexpr int64_t unit = 32 * Vec<T>::kN;
+// The warp kernel's instantiation for n = 32 · (16 / sizeof(TO)) · iters; false where none applies.
+template <class TX, class TR, class TO>
+bool try_warp(const LayerNormArgs& a, const float* xb, float* out32, int64_t rows, int64_t n, cudaStream_t stream) {
+  constexpr int64_t unit = 32 * Vec<TO>::kN;
   if (n % unit != 0 || n / unit > kMaxIters) return false;
   for (const void* p : {a.x.data, a.out.data, a.weight.data, a.bias.data})
     if (!aligned16(p)) return false;
-  if ((a.residual.defined() && !aligned16(a.residual.data)) || (xb && !aligned16(xb))) return false;
+  if ((a.residual.defined() && !aligned16(a.residual.data)) || (xb && !aligned16(xb)) || (out32 && !aligned16(out32)))
+    return false;
   switch (n / unit) {
-    case 1: launch_warp<T, 1>(a, xb, rows, stream); return true;
-    case 2: launch_warp<T, 2>(a, xb, rows, stream); return true;
-    case 3: launch_warp<T, 3>(a, xb, rows, stream); return true;
-    case 4: launch_warp<T, 4>(a, xb, rows, stream); return true;
-    case 5: launch_warp<T, 5>(a, xb, rows, stream); return true;
-    case 6: launch_warp<T, 6>(a, xb, rows, stream); return true;
-    case 7: launch_warp<T, 7>(a, xb, rows, stream); return true;
-    case 8: launch_warp<T, 8>(a, xb, rows, stream); return true;
+    case 1: launch_warp<TX, TR, TO, 1>(a, xb, out32, rows, stream); return true;
+    case 2: launch_warp<TX, TR, TO, 2>(a, xb, out32, rows, stream); return true;
+    case 3: launch_warp<TX, TR, TO, 3>(a, xb, out32, rows, stream); return true;
+    case 4: launch_warp<TX, TR, TO, 4>(a, xb, out32, rows, stream); return true;
+    case 5: launch_warp<TX, TR, TO, 5>(a, xb, out32, rows, stream); return true;
+    case 6: launch_warp<TX, TR, TO, 6>(a, xb, out32, rows, stream); return true;
+    case 7: launch_warp<TX, TR, TO, 7>(a, xb, out32, rows, stream); return true;
+    case 8: launch_warp<TX, TR, TO, 8>(a, xb, out32, rows, stream); return true;
   }
   return false;
+}
+
+template <class TX, class TR, class TO>
+void launch(const LayerNormArgs& a, const float* xb, int64_t rows, int64_t n, cudaStream_t stream) {
+  float* out32 = a.out_f32.defined() ? a.out_f32.as<float>() : nullptr;
+  if (!try_warp<TX, TR, TO>(a, xb, out32, rows, n, stream))
+    layer_norm_kernel<TX, TR, TO><<<static_cast<unsigned>(rows), kThreads, sizeof(float) * n, stream>>>(
+        a.x.as<TX>(), a.residual.defined() ? a.residual.as<TR>() : nullptr, xb, a.weight.as<float>(),
+        a.bias.as<float>(), static_cast<int>(n), a.eps, a.out.as<TO>(), out32);
 }
 
 }  // namespace
@@ -145,17 +183,25 @@ bool try_warp(const LayerNormArgs& a, const float* xb, int64_t rows, int64_t n, 
 void layer_norm(const LayerNormArgs& a, cudaStream_t stream) {
   const int64_t rows = a.x.dim(0), n = a.x.dim(1);
   if (rows == 0) return;
-  if (a.out.dtype != a.x.dtype || (a.residual.defined() && a.residual.dtype != a.x.dtype))
-    throw_error(ErrorCode::kInternal, "layer_norm: x, residual and out must share a dtype");
+  // Dtype combinations: all one dtype (x, residual, out); or an FP32 residual stream (LayerNormArgs::out_f32) with x
+  // and out in the activation dtype; or x FP32 without a residual (the embeddings' joint LayerNorm reading the FP32
+  // stream).
+  const DType act = a.out.dtype;
+  const bool res32 = a.residual.defined() && a.residual.dtype == DType::kF32 && act != DType::kF32;
+  const bool x32 = a.x.dtype == DType::kF32 && act != DType::kF32;
+  if (x32 ? a.residual.defined() : (a.x.dtype != act || (a.residual.defined() && !res32 && a.residual.dtype != act)))
+    throw_error(ErrorCode::kInternal, "layer_norm: unsupported dtypes x ", dtype_name(a.x.dtype), ", residual ",
+                a.residual.defined() ? dtype_name(a.residual.dtype) : "none", ", out ", dtype_name(act));
+  if (a.out_f32.defined() && a.out_f32.dtype != DType::kF32)
+    throw_error(ErrorCode::kInternal, "layer_norm: out_f32 must be F32");
   if (a.weight.dtype != DType::kF32 || a.bias.dtype != DType::kF32 ||
       (a.x_bias.defined() && a.x_bias.dtype != DType::kF32))
     throw_error(ErrorCode::kInternal, "layer_norm: weight, bias and x_bias must be F32");
   const float* xb = a.x_bias.defined() ? a.x_bias.as<float>() : nullptr;
-  LRT_DISPATCH_FLOAT(a.x.dtype, T, {
-    if (!try_warp<T>(a, xb, rows, n, stream))
-      layer_norm_kernel<T><<<static_cast<unsigned>(rows), kThreads, sizeof(float) * n, stream>>>(
-          a.x.as<T>(), a.residual.defined() ? a.residual.as<T>() : nullptr, xb, a.weight.as<float>(),
-          a.bias.as<float>(), static_cast<int>(n), a.eps, a.out.as<T>());
+  LRT_DISPATCH_FLOAT(act, T, {
+    if (x32) launch<float, T, T>(a, xb, rows, n, stream);
+    else if (res32) launch<T, float, T>(a, xb, rows, n, stream);
+    else launch<T, T, T>(a, xb, rows, n, stream);
   });
   LRT_CUDA_LAUNCHED("layer_norm");
 }

@@ -38,6 +38,7 @@ struct TextEmbeddingArgs {
   TensorView ln_weight, ln_bias;                       // [H] F32
   float eps = 1e-5f;
   TensorView out;                                      // [rows, H]
+  TensorView out_f32;  // optional F32 [rows, H]: the same rows unrounded (FP32 residual stream, text-only models)
 };
 
 // Visual embeddings: conv(patch, stride patch) as a GEMM over im2col'd patches, + bias; CLS token prepended;
@@ -67,10 +68,14 @@ struct LinearArgs {
 // out = LayerNorm((x + x_bias) + residual) over the last dim; residual and x_bias may be undefined. out may alias x.
 // x_bias (F32 [H]) is the bias of the linear that produced x, folded in here: one pass fewer, and FP16 plans round
 // the linear's output once instead of twice.
+// FP32 residual stream (plans with residual F32 and FP16/BF16 activations): residual is F32 and out_f32 (F32, may
+// alias residual) receives the unrounded result besides out; the embeddings' joint LayerNorm reads F32 x without a
+// residual. Otherwise x, residual and out share one dtype.
 struct LayerNormArgs {
   TensorView x, residual, weight, bias, out;  // [rows, H]; weight/bias F32
   float eps = 1e-5f;
   TensorView x_bias;                          // optional F32 [H]
+  TensorView out_f32;                         // optional F32 [rows, H]
 };
 
 // Multi-head self-attention with LayoutLMv3's relative-position biases:

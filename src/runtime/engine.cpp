@@ -73,6 +73,13 @@ class EngineImpl : public Engine, public std::enable_shared_from_this<EngineImpl
       auto p = precision_from_name(h.at("precision").at("policy").get<std::string>());
       if (!p) throw_error(ErrorCode::kFormat, path, ": unknown precision ", h.at("precision").at("policy").dump());
       weights_.precision = *p;
+      // Plans written before the field existed kept the residual stream in the encoder's dtype.
+      const DType enc = encoder_dtype(*p);
+      const std::string res = h.at("precision").value("residual", std::string(dtype_name(enc)));
+      if (res != dtype_name(DType::kF32) && res != dtype_name(enc))
+        throw_error(ErrorCode::kFormat, path, ": precision.residual ", res, " is neither F32 nor the encoder's ",
+                    dtype_name(enc));
+      weights_.fp32_residual = res == dtype_name(DType::kF32);
       info_.max_batch = h.at("build").at("max_batch").get<int>();
       info_.max_text_tokens = h.at("build").at("max_text_tokens").get<int>();
     } catch (const nlohmann::json::exception& e) {
@@ -81,6 +88,7 @@ class EngineImpl : public Engine, public std::enable_shared_from_this<EngineImpl
     const LayoutLMv3Config& c = weights_.config;
     info_.head = weights_.head;
     info_.precision = weights_.precision;
+    info_.residual = weights_.fp32_residual ? DType::kF32 : encoder_dtype(weights_.precision);
     info_.num_labels = weights_.head == HeadKind::kBase ? 0 : c.num_labels();
     if (weights_.head == HeadKind::kTokenClassification || weights_.head == HeadKind::kSequenceClassification)
       info_.labels = c.id2label;

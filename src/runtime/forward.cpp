@@ -38,6 +38,7 @@ Workspace::Workspace(Backend& backend, const ModelWeights& w, int64_t max_batch_
   ctx = matrix(act, max_rows, H);
   tmp = matrix(act, max_rows, H);
   ff = matrix(act, max_rows, c.intermediate_size);
+  if (w.fp32_residual && act != DType::kF32) resid = matrix(DType::kF32, max_rows, H);
   if (V > 0) {
     const int64_t P = V - 1, k = int64_t{c.num_channels} * c.patch_size * c.patch_size;
     // The patch projection is a GEMM in the patch weight's dtype (FP32 in mixed plans: embeddings stay FP32).
@@ -105,8 +106,10 @@ Tensor download(Backend& be, const TensorView& v, Shape shape) {
 }
 
 // One encoder layer (post-LN): attention -> out-proj + residual + LN -> FFN + residual + LN. x is updated in place.
+// With an FP32 residual stream r (defined), x / x1 are its FP16/BF16 copies that the GEMMs read, and each LayerNorm
+// adds its residual from r and writes r back in place.
 void encoder_layer(Backend& be, const ModelWeights& w, Workspace& ws, int layer, const TensorView& x,
-                   const TensorView& x1, const AttentionArgs& attn_meta) {
+                   const TensorView& x1, const TensorView& r, const AttentionArgs& attn_meta) {
   const LayoutLMv3Config& c = w.config;
   const int64_t rows = x.dim(0);
   auto W = [&](const char* what) { return w.at(layer_tensor(layer, what)); };
@@ -123,13 +126,14 @@ void encoder_layer(Backend& be, const ModelWeights& w, Workspace& ws, int layer,
   be.stage("out_proj_ln");
   // The out-projection's bias is added by the LayerNorm (x_bias), in FP32, one pass fewer.
   be.linear({ctx, W("attention.output.dense.weight"), TensorView(), tmp, Epilogue::kNone});
-  be.layer_norm({tmp, x, W("attention.output.LayerNorm.weight"), W("attention.output.LayerNorm.bias"), x1,
-                 static_cast<float>(c.layer_norm_eps), W("attention.output.dense.bias")});
+  be.layer_norm({tmp, r.defined() ? r : x, W("attention.output.LayerNorm.weight"),
+                 W("attention.output.LayerNorm.bias"), x1, static_cast<float>(c.layer_norm_eps),
+                 W("attention.output.dense.bias"), r});
   be.stage("ffn");
   be.linear({x1, W("intermediate.dense.weight"), W("intermediate.dense.bias"), ff, epilogue_for(c.activation())});
   be.linear({ff, W("output.dense.weight"), TensorView(), tmp, Epilogue::kNone});
-  be.layer_norm({tmp, x1, W("output.LayerNorm.weight"), W("output.LayerNorm.bias"), x,
-                 static_cast<float>(c.layer_norm_eps), W("output.dense.bias")});
+  be.layer_norm({tmp, r.defined() ? r : x1, W("output.LayerNorm.weight"), W("output.LayerNorm.bias"), x,
+                 static_cast<float>(c.layer_norm_eps), W("output.dense.bias"), r});
 }
 
 }  // namespace
@@ -143,6 +147,12 @@ Outputs run_forward(Backend& be, const ModelWeights& w, Workspace& ws, const Pre
   if (B > ws.max_batch || rows > ws.max_rows)
     throw_error(ErrorCode::kInternal, "batch of ", B, " x ", L, " rows exceeds the workspace");
   const TensorView x = ws.hidden.rows(0, rows), x1 = ws.hidden2.rows(0, rows);
+  // The FP32 residual stream (undefined when x is the stream itself). The embeddings write it directly when a
+  // joint LayerNorm follows (which then writes x and r); text-only models get both from the text embedding.
+  const TensorView r = ws.resid.defined() ? ws.resid.rows(0, rows) : TensorView();
+  const TensorView emb_out = r.defined() && V > 0 ? r : x;
+  // What the head and output_hidden_state read: the unrounded stream where there is one.
+  const TensorView final_hidden = r.defined() ? r : x;
   const float eps = static_cast<float>(c.layer_norm_eps);
 
   // Head positions: which rows the head reads (indexes of the padded layout, b * L + t).
@@ -247,7 +257,8 @@ Outputs run_forward(Backend& be, const ModelWeights& w, Workspace& ws, const Pre
       e.ln_weight = w.at("embeddings.LayerNorm.weight");
       e.ln_bias = w.at("embeddings.LayerNorm.bias");
       e.eps = eps;
-      e.out = x;
+      e.out = emb_out;
+      if (r.defined() && V == 0) e.out_f32 = r;
       be.text_embedding(e);
     }
     if (V > 0) {
@@ -268,19 +279,19 @@ Outputs run_forward(Backend& be, const ModelWeights& w, Workspace& ws, const Pre
       pe.eps = 1e-6f;  // LayoutLMv3Model.norm is built with eps=1e-6, not config.layer_norm_eps (trap 4)
       pe.patches = ws.patches.rows(0, B * P);
       pe.proj = ws.proj.rows(0, B * P);
-      pe.out = x;
+      pe.out = emb_out;
       be.patch_embedding(pe);
       // Joint LayerNorm over text + visual rows (text rows are layer-normed twice).
-      be.layer_norm({x, TensorView(), w.at("LayerNorm.weight"), w.at("LayerNorm.bias"), x, eps, TensorView()});
+      be.layer_norm({emb_out, TensorView(), w.at("LayerNorm.weight"), w.at("LayerNorm.bias"), x, eps, TensorView(), r});
     }
     // What all layers' attention shares is prepared once (timed with the attention stage).
     be.stage("attention");
     AttentionArgs layer_meta = meta;
     be.prepare_attention(layer_meta);
-    for (int l = 0; l < c.num_hidden_layers; ++l) encoder_layer(be, w, ws, l, x, x1, layer_meta);
+    for (int l = 0; l < c.num_hidden_layers; ++l) encoder_layer(be, w, ws, l, x, x1, r, layer_meta);
     be.stage("head");
     if (n > 0) {
-      be.gather_rows({x, ws.head_rows, n, ws.head_in.rows(0, n)});
+      be.gather_rows({final_hidden, ws.head_rows, n, ws.head_in.rows(0, n)});
       TensorView cur = ws.head_in.rows(0, n);
       for (size_t i = 0; i < w.head_layers.size(); ++i) {
         const HeadLinear& hl = w.head_layers[i];
@@ -304,7 +315,7 @@ Outputs run_forward(Backend& be, const ModelWeights& w, Workspace& ws, const Pre
   Outputs out;
   const bool want_hidden = w.head == HeadKind::kBase || options.output_hidden_state;
   if (want_hidden) {
-    Tensor h = download(be, x, {rows, H});
+    Tensor h = download(be, final_hidden, {rows, H});
     if (h.dtype() != DType::kF32) h = h.to(DType::kF32);
     if (!pb.packed) {
       out.tensors["last_hidden_state"] = h.reshaped({B, L, H});

@@ -19,6 +19,7 @@ struct ModelWeights {
   LayoutLMv3Config config;
   HeadKind head = HeadKind::kBase;
   Precision precision = Precision::kFP32;
+  bool fp32_residual = false;  // the plan keeps the residual stream in FP32 (BuildOptions::fp32_residual)
   std::map<std::string, TensorView> tensors;
   TensorView bias1d, bias_x, bias_y;  // [heads, 2R+1] F32, undefined when the model has no such bias
   int max_dist_1d = 0, max_dist_2d = 0;
@@ -35,6 +36,9 @@ class Workspace {
   Workspace& operator=(const Workspace&) = delete;
 
   TensorView hidden, hidden2, qkv, ctx, tmp, ff, patches, proj, attn_scratch;
+  // F32 [rows, H]: the residual stream when the plan keeps it in FP32 and activations are FP16/BF16 (undefined
+  // otherwise: hidden / hidden2 are the stream).
+  TensorView resid;
   TensorView head_in, head_mid, head_out;  // F32
   int32_t *text_row = nullptr, *token_ids = nullptr, *position_ids = nullptr, *token_type_ids = nullptr,
           *boxes = nullptr, *pos1d = nullptr, *pos_x = nullptr, *pos_y = nullptr, *seq_begin = nullptr,

@@ -71,6 +71,35 @@ TEST_F(PlanTest, EveryPrecisionBuildsWithItsPolicy) {
   }
 }
 
+// The residual stream's dtype (BuildOptions::fp32_residual, `layoutrt build --residual`): recorded in the header,
+// reported by the engine; plans from before the field read as the encoder's dtype; anything else is a format error.
+TEST_F(PlanTest, ResidualStreamDtypeIsRecorded) {
+  for (const bool f32 : {false, true})
+    for (const char* name : {"fp32", "fp16", "bf16"}) {
+      BuildOptions o;
+      o.checkpoint_dir = test::fixtures("models/token_cls");
+      o.precision = *precision_from_name(name);
+      o.fp32_residual = f32;
+      const std::string path = dir_->file(std::string("residual_") + name + (f32 ? "_f32" : "") + ".plan");
+      build_plan(o, path);
+      const DType want = f32 ? DType::kF32 : encoder_dtype(o.precision);
+      EXPECT_EQ(nlohmann::json::parse(inspect_plan(path)).at("precision").at("residual"), dtype_name(want)) << name;
+      EXPECT_EQ(Engine::load(path)->info().residual, want) << name << " f32 " << f32;
+    }
+  PlanFile p = PlanFile::open(dir_->file("residual_fp16_f32.plan"));
+  std::vector<std::pair<std::string, Tensor>> tensors;
+  for (const auto& t : p.tensors()) tensors.emplace_back(t.name, p.tensor(t.name));
+  nlohmann::json h = p.header();
+  h.erase("tensors");
+  h["precision"].erase("residual");
+  write_plan(dir_->file("residual_old.plan"), h, tensors);
+  EXPECT_EQ(Engine::load(dir_->file("residual_old.plan"))->info().residual, DType::kF16);
+  h["precision"]["residual"] = "BF16";
+  write_plan(dir_->file("residual_bad.plan"), h, tensors);
+  test::expect_error([&] { Engine::load(dir_->file("residual_bad.plan")); }, ErrorCode::kFormat,
+                     {"precision.residual", "BF16"});
+}
+
 TEST_F(PlanTest, FlippedByteAnywhereIsRejected) {
   const std::string good = test::read_bytes(plan_);
   const std::string bad = dir_->file("flipped.plan");

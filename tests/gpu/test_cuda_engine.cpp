@@ -372,6 +372,56 @@ TEST(CudaEngine, FlashKernelAndBiasCacheMatchTheCpuEngine) {
   EXPECT_EQ(ctx->kernel_choices().at("attention"), "reference") << "head_dim 16";
 }
 
+// ---- the residual stream's dtype (BuildOptions::fp32_residual) ----------------------------------------------------
+// Every fixture run of a text+image, a text-only and an image-only model in fp16 / bf16 / mixed, built twice: with the
+// FP32 residual stream (--residual f32) and with the 16-bit one (the default). Both must meet the precision's
+// budget against transformers; summed over the runs (Σ|got − ref|² / Σ|ref|² over every float output), the FP32
+// stream must be strictly more exact — it removes the rounding of the hidden state at every LayerNorm. A stream that
+// is never read, or never written, fails one of the two.
+TEST(CudaEngine, Fp32ResidualStreamIsMoreExact) {
+  REQUIRE_GPU();
+  test::ScratchDir plans("residual_plans");
+  const auto manifest = nlohmann::json::parse(test::read_bytes(test::fixtures("manifest.json")));
+  for (Precision p : {Precision::kFP16, Precision::kBF16, Precision::kMixed}) {
+    double err2[2] = {0, 0}, ref2 = 0;  // [fp32 stream, native]
+    for (const std::string model : {"token_cls", "token_cls_text_only", "seq_cls_image_only"}) {
+      for (const bool f32 : {true, false}) {
+        BuildOptions o;
+        o.checkpoint_dir = test::fixtures("models/" + model);
+        o.max_batch = kMaxBatch;
+        o.precision = p;
+        o.fp32_residual = f32;
+        const std::string path = plans.file(model + "." + precision_name(p) + (f32 ? ".f32" : ".native") + ".plan");
+        build_plan(o, path);
+        auto engine = Engine::load(path);
+        EXPECT_EQ(engine->info().residual, f32 ? DType::kF32 : encoder_dtype(p));
+        auto ctx = engine->create_context();
+        for (const auto& r : manifest.at("models").at(model).at("runs")) {
+          const std::string expected = r.value("expected", r.at("case").get<std::string>());
+          const std::string what = model + "/" + expected + "/" + precision_name(p) + (f32 ? "/f32-stream" : "/native");
+          const Inputs in = select_inputs(load_inputs(test::fixtures("inputs/" + r.at("case").get<std::string>())),
+                                          r.at("inputs").get<std::vector<std::string>>());
+          const Outputs out = ctx->run(in);
+          const auto want = expected_outputs(model, expected);
+          expect_outputs_close(out, want, tolerance_for(p), what);
+          for (const auto& [name, ref] : want) {
+            if (name == "labels") continue;
+            const Tensor g = out.at(name).to(DType::kF64), w = ref.to(DType::kF64);
+            for (int64_t i = 0; i < w.numel(); ++i) {
+              const double d = g.data_as<double>()[i] - w.data_as<double>()[i];
+              err2[f32 ? 0 : 1] += d * d;
+              if (f32) ref2 += w.data_as<double>()[i] * w.data_as<double>()[i];
+            }
+          }
+        }
+      }
+    }
+    const double e32 = std::sqrt(err2[0] / ref2), enat = std::sqrt(err2[1] / ref2);
+    std::printf("  %s: rel-L2 over all runs, FP32 residual stream %.3e, native %.3e\n", precision_name(p), e32, enat);
+    EXPECT_LT(e32, enat) << precision_name(p);
+  }
+}
+
 // ---- padding-free batches (RunOptions::pack) on the GPU: variable-length sequences through the attention kernel --
 TEST(CudaEngine, PackedRunMatchesPaddedRun) {
   REQUIRE_GPU();

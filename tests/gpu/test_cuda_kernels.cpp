@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <random>
+#include <utility>
 #include <vector>
 
 #include "cuda/cuda_ops.h"
@@ -141,17 +142,22 @@ TEST_P(CudaKernels, TextEmbeddingMatchesCpuTwin) {
     a.word = T(word, table), a.position = T(pos, table), a.token_type = T(type, table);
     a.x = T(xt, table), a.y = T(yt, table), a.h = T(ht, table), a.w = T(wt, table);
     a.ln_weight = T(lnw, DType::kF32), a.ln_bias = T(lnb, DType::kF32);
-    Buffer out(be, act, {R, H});
+    Buffer out(be, act, {R, H}), out32(be, DType::kF32, {R, H});
     be.fill_nan(out);
+    be.fill_nan(out32);
     a.out = out;
+    a.out_f32 = out32;  // the FP32 residual stream of text-only models: the same rows unrounded
     be.text_embedding(a);
     be.synchronize();
-    return out.download();
+    return std::make_pair(out.download(), out32.download());
   };
-  const Tensor ref = run(*cpu, c.table, DType::kF32, DType::kF32), got = run(*gpu, c.table, c.table, c.act);
-  const Diff d = compare_rows(got, ref, dst);
+  const auto ref = run(*cpu, c.table, DType::kF32, DType::kF32), got = run(*gpu, c.table, c.table, c.act);
+  const Diff d = compare_rows(got.first, ref.first, dst);
   EXPECT_EQ(d.nonfinite, 0);
   EXPECT_LE(d.rel_l2, c.tol) << "max-abs " << d.max_abs;
+  const Diff d32 = compare_rows(got.second, ref.first, dst);
+  EXPECT_EQ(d32.nonfinite, 0);
+  EXPECT_LE(d32.rel_l2, 1e-6) << "out_f32 max-abs " << d32.max_abs;
 }
 
 TEST_P(CudaKernels, PatchEmbeddingMatchesCpuTwin) {
@@ -218,6 +224,42 @@ TEST_P(CudaKernels, ResidualLayerNormMatchesCpuTwinAndMayAlias) {
       EXPECT_EQ(d.nonfinite, 0);
       EXPECT_LE(d.rel_l2, c.tol) << "H " << H << " residual " << with_residual << " x_bias " << with_x_bias
                                  << " max-abs " << d.max_abs;
+    }
+  }
+}
+
+// The FP32 residual stream (LayerNormArgs::out_f32): a layer's LayerNorm reads its residual in FP32 and writes it back
+// in place besides the 16-bit copy; the embeddings' joint LayerNorm reads FP32 x. out_f32 carries no 16-bit
+// rounding: FP32 tolerance (1e-6) against the CPU twin on the same inputs; out: one rounding (the case's tolerance).
+TEST_P(CudaKernels, Fp32ResidualStreamLayerNormMatchesCpuTwin) {
+  const Case& c = GetParam();
+  if (c.act == DType::kF32) GTEST_SKIP() << "FP32 activations are the stream";
+  std::mt19937 rng(19);
+  const int64_t R = 37;
+  for (const int64_t H : {int64_t{768}, int64_t{1024}, int64_t{100}, int64_t{776}}) {
+    Tensor x = random_tensor({R, H}, rng, 3.f, 5.f), res = random_tensor({R, H}, rng);
+    Tensor w = random_tensor({H}, rng, 0.5f, 1.5f), b = random_tensor({H}, rng), xbias = random_tensor({H}, rng);
+    const Tensor x16 = x.to(c.act).to(DType::kF32);  // the GEMM output is 16-bit; the residual stays FP32
+    for (const bool joint : {false, true}) {
+      auto run = [&](Backend& be, DType act) {
+        Buffer xb(be, joint ? x : x16, joint ? DType::kF32 : act), rb(be, res, DType::kF32);
+        Buffer wb(be, w, DType::kF32), bb(be, b, DType::kF32), xbb(be, xbias, DType::kF32), out(be, act, {R, H});
+        be.fill_nan(out);
+        LayerNormArgs a{xb, TensorView(), wb, bb, out, 1e-5f};
+        if (joint) {
+          a.out_f32 = xb;  // reads FP32 x, writes it back in place
+        } else {
+          a.residual = rb, a.x_bias = xbb, a.out_f32 = rb;  // residual stream updated in place
+        }
+        be.layer_norm(a);
+        be.synchronize();
+        return std::make_pair(out.download(), (joint ? xb : rb).download());
+      };
+      const auto got = run(*gpu, c.act), ref = run(*cpu, DType::kF32);
+      const Diff d = compare(got.first, ref.first), d32 = compare(got.second, ref.second);
+      EXPECT_EQ(d.nonfinite + d32.nonfinite, 0);
+      EXPECT_LE(d.rel_l2, c.tol) << "H " << H << " joint " << joint << " max-abs " << d.max_abs;
+      EXPECT_LE(d32.rel_l2, 1e-6) << "H " << H << " joint " << joint << " out_f32 max-abs " << d32.max_abs;
     }
   }
 }

@@ -364,7 +364,11 @@ void register_bench(CLI::App& app) {
     const int64_t L = T + (info.visual_embed ? info.visual_tokens : 0);
     const double gflop = flops_per_sequence(shape, T) / 1e9;
     const std::string date = utc_now(), device = engine->device_name(), cmdline = command_line();
-    const char* precision = precision_name(info.precision);
+    // "fp16", or "fp16 residual-F32" for a plan built with --residual f32.
+    const bool wide_residual = info.residual == DType::kF32 && encoder_dtype(info.precision) != DType::kF32;
+    const std::string precision_label =
+        std::string(precision_name(info.precision)) + (wide_residual ? " residual-F32" : "");
+    const char* precision = precision_label.c_str();
 
     std::printf("# layoutrt bench | %s | %s | backend %s | plan %s, %s, max_batch %d | %s\n", date.c_str(), device.c_str(),
                 backend_kind_name(engine->backend()), precision, head_kind_name(info.head), max_batch,
@@ -503,7 +507,8 @@ void register_bench(CLI::App& app) {
       j["plan"] = o->plan;
       j["device"] = device;
       j["backend"] = backend_kind_name(engine->backend());
-      j["precision"] = precision;
+      j["precision"] = precision_name(info.precision);
+      j["residual"] = dtype_name(info.residual);
       j["head"] = head_kind_name(info.head);
       j["max_batch"] = max_batch;
       j["text_tokens"] = T;

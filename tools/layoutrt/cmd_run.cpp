@@ -23,6 +23,7 @@ nlohmann::json summarize(const Engine& engine, const Inputs& in, const Outputs& 
   j["device"] = engine.device_name();
   j["head"] = head_kind_name(info.head);
   j["precision"] = precision_name(info.precision);
+  j["residual"] = dtype_name(info.residual);
   j["latency_ms"] = ms;
   j["mode"] = in.pixel_values.defined() ? (in.input_ids.defined() ? "text+image" : "image") : "text";
   for (const auto& [name, t] : out.tensors)
