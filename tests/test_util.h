@@ -2,8 +2,10 @@
 #pragma once
 
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -17,6 +19,27 @@ namespace layoutrt::test {
 inline std::string fixtures(const std::string& rel = "") {
   return (std::filesystem::path(LAYOUTRT_FIXTURES_DIR) / rel).string();
 }
+
+#ifdef LAYOUTRT_CLI
+// Runs the layoutrt CLI binary with `args` (shell-quoted by the caller), stdout and stderr together.
+struct CliResult {
+  int rc = -1;
+  std::string output;
+};
+inline CliResult cli(const std::string& args) {
+  const std::string command = std::string("'") + LAYOUTRT_CLI + "' " + args + " 2>&1";
+  CliResult r;
+  FILE* p = popen(command.c_str(), "r");
+  if (!p) return r;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.output.append(buf, n);
+  const int status = pclose(p);
+  r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+#endif
+inline bool contains(const std::string& s, const std::string& needle) { return s.find(needle) != std::string::npos; }
 
 // A fresh directory under the system temp dir, removed at scope exit.
 class ScratchDir {

@@ -29,6 +29,8 @@ const char* head_kind_name(HeadKind h);  // "base", "token_classification", ...
 // Progress of long work (build, eval): done of total units, with a label. Called from the calling thread.
 using ProgressFn = std::function<void(const std::string& label, int64_t done, int64_t total)>;
 
+enum class GemmTuning : uint8_t { kAuto, kOn, kOff };
+
 struct BuildOptions {
   std::string checkpoint_dir;            // config.json + model.safetensors (or sharded with an index)
   Precision precision = Precision::kFP32;
@@ -42,6 +44,12 @@ struct BuildOptions {
   // read and write per LayerNorm). Off by default: most of the 16-bit error is the GEMMs' inputs (weights and
   // activations), not the stream. No effect on fp32 / tf32.
   bool fp32_residual = false;
+  // GEMM algorithms stored in the plan: after writing it, load it on CUDA device `cuda_device`, run batches
+  // 1, 2, 4, ... max_batch at max_text_tokens so cuBLASLt's candidates for every GEMM shape are timed, and store the
+  // winners (with the GPU model and cuBLASLt version) in the plan header. An engine loading the plan on the same GPU
+  // model uses them without timing; on another it warns and re-tunes. kAuto: when a CUDA device is present.
+  GemmTuning tune_gemm = GemmTuning::kAuto;
+  int cuda_device = 0;
   ProgressFn progress;                   // optional
 };
 
@@ -146,6 +154,10 @@ class Engine {
   virtual const ModelInfo& info() const = 0;
   virtual BackendKind backend() const = 0;
   virtual std::string device_name() const = 0;  // "CPU (2 threads)" or "NVIDIA H100 80GB HBM3"
+  // Where the GEMM algorithms come from (CUDA): "N GEMM algorithms from the plan (tuned on ...)", "no GEMM algorithms
+  // in the plan: timed on first use", or a line starting with "warning: " when the plan's were made on another GPU
+  // model / cuBLASLt version and are re-tuned. Empty on the CPU.
+  virtual std::string gemm_tuning() const = 0;
   virtual std::unique_ptr<ExecutionContext> create_context() = 0;
 };
 

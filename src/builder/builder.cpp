@@ -3,10 +3,14 @@
 #include <chrono>
 #include <cstring>
 #include <ctime>
+#include <optional>
+#include <string>
+#include <vector>
 
 #include "layoutrt/engine.h"
 #include "model/rel_pos.h"
 #include "model/weights.h"
+#include "ops/backend.h"
 #include "plan/plan_format.h"
 #include "plan/plan_layout.h"
 
@@ -35,6 +39,60 @@ Tensor bucket_tensor(const std::vector<int32_t>& table) {
   return t;
 }
 
+// BuildOptions::tune_gemm: whether to tune (kOn without a CUDA device is an error, raised before any work).
+bool gemm_tuning_wanted(const BuildOptions& opt) {
+  if (opt.tune_gemm == GemmTuning::kOff) return false;
+#ifdef LAYOUTRT_WITH_CUDA
+  if (cuda_device_available()) return true;
+  if (opt.tune_gemm == GemmTuning::kOn) throw_error(ErrorCode::kUnsupported, "--tune-gemm on: no CUDA device is available");
+#else
+  if (opt.tune_gemm == GemmTuning::kOn)
+    throw_error(ErrorCode::kUnsupported, "--tune-gemm on: this layoutrt was built without CUDA");
+#endif
+  return false;
+}
+
+// Runs the freshly written plan on the GPU at every power-of-two batch below max_batch and at max_batch, with
+// max_text_tokens real tokens, and returns the cuBLASLt algorithms those forwards chose (JSON text).
+std::string tune_gemm_algorithms(const BuildOptions& opt, const std::string& plan_path, const LayoutLMv3Config& c) {
+#ifdef LAYOUTRT_WITH_CUDA
+  std::vector<int> batches;
+  for (int b = 1; b < opt.max_batch; b *= 2) batches.push_back(b);
+  batches.push_back(opt.max_batch);
+  const uint64_t since = cuda_begin_gemm_recording();
+  {
+    EngineOptions eo;
+    eo.backend = BackendKind::kCUDA;
+    eo.cuda_device = opt.cuda_device;
+    auto engine = Engine::load(plan_path, eo);
+    auto ctx = engine->create_context();
+    const int64_t T = opt.max_text_tokens, S = c.input_size;
+    int done = 0;
+    for (int B : batches) {
+      Inputs in;
+      if (c.text_embed) {
+        in.input_ids = Tensor(DType::kI64, {B, T});
+        for (int64_t i = 0; i < B * T; ++i) in.input_ids.mutable_data_as<int64_t>()[i] = (3 + i % 7) % c.vocab_size;
+        in.bbox = Tensor(DType::kI64, {B, T, 4});
+        std::memset(in.bbox.mutable_data(), 0, in.bbox.nbytes());
+        in.attention_mask = Tensor(DType::kI64, {B, T});
+        for (int64_t i = 0; i < B * T; ++i) in.attention_mask.mutable_data_as<int64_t>()[i] = 1;
+      }
+      if (c.visual_embed) {
+        in.pixel_values = Tensor(DType::kF32, {B, int64_t{c.num_channels}, S, S});
+        std::memset(in.pixel_values.mutable_data(), 0, in.pixel_values.nbytes());
+      }
+      ctx->run(in);
+      if (opt.progress) opt.progress("tuning GEMMs", ++done, static_cast<int64_t>(batches.size()));
+    }
+  }
+  return cuda_export_gemm_algorithms(opt.cuda_device, since);
+#else
+  (void)opt, (void)plan_path, (void)c;
+  return "";
+#endif
+}
+
 std::string utc_now() {
   const std::time_t t = std::time(nullptr);
   char buf[32];
@@ -48,6 +106,7 @@ void build_plan(const BuildOptions& opt, const std::string& plan_path) {
   if (opt.checkpoint_dir.empty()) throw_error(ErrorCode::kInvalidArgument, "build: --checkpoint is required");
   if (opt.max_batch < 1 || opt.max_batch > 4096)
     throw_error(ErrorCode::kInvalidArgument, "build: --max-batch ", opt.max_batch, " must be in 1..4096");
+  const bool tune = gemm_tuning_wanted(opt);
   if (opt.progress) opt.progress("reading checkpoint", 0, 1);
   CheckpointWeights w = load_checkpoint(opt.checkpoint_dir, opt.head);
   const LayoutLMv3Config& c = w.config;
@@ -111,6 +170,10 @@ void build_plan(const BuildOptions& opt, const std::string& plan_path) {
                   {"max_distance_2d", r2},
                   {"bucket_math", "float32, torch CPU operation order, correctly rounded logf"}};
   write_plan(plan_path, h, tensors, opt.progress);
+  if (tune) {
+    h["gemm_tuning"] = nlohmann::json::parse(tune_gemm_algorithms(opt, plan_path, c));
+    write_plan(plan_path, h, tensors, opt.progress);
+  }
 }
 
 std::string inspect_plan(const std::string& plan_path, bool verify_checksum) {

@@ -19,9 +19,13 @@
 // Descriptors, layouts and the chosen algorithm are cached per GemmKey (shape, dtype, compute mode, epilogue and the
 // operands' pointer alignment, which the heuristic may exploit). choose_algorithm() is the one place an algorithm is
 // picked: cuBLASLt's heuristic candidates, timed on first use (LAYOUTRT_GEMM_TUNE=0: the heuristic's first pick).
+// The choice is kept process-wide per (device, key) in GemmAlgoTable (gemm_algos.h), which a plan built on a GPU
+// seeds with the algorithms timed at build time; a seeded algorithm is validated with cublasLtMatmulAlgoCheck on
+// first use and re-chosen if cuBLASLt rejects it.
 #include <cublasLt.h>
 
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <map>
 #include <memory>
@@ -30,10 +34,10 @@
 #include <utility>
 #include <sstream>
 #include <string>
-#include <unordered_map>
 
 #include "cuda/cuda_check.h"
 #include "cuda/cuda_ops.h"
+#include "cuda/gemm_algos.h"
 #include "cuda/gemm_sm90.h"
 
 namespace layoutrt::cuda {
@@ -73,42 +77,6 @@ uint32_t pointer_alignment(const void* p) {
   while (al > 1 && (a & (al - 1))) al >>= 1;
   return al;
 }
-
-struct GemmKey {
-  int64_t m = 0, n = 0, k = 0;  // rows of x, rows of W (outputs), reduction
-  DType dtype = DType::kF32;
-  bool tf32 = false;
-  bool bias_epilogue = false;
-  uint16_t align_x = 0, align_w = 0, align_y = 0;
-  bool operator==(const GemmKey& o) const {
-    return m == o.m && n == o.n && k == o.k && dtype == o.dtype && tf32 == o.tf32 && bias_epilogue == o.bias_epilogue &&
-           align_x == o.align_x && align_w == o.align_w && align_y == o.align_y;
-  }
-};
-
-struct GemmKeyHash {
-  size_t operator()(const GemmKey& k) const {
-    uint64_t h = 1469598103934665603ull;
-    auto mix = [&](uint64_t v) { h = (h ^ v) * 1099511628211ull; };
-    mix(static_cast<uint64_t>(k.m));
-    mix(static_cast<uint64_t>(k.n));
-    mix(static_cast<uint64_t>(k.k));
-    mix(static_cast<uint64_t>(k.dtype) | (uint64_t{k.tf32} << 8) | (uint64_t{k.bias_epilogue} << 9));
-    mix(uint64_t{k.align_x} | (uint64_t{k.align_w} << 16) | (uint64_t{k.align_y} << 32));
-    return static_cast<size_t>(h);
-  }
-};
-
-struct KeyLess {
-  bool operator()(const std::pair<int, GemmKey>& a, const std::pair<int, GemmKey>& b) const {
-    auto t = [](const std::pair<int, GemmKey>& v) {
-      const GemmKey& k = v.second;
-      return std::make_tuple(v.first, k.m, k.n, k.k, static_cast<int>(k.dtype), k.tf32, k.bias_epilogue, k.align_x,
-                             k.align_w, k.align_y);
-    };
-    return t(a) < t(b);
-  }
-};
 
 // Everything cuBLASLt needs to run one GemmKey; destroyed with the runner.
 struct GemmPlan {
@@ -336,19 +304,33 @@ class CublasLtLinearRunner : public LinearRunner {
     // One choice per (device, key) for the whole process, so every context (and every run) computes with the same
     // algorithm: outputs do not depend on which context ran them. Tuned while the table is small (packed batches of
     // ever-new row counts would otherwise re-tune forever).
-    static std::mutex mu;
-    static std::map<std::pair<int, GemmKey>, cublasLtMatmulAlgo_t, KeyLess> chosen;
     int device = 0;
     LRT_CUDA(cudaGetDevice(&device));
+    GemmAlgoTable& table = GemmAlgoTable::instance();
     {
-      std::lock_guard<std::mutex> lock(mu);
-      auto c = chosen.find({device, key});
-      if (c != chosen.end()) {
-        p->algo = c->second;
-      } else {
-        p->algo = choose_algorithm(handle_, key, *p, chosen.size() < 512 ? &tc : nullptr);
-        chosen.emplace(std::make_pair(device, key), p->algo);
+      std::lock_guard<std::mutex> lock(table.mu);
+      auto c = table.entries.find({device, key});
+      if (c != table.entries.end() && c->second.from_plan) {
+        // From a plan: cuBLASLt must accept it for these descriptors on this device, else it is chosen afresh.
+        cublasLtMatmulHeuristicResult_t check{};
+        if (cublasLtMatmulAlgoCheck(handle_, p->desc, p->a, p->b, p->c, p->c, &c->second.algo, &check) !=
+                CUBLAS_STATUS_SUCCESS ||
+            check.state != CUBLAS_STATUS_SUCCESS || check.workspaceSize > kWorkspaceBytes) {
+          std::fprintf(stderr, "layoutrt: warning: the plan's GEMM algorithm for %s is rejected by cuBLASLt; re-tuned\n",
+                       shape_text(key).c_str());
+          table.entries.erase(c);
+          c = table.entries.end();
+        } else {
+          c->second.from_plan = false;
+        }
       }
+      if (c == table.entries.end()) {
+        GemmAlgoEntry e;
+        e.algo = choose_algorithm(handle_, key, *p, table.entries.size() < 512 ? &tc : nullptr);
+        c = table.entries.emplace(std::make_pair(device, key), e).first;
+      }
+      c->second.used_epoch = table.epoch;
+      p->algo = c->second.algo;
     }
     GemmPlan& ref = *p;
     plans_.emplace(key, std::move(p));
@@ -358,7 +340,7 @@ class CublasLtLinearRunner : public LinearRunner {
   bool allow_tf32_;
   cublasLtHandle_t handle_ = nullptr;
   void* workspace_ = nullptr;
-  std::unordered_map<GemmKey, std::unique_ptr<GemmPlan>, GemmKeyHash> plans_;
+  std::map<GemmKey, std::unique_ptr<GemmPlan>> plans_;
   std::map<std::pair<const void*, DType>, void*> typed_biases_;
 };
 

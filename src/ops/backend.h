@@ -181,6 +181,12 @@ std::unique_ptr<Backend> make_cpu_backend(int threads);
 #ifdef LAYOUTRT_WITH_CUDA
 std::unique_ptr<Backend> make_cuda_backend(int device, Precision precision);
 bool cuda_device_available();
+// The process-wide cuBLASLt algorithm choices (src/cuda/gemm_algos.h): begin a recording, export the choices first
+// used since as JSON text (what `layoutrt build` stores in a plan), seed them from such a record (returns a status
+// line, "warning: ..." when the record was made on another device model or cuBLASLt version and is not used).
+uint64_t cuda_begin_gemm_recording();
+std::string cuda_export_gemm_algorithms(int device, uint64_t since);
+std::string cuda_import_gemm_algorithms(int device, const std::string& json);
 #endif
 
 }  // namespace layoutrt

@@ -123,6 +123,12 @@ class EngineImpl : public Engine, public std::enable_shared_from_this<EngineImpl
 
     backend_kind_ = resolve_backend(opt.backend);
     backend_ = make_backend();
+#ifdef LAYOUTRT_WITH_CUDA
+    if (backend_kind_ == BackendKind::kCUDA)
+      gemm_tuning_ = h.contains("gemm_tuning")
+                         ? cuda_import_gemm_algorithms(opt.cuda_device, h.at("gemm_tuning").dump())
+                         : "no GEMM algorithms in the plan: timed on first use";
+#endif
     for (const PlanTensorSpec& s : specs) {
       if (s.transform == PlanTransform::kBuckets1D || s.transform == PlanTransform::kBuckets2D) continue;
       weights_.tensors[s.name] = upload(plan_.tensor(s.name));
@@ -146,6 +152,7 @@ class EngineImpl : public Engine, public std::enable_shared_from_this<EngineImpl
   const ModelInfo& info() const override { return info_; }
   BackendKind backend() const override { return backend_kind_; }
   std::string device_name() const override { return backend_->name(); }
+  std::string gemm_tuning() const override { return gemm_tuning_; }
   const ModelWeights& weights() const { return weights_; }
 
   std::unique_ptr<ExecutionContext> create_context() override {
@@ -202,6 +209,7 @@ class EngineImpl : public Engine, public std::enable_shared_from_this<EngineImpl
   std::unique_ptr<Backend> backend_;
   std::vector<Tensor> host_keepalive_;
   std::vector<void*> device_allocations_;
+  std::string gemm_tuning_;
 };
 
 ContextImpl::ContextImpl(std::shared_ptr<EngineImpl> engine, std::unique_ptr<Backend> backend)

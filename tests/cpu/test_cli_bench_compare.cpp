@@ -15,25 +15,6 @@
 namespace layoutrt::test {
 namespace {
 
-struct CliResult {
-  int rc = -1;
-  std::string output;  // stdout and stderr together
-};
-
-CliResult cli(const std::string& args) {
-  const std::string command = std::string("'") + LAYOUTRT_CLI + "' " + args + " 2>&1";
-  CliResult r;
-  FILE* p = popen(command.c_str(), "r");
-  if (!p) return r;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.output.append(buf, n);
-  const int status = pclose(p);
-  r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
-
-bool contains(const std::string& s, const std::string& needle) { return s.find(needle) != std::string::npos; }
 
 class CliBenchCompare : public ::testing::Test {
  protected:

@@ -1,10 +1,12 @@
 // Plan file: round trip, inspect, and every corruption a user can meet (flipped byte, truncation, wrong magic,
 // newer version, header that does not match the tensors) -> one clear layoutrt::Error, never a crash.
 #include <cstring>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 
 #include "common/hash.h"
 #include "layoutrt/engine.h"
+#include "ops/backend.h"
 #include "plan/plan_format.h"
 #include "plan/plan_layout.h"
 #include "test_util.h"
@@ -192,6 +194,22 @@ TEST(PlanBuild, RejectsBadOptions) {
   o.max_batch = 1;
   o.head = "lm";
   test::expect_error([&] { build_plan(o, dir.file("x.plan")); }, ErrorCode::kInvalidArgument, {"--head lm"});
+}
+
+// --tune-gemm on needs a GPU: a clear error before any work, no plan written. (Skipped where a GPU is present.)
+TEST(PlanBuild, TuneGemmOnWithoutAGpuIsAClearError) {
+#ifdef LAYOUTRT_WITH_CUDA
+  if (cuda_device_available()) GTEST_SKIP() << "a CUDA device is present";
+#endif
+  test::ScratchDir dir("tune_gemm");
+  BuildOptions o;
+  o.checkpoint_dir = test::fixtures("models/token_cls");
+  o.tune_gemm = GemmTuning::kOn;
+  test::expect_error([&] { build_plan(o, dir.file("t.plan")); }, ErrorCode::kUnsupported, {"--tune-gemm on"});
+  EXPECT_FALSE(std::filesystem::exists(dir.file("t.plan")));
+  o.tune_gemm = GemmTuning::kAuto;  // auto: no GPU, no record
+  build_plan(o, dir.file("t.plan"));
+  EXPECT_FALSE(PlanFile::open(dir.file("t.plan")).header().contains("gemm_tuning"));
 }
 
 TEST(Hash, Xxh64KnownVectors) {

@@ -8,6 +8,13 @@
 
 namespace layoutrt::cli {
 
+std::shared_ptr<Engine> load_engine(const std::string& plan, const EngineOptions& options) {
+  auto engine = Engine::load(plan, options);
+  const std::string g = engine->gemm_tuning();
+  if (g.rfind("warning: ", 0) == 0) std::fprintf(stderr, "%s: %s\n", plan.c_str(), g.c_str());
+  return engine;
+}
+
 ProgressFn progress_bar(bool quiet) {
   if (quiet) return {};
   struct State {

@@ -13,6 +13,9 @@ ProgressFn progress_bar(bool quiet);
 
 BackendKind parse_backend(const std::string& s);
 
+// Engine::load, then the engine's warnings on stderr (GEMM algorithms tuned on another GPU model: re-tuned).
+std::shared_ptr<Engine> load_engine(const std::string& plan, const EngineOptions& options);
+
 // Each subcommand registers its options and its action on the app.
 void register_build(CLI::App& app);
 void register_inspect(CLI::App& app);

@@ -353,7 +353,7 @@ void register_bench(CLI::App& app) {
     eo.cpu_threads = o->threads;
     eo.cuda_device = o->device;
     const int64_t dev_before = eo.backend == BackendKind::kCPU ? -1 : device_used_bytes(o->device);
-    auto engine = Engine::load(o->plan, eo);
+    auto engine = load_engine(o->plan, eo);
     const ModelInfo& info = engine->info();
     const bool on_device = engine->backend() == BackendKind::kCUDA;
     auto ctx = engine->create_context();
@@ -373,6 +373,7 @@ void register_bench(CLI::App& app) {
     std::printf("# layoutrt bench | %s | %s | backend %s | plan %s, %s, max_batch %d | %s\n", date.c_str(), device.c_str(),
                 backend_kind_name(engine->backend()), precision, head_kind_name(info.head), max_batch,
                 cmdline.c_str());
+    if (!engine->gemm_tuning().empty()) std::printf("# gemm algorithms: %s\n", engine->gemm_tuning().c_str());
     std::printf("# T = %lld text + %lld visual = %lld tokens per sequence; %.2f GFLOP per sequence (model FLOPs, "
                 "padding counted); %s; warmup %d, iters %d%s\n",
                 static_cast<long long>(T), static_cast<long long>(L - T), static_cast<long long>(L), gflop,
@@ -509,6 +510,7 @@ void register_bench(CLI::App& app) {
       j["backend"] = backend_kind_name(engine->backend());
       j["precision"] = precision_name(info.precision);
       j["residual"] = dtype_name(info.residual);
+      j["gemm_tuning"] = engine->gemm_tuning();
       j["head"] = head_kind_name(info.head);
       j["max_batch"] = max_batch;
       j["text_tokens"] = T;

@@ -12,6 +12,7 @@ void register_build(CLI::App& app) {
     BuildOptions build;
     std::string precision = "fp32";
     std::string residual = "native";
+    std::string tune = "auto";
     std::string output;
     bool quiet = false;
   };
@@ -32,6 +33,12 @@ void register_build(CLI::App& app) {
                   "in FP32 for the next residual add and the head: ~5-12 % lower error, ~7 % slower at batch 32)")
       ->check(CLI::IsMember({"f32", "native"}))
       ->capture_default_str();
+  cmd->add_option("--tune-gemm", o->tune,
+                  "Time cuBLASLt's GEMM algorithms for the plan's shapes on the GPU and store the fastest in the plan "
+                  "(auto: when a CUDA device is present; an engine on another GPU model re-tunes with a warning)")
+      ->check(CLI::IsMember({"auto", "on", "off"}))
+      ->capture_default_str();
+  cmd->add_option("--device", o->build.cuda_device, "CUDA device to tune on")->capture_default_str();
   cmd->add_option("--output,-o", o->output, "Plan file to write")->required();
   cmd->add_flag("--quiet,-q", o->quiet, "No progress output");
   cmd->callback([o] {
@@ -39,6 +46,7 @@ void register_build(CLI::App& app) {
     if (!p) throw_error(ErrorCode::kInvalidArgument, "--precision ", o->precision, ": expected ", precision_choices());
     o->build.precision = *p;
     o->build.fp32_residual = o->residual == "f32";
+    o->build.tune_gemm = o->tune == "on" ? GemmTuning::kOn : o->tune == "off" ? GemmTuning::kOff : GemmTuning::kAuto;
     o->build.progress = progress_bar(o->quiet);
     const auto t0 = std::chrono::steady_clock::now();
     build_plan(o->build, o->output);

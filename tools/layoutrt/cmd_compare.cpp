@@ -207,7 +207,7 @@ void register_compare(CLI::App& app) {
       eo.backend = parse_backend(backend);
       eo.cpu_threads = o->threads;
       eo.cuda_device = o->device;
-      auto engine = Engine::load(plan, eo);
+      auto engine = load_engine(plan, eo);
       *desc = plan + " (" + backend_kind_name(engine->backend()) + ", " + precision_name(engine->info().precision) +
               ", " + engine->device_name() + ")";
       return engine->create_context()->run(in).tensors;

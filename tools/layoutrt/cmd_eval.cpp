@@ -56,7 +56,7 @@ void register_eval(CLI::App& app) {
     eo.cuda_device = o->device;
     std::vector<std::string> docs = pipeline::dataset_documents(o->data, o->split);
     if (o->limit > 0 && static_cast<size_t>(o->limit) < docs.size()) docs.resize(o->limit);
-    auto engine = Engine::load(o->plan, eo);
+    auto engine = load_engine(o->plan, eo);
     PipelineOptions po;
     po.max_length = o->max_length;
     po.stride = o->stride;

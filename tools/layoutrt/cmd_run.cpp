@@ -136,7 +136,7 @@ void register_run(CLI::App& app) {
     eo.cuda_device = o->device;
     if (!o->document.empty()) {
       const Document doc = load_document(o->document, o->image);
-      auto engine = Engine::load(o->plan, eo);
+      auto engine = load_engine(o->plan, eo);
       PipelineOptions po;
       po.max_length = o->max_length;
       po.stride = o->stride;
@@ -161,7 +161,7 @@ void register_run(CLI::App& app) {
     std::vector<std::string> ignored;
     const Inputs in = load_inputs(o->inputs, &ignored);
     for (const auto& name : ignored) std::fprintf(stderr, "note: ignoring %s (not a model input)\n", name.c_str());
-    auto engine = Engine::load(o->plan, eo);
+    auto engine = load_engine(o->plan, eo);
     auto ctx = engine->create_context();
     RunOptions ro;
     ro.output_hidden_state = o->hidden;

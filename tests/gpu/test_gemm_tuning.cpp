@@ -1,0 +1,122 @@
+// GEMM algorithms stored in the plan (BuildOptions::tune_gemm, src/cuda/gemm_algos.h): `layoutrt build` on a GPU
+// times cuBLASLt's candidates for the model's GEMM shapes and records the winners with the GPU model; a fresh process
+// loading the plan on the same GPU model uses them (no timing) and still matches transformers; a record from another
+// GPU model is ignored with a warning (re-tuned); algorithms cuBLASLt rejects are re-chosen. The fresh processes are
+// the CLI (LAYOUTRT_CLI): the algorithm table is per process.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <sys/wait.h>
+
+#include "layoutrt/engine.h"
+#include "ops/backend.h"
+#include "plan/plan_format.h"
+#include "test_util.h"
+
+namespace layoutrt {
+namespace {
+
+using test::cli;
+using test::CliResult;
+using test::contains;
+
+
+// The plan with its header changed by `edit` (checksum recomputed by write_plan).
+std::string edited_plan(const std::string& src, const std::string& dst, void (*edit)(nlohmann::json&)) {
+  PlanFile p = PlanFile::open(src);
+  nlohmann::json h = p.header();
+  h.erase("tensors");
+  edit(h);
+  std::vector<std::pair<std::string, Tensor>> tensors;
+  for (const auto& t : p.tensors()) tensors.emplace_back(t.name, p.tensor(t.name));
+  write_plan(dst, h, tensors);
+  return dst;
+}
+
+// fp32: cuBLASLt FP32 GEMMs (tuned like the others) and a 1e-5 budget against transformers, free of near-ties.
+std::string compare_args(const std::string& plan) {
+  return "compare --plan '" + plan + "' --backend cuda --inputs '" + test::fixtures("inputs/b3_pad137") +
+         "' --reference '" + test::fixtures("expected/token_cls/b3_pad137.safetensors") + "' --rtol-l2 1e-5";
+}
+
+class GemmTuning : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    ASSERT_TRUE(cuda_device_available()) << "the gpu tests need a CUDA device";
+    dir_ = new test::ScratchDir("gemm_tuning");
+    BuildOptions o;
+    o.checkpoint_dir = test::fixtures("models/token_cls");
+    o.max_batch = 4;
+    o.tune_gemm = layoutrt::GemmTuning::kOn;
+    plan_ = dir_->file("tuned.plan");
+    build_plan(o, plan_);
+  }
+  static void TearDownTestSuite() { delete dir_; }
+  static test::ScratchDir* dir_;
+  static std::string plan_;
+};
+test::ScratchDir* GemmTuning::dir_ = nullptr;
+std::string GemmTuning::plan_;
+
+TEST_F(GemmTuning, BuildRecordsTheAlgorithmsWithTheGpuModel) {
+  const nlohmann::json h = PlanFile::open(plan_).header();
+  ASSERT_TRUE(h.contains("gemm_tuning"));
+  const auto& g = h.at("gemm_tuning");
+  EXPECT_EQ(g.at("device").get<std::string>(), Engine::load(plan_)->device_name());
+  EXPECT_GT(g.at("sm_count").get<int>(), 0);
+  // token_cls: QKV, out-proj, FFN up and down, patch projection, head — at batches 1, 2, 4.
+  EXPECT_GE(g.at("algorithms").size(), 12u) << g.dump(1);
+  for (const auto& a : g.at("algorithms")) EXPECT_EQ(a.at("algo").get<std::string>().size(), 128u);
+  // An untuned build says so.
+  BuildOptions o;
+  o.checkpoint_dir = test::fixtures("models/token_cls");
+  o.tune_gemm = layoutrt::GemmTuning::kOff;
+  build_plan(o, dir_->file("untuned.plan"));
+  EXPECT_FALSE(PlanFile::open(dir_->file("untuned.plan")).header().contains("gemm_tuning"));
+  EXPECT_EQ(Engine::load(dir_->file("untuned.plan"))->gemm_tuning(), "no GEMM algorithms in the plan: timed on first use");
+}
+
+TEST_F(GemmTuning, AFreshProcessUsesThePlansAlgorithmsAndMatchesTransformers) {
+  const CliResult b = cli("bench --plan '" + plan_ + "' --batch 1,4 --warmup 1 --iters 3 -q");
+  ASSERT_EQ(b.rc, 0) << b.output;
+  EXPECT_TRUE(contains(b.output, "# gemm algorithms: ")) << b.output;
+  EXPECT_TRUE(contains(b.output, " GEMM algorithms from the plan (tuned on ")) << b.output;
+  EXPECT_FALSE(contains(b.output, "# gemm algorithms: 0 ")) << b.output;
+  EXPECT_FALSE(contains(b.output, "warning")) << b.output;
+  const CliResult c = cli(compare_args(plan_));
+  EXPECT_EQ(c.rc, 0) << c.output;
+  EXPECT_FALSE(contains(c.output, "warning")) << c.output;
+}
+
+TEST_F(GemmTuning, AnotherGpuModelsRecordIsIgnoredWithAWarning) {
+  const std::string p = edited_plan(plan_, dir_->file("other_gpu.plan"), [](nlohmann::json& h) {
+    h["gemm_tuning"]["device"] = "Imaginary GPU 9000";
+  });
+  const CliResult c = cli(compare_args(p));
+  EXPECT_EQ(c.rc, 0) << c.output;
+  EXPECT_TRUE(contains(c.output, "warning: the plan's GEMM algorithms were tuned on Imaginary GPU 9000")) << c.output;
+  EXPECT_TRUE(contains(c.output, "re-tuned on first use")) << c.output;
+}
+
+TEST_F(GemmTuning, AlgorithmsCublasLtRejectsAreReChosen) {
+  // Every record's algorithm replaced by one that is not a cuBLASLt algorithm: each is rejected on first use and
+  // chosen afresh; the answers stay exact.
+  const std::string p = edited_plan(plan_, dir_->file("bad_algos.plan"), [](nlohmann::json& h) {
+    for (auto& a : h["gemm_tuning"]["algorithms"]) a["algo"] = std::string(128, 'f');
+  });
+  const CliResult c = cli(compare_args(p));
+  EXPECT_EQ(c.rc, 0) << c.output;
+  EXPECT_TRUE(contains(c.output, "rejected by cuBLASLt; re-tuned")) << c.output;
+  // Malformed record: ignored with a warning, never a failure.
+  const std::string q = edited_plan(plan_, dir_->file("malformed.plan"), [](nlohmann::json& h) {
+    h["gemm_tuning"]["algorithms"] = {{{"m", "many"}}};
+  });
+  const CliResult d = cli(compare_args(q));
+  EXPECT_EQ(d.rc, 0) << d.output;
+  EXPECT_TRUE(contains(d.output, "unreadable entries ignored")) << d.output;
+}
+
+}  // namespace
+}  // namespace layoutrt
