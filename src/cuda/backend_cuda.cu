@@ -93,6 +93,7 @@ class CudaBackend : public Backend {
     if (recorded_begin_) cudaEventDestroy(recorded_begin_);
     if (recorded_end_) cudaEventDestroy(recorded_end_);
     cudaStreamDestroy(stream_);
+    if (stage_) cudaFreeHost(stage_);
     (void)cudaGetLastError();
   }
 
@@ -126,19 +127,36 @@ class CudaBackend : public Backend {
       std::fprintf(stderr, "layoutrt: cudaFree failed on device %d: %s\n", device_, cudaGetErrorString(e));
     }
   }
-  // Stream-ordered; synchronised before returning so that a pageable host buffer may be reused at once and every
-  // earlier op of this backend has finished reading/writing the destination region.
+  // Stream-ordered (after every op queued before it); the host buffer may be reused as soon as it returns. Copies of
+  // up to kStageCopyBytes (a forward's metadata: positions, ids, boxes, head rows) go through a pinned staging ring
+  // and do not wait: a forward's dozen uploads no longer cost a stream synchronisation each. Larger ones (pixels,
+  // weights) copy from the caller's memory and wait. The ring restarts after each synchronisation, when no staged
+  // copy can still be reading it.
   void copy_to_device(void* dst, const void* src, size_t bytes) override {
     if (bytes == 0) return;
     activate();
+    if (bytes <= kStageCopyBytes) {
+      if (!stage_) LRT_CUDA(cudaHostAlloc(&stage_, kStageBytes, cudaHostAllocDefault));
+      if (stage_used_ + bytes > kStageBytes) {
+        LRT_CUDA(cudaStreamSynchronize(stream_));
+        stage_used_ = 0;
+      }
+      char* slot = static_cast<char*>(stage_) + stage_used_;
+      std::memcpy(slot, src, bytes);
+      LRT_CUDA(cudaMemcpyAsync(dst, slot, bytes, cudaMemcpyHostToDevice, stream_));
+      stage_used_ += (bytes + 255) / 256 * 256;
+      return;
+    }
     LRT_CUDA(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream_));
     LRT_CUDA(cudaStreamSynchronize(stream_));
+    stage_used_ = 0;
   }
   void copy_to_host(void* dst, const void* src, size_t bytes) override {
     if (bytes == 0) return;
     activate();
     LRT_CUDA(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream_));
     LRT_CUDA(cudaStreamSynchronize(stream_));
+    stage_used_ = 0;
   }
   void fill_nan(const TensorView& t) override {
     expect_gpu("fill_nan", "t", t);
@@ -149,6 +167,7 @@ class CudaBackend : public Backend {
   void synchronize() override {
     activate();
     LRT_CUDA(cudaStreamSynchronize(stream_));
+    stage_used_ = 0;
   }
 
   DType weight_dtype(DType stored) const override { return stored; }
@@ -373,6 +392,10 @@ class CudaBackend : public Backend {
   Precision precision_;
   std::string name_;
   cudaStream_t stream_ = nullptr;
+  // Pinned staging ring for small host-to-device copies (copy_to_device).
+  static constexpr size_t kStageBytes = size_t{4} << 20, kStageCopyBytes = size_t{1} << 20;
+  void* stage_ = nullptr;
+  size_t stage_used_ = 0;
   std::map<std::string, std::string> choices_;  // see kernel_choices
   std::unique_ptr<cuda::LinearRunner> linear_;
   cuda::GraphCache graphs_;

@@ -102,7 +102,14 @@ PreparedBatch prepare_batch(const LayoutLMv3Config& c, const ModelInfo& info, co
       throw_error(ErrorCode::kDTypeMismatch, "input pixel_values has dtype ", dtype_name(dt), "; expected float32");
     p.pixels = dt == DType::kF32 ? in.pixel_values : in.pixel_values.to(DType::kF32);
     const float* px = p.pixels.data_as<float>();
-    for (int64_t i = 0, n = p.pixels.numel(); i < n; ++i)
+    // Any non-finite value: an exponent of all ones. A branch-free OR over the bits vectorizes (and splits over
+    // threads for large batches: 4.8 M values at B = 32); the index is looked for only when there is one.
+    const int64_t n = p.pixels.numel();
+    const uint32_t* bits = reinterpret_cast<const uint32_t*>(px);
+    uint32_t any_bad = 0;
+#pragma omp parallel for reduction(| : any_bad) schedule(static) if (n > (int64_t{1} << 20))
+    for (int64_t i = 0; i < n; ++i) any_bad |= static_cast<uint32_t>((bits[i] & 0x7f800000u) == 0x7f800000u);
+    for (int64_t i = 0; any_bad && i < n; ++i)
       if (!std::isfinite(px[i])) {
         const int64_t plane = info.image_size * info.image_size;
         throw_error(ErrorCode::kInputOutOfRange, "input pixel_values[", i / (plane * info.num_channels), "][",
