@@ -9,7 +9,7 @@
 # Steps (GPU_CHECK_STEPS, comma separated; default all but profile): build, buckets, ctest, parity, bench, baseline;
 # profile (per-kernel ncu table, bias-lookup cost) runs only when named. Each logs to
 # $OUT/<step>.log under a time limit; a failing step does not stop the others; results.md and the summary (exit codes,
-# seconds) are always written. GPU_CHECK_BUDGET_S (default 540) caps the whole run: a step gets at most what is left
+# seconds) are always written. GPU_CHECK_BUDGET_S (default 720) caps the whole run: a step gets at most what is left
 # (less a reserve for the summary) and is skipped when too little is left. Large files (checkpoint, plans, inputs) go
 # to GPU_CHECK_WORK (default build/gpu_check), never to $OUT. When $OUT would hold more than 8 files the step logs are
 # packed into $OUT/logs.tar.gz (GPU_CHECK_PACK_LOGS=0|1 forces). Exit status: 0 when every step that ran passed.
@@ -22,7 +22,7 @@ export WORK=${GPU_CHECK_WORK:-$ROOT/build/gpu_check}
 export BUILD_DIR=${GPU_CHECK_BUILD_DIR:-$ROOT/build}
 export L=$BUILD_DIR/layoutrt
 STEPS=${GPU_CHECK_STEPS:-build,buckets,ctest,parity,bench,baseline}
-BUDGET=${GPU_CHECK_BUDGET_S:-540}
+BUDGET=${GPU_CHECK_BUDGET_S:-720}
 RESERVE=25
 export QUICK=${GPU_CHECK_QUICK:-0}
 if [ "$QUICK" = 1 ]; then
