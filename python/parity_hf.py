@@ -11,6 +11,8 @@ float32 with TF32 off and eager attention on --device; reference logits go to OU
 `layoutrt run --backend BACKEND` per input, compared over the real tokens (attention_mask = 1):
 rel-L2 = ||a - r||₂ / ||r||₂ of the logits, max-abs, argmax agreement.
 
+--shape large runs the same with microsoft/layoutlmv3-large's shapes (24 layers, hidden 1024, 16 heads, FFN 4096).
+
 Gates: fp32 rel-L2 <= 1e-5; tf32 <= 1e-3; fp16 / bf16 / mixed <= 5e-3 and argmax agreement >= 99.5 %.
 Writes OUT/parity.md and OUT/parity.json; exit status 1 when a gate fails, 2 on usage errors.
 
@@ -43,6 +45,9 @@ BASE = dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, inter
             max_rel_2d_pos=256, has_relative_attention_bias=True, has_spatial_attention_bias=True, visual_embed=True,
             text_embed=True, input_size=224, patch_size=16, num_channels=3, layer_norm_eps=1e-5, pad_token_id=1,
             bos_token_id=0, eos_token_id=2, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+# --shape large: microsoft/layoutlmv3-large's shapes (24 layers, hidden 1024, 16 heads, FFN 4096, 2D widths 171/170).
+LARGE = dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096,
+             coordinate_size=171, shape_size=170)
 # --tiny: the same switches at fixture size, for a CPU smoke test in seconds.
 TINY = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128, vocab_size=1000,
             coordinate_size=11, shape_size=10)
@@ -57,8 +62,11 @@ EDGE_BOXES = np.array([[0, 0, 0, 0], [0, 0, 1000, 1000], [1000, 1000, 1000, 1000
                        [999, 999, 1000, 1000]])
 
 
-def make_checkpoint(ckpt_dir, tiny, seed):
-    cfg = LayoutLMv3Config(**{**BASE, **(TINY if tiny else {})}, id2label=dict(enumerate(FUNSD_LABELS)),
+SHAPES = {"base": {}, "large": LARGE, "tiny": TINY}
+
+
+def make_checkpoint(ckpt_dir, shape, seed):
+    cfg = LayoutLMv3Config(**{**BASE, **SHAPES[shape]}, id2label=dict(enumerate(FUNSD_LABELS)),
                            label2id={l: i for i, l in enumerate(FUNSD_LABELS)})
     torch.manual_seed(seed)
     model = LayoutLMv3ForTokenClassification(cfg).eval()
@@ -117,7 +125,9 @@ def main():
     ap.add_argument("--batches", default="1,3,8,32")
     ap.add_argument("--device", default="cuda", help="torch device of the reference (cuda or cpu)")
     ap.add_argument("--backend", default=None, help="layoutrt backend (default: cuda when --device cuda, else cpu)")
-    ap.add_argument("--tiny", action="store_true", help="fixture-sized model instead of base shapes (smoke test)")
+    ap.add_argument("--shape", choices=sorted(SHAPES), default="base",
+                    help="model shapes: base (layoutlmv3-base), large (layoutlmv3-large) or tiny (fixture size)")
+    ap.add_argument("--tiny", action="store_true", help="same as --shape tiny (CPU smoke test)")
     ap.add_argument("--seed", type=int, default=20261124)
     ap.add_argument("--ckpt-only", action="store_true", help="only write OUT/ckpt (for scripts/gpu_check.sh bench)")
     ap.add_argument("--gate", action="append", default=[], metavar="PRECISION=REL_L2",
@@ -153,8 +163,9 @@ def main():
     os.makedirs(args.out, exist_ok=True)
     ckpt = os.path.join(args.out, "ckpt")
     t_start = time.time()
-    cfg = make_checkpoint(ckpt, args.tiny, args.seed)
-    print(f"checkpoint {ckpt} ({'tiny' if args.tiny else 'base'} shapes) in {time.time() - t_start:.1f}s", flush=True)
+    shape = "tiny" if args.tiny else args.shape
+    cfg = make_checkpoint(ckpt, shape, args.seed)
+    print(f"checkpoint {ckpt} ({shape} shapes) in {time.time() - t_start:.1f}s", flush=True)
     if args.ckpt_only:
         return 0
 
@@ -287,7 +298,7 @@ def main():
     passed = all(r["passed"] for r in gated)
     device_name = torch.cuda.get_device_name() if args.device.startswith("cuda") else "CPU"
     header = (f"Parity of layoutrt ({backend}) vs transformers {transformers.__version__} / torch {torch.__version__} "
-              f"float32 (TF32 off, eager attention) on {device_name}; {'tiny' if args.tiny else 'layoutlmv3-base'}-shaped "
+              f"float32 (TF32 off, eager attention) on {device_name}; {'tiny' if shape == 'tiny' else 'layoutlmv3-' + shape}-shaped "
               f"random-init token classifier (seed {args.seed}); T = {TEXT_TOKENS} text tokens + image; metrics over "
               f"real tokens' logits.")
     header += (" torch rel-L2 / argmax %: torch itself at that precision (TF32 matmuls; the model in fp16 / bf16; mixed "
@@ -327,7 +338,7 @@ def main():
     with open(os.path.join(args.out, "parity.json"), "w") as f:
         json.dump({"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                    "device": device_name, "backend": backend, "torch": torch.__version__,
-                   "transformers": transformers.__version__, "model": "tiny" if args.tiny else "layoutlmv3-base shapes",
+                   "transformers": transformers.__version__, "model": "tiny" if shape == "tiny" else f"layoutlmv3-{shape} shapes",
                    "seed": args.seed, "text_tokens": TEXT_TOKENS, "batches": batches, "precisions": precisions,
                    "rows": rows, "pass": passed}, f, indent=1)
     return 0 if passed else 1
