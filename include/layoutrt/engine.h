@@ -145,6 +145,10 @@ class ExecutionContext {
   // The kernels the last run() took where the backend chooses at run time, e.g. {"attention": "flash",
   // "attention_bias": "cache"} on CUDA; empty on the CPU backend or before any run.
   virtual std::map<std::string, std::string> kernel_choices() const = 0;
+  // Host wall-clock milliseconds of the last run()'s phases, which sum to its end-to-end time: "prepare" (input
+  // validation, row layout, packing), "upload" (host-to-device copies), "forward" (the ops, until the device has
+  // finished them), "download" (copies back and the output tensors). Empty before any run.
+  virtual std::map<std::string, double> host_times_ms() const = 0;
 };
 
 class Engine {

@@ -1,4 +1,5 @@
 // Engine: a loaded, verified plan with its weights on a backend. ExecutionContext: one workspace + backend stream.
+#include <chrono>
 #include <mutex>
 
 #include "layoutrt/engine.h"
@@ -54,6 +55,7 @@ class ContextImpl : public ExecutionContext {
   void* device_stream() const override { return backend_->stream(); }
   std::map<std::string, double> stage_times_ms() const override { return stage_times_; }
   double compute_ms() const override { return backend_->last_recorded_ms(); }
+  std::map<std::string, double> host_times_ms() const override { return host_times_; }
   std::map<std::string, std::string> kernel_choices() const override { return backend_->kernel_choices(); }
 
  private:
@@ -61,6 +63,7 @@ class ContextImpl : public ExecutionContext {
   std::unique_ptr<Backend> backend_;
   std::unique_ptr<Workspace> workspace_;
   std::map<std::string, double> stage_times_;
+  std::map<std::string, double> host_times_;
 };
 
 class EngineImpl : public Engine, public std::enable_shared_from_this<EngineImpl> {
@@ -219,11 +222,14 @@ ContextImpl::ContextImpl(std::shared_ptr<EngineImpl> engine, std::unique_ptr<Bac
 }
 
 Outputs ContextImpl::run(const Inputs& inputs, const RunOptions& options) {
+  const auto t0 = std::chrono::steady_clock::now();
+  host_times_.clear();
   PreparedBatch batch = prepare_batch(engine_->weights().config, engine_->info(), inputs);
   if (options.pack && engine_->weights().head != HeadKind::kQuestionAnswering) pack_batch(batch);
-  if (!options.time_stages) return run_forward(*backend_, engine_->weights(), *workspace_, batch, options);
+  host_times_["prepare"] = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  if (!options.time_stages) return run_forward(*backend_, engine_->weights(), *workspace_, batch, options, &host_times_);
   backend_->enable_stage_timing(true);
-  Outputs out = run_forward(*backend_, engine_->weights(), *workspace_, batch, options);
+  Outputs out = run_forward(*backend_, engine_->weights(), *workspace_, batch, options, &host_times_);
   stage_times_ = backend_->stage_times_ms();
   backend_->enable_stage_timing(false);
   return out;

@@ -1,6 +1,7 @@
 #include "runtime/forward.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 
 #include "layoutrt/error.h"
@@ -139,7 +140,14 @@ void encoder_layer(Backend& be, const ModelWeights& w, Workspace& ws, int layer,
 }  // namespace
 
 Outputs run_forward(Backend& be, const ModelWeights& w, Workspace& ws, const PreparedBatch& pb,
-                    const RunOptions& options) {
+                    const RunOptions& options, std::map<std::string, double>* host_ms) {
+  using Clock = std::chrono::steady_clock;
+  Clock::time_point mark = Clock::now();
+  auto lap = [&](const char* phase) {
+    const Clock::time_point now = Clock::now();
+    if (host_ms) (*host_ms)[phase] += std::chrono::duration<double, std::milli>(now - mark).count();
+    mark = now;
+  };
   const LayoutLMv3Config& c = w.config;
   const int64_t B = pb.batch, T = pb.text_len, V = pb.visual_len, L = pb.seq_len(), rows = pb.rows();
   const int64_t num_text = static_cast<int64_t>(pb.text_row.size());
@@ -211,6 +219,7 @@ Outputs run_forward(Backend& be, const ModelWeights& w, Workspace& ws, const Pre
     upload(be, ws.cls_row, pb.cls_row);
   }
   if (n > 0) upload(be, ws.head_rows, head_rows);
+  lap("upload");
 
   AttentionArgs meta;
   meta.num_seqs = B;
@@ -310,6 +319,8 @@ Outputs run_forward(Backend& be, const ModelWeights& w, Workspace& ws, const Pre
     key *= 0x100000001b3ull;
   }
   be.run_recorded(key, network);
+  be.synchronize();  // the copies back would wait anyway; here it splits "forward" from "download"
+  lap("forward");
 
   // Phase 3: outputs to the host.
   Outputs out;
@@ -325,7 +336,10 @@ Outputs run_forward(Backend& be, const ModelWeights& w, Workspace& ws, const Pre
       out.tensors["last_hidden_state"] = scatter(h, all, H).reshaped({B, L, H});
     }
   }
-  if (w.head == HeadKind::kBase) return out;
+  if (w.head == HeadKind::kBase) {
+    lap("download");
+    return out;
+  }
   Tensor gathered(DType::kF32, {n, labels});
   if (n > 0) gathered = download(be, ws.head_out.rows(0, n), {n, labels});
   const Tensor logits = scatter(gathered, slot, labels);
@@ -359,6 +373,7 @@ Outputs run_forward(Backend& be, const ModelWeights& w, Workspace& ws, const Pre
     }
     case HeadKind::kBase: break;
   }
+  lap("download");
   return out;
 }
 

@@ -54,8 +54,9 @@ class Workspace {
   std::vector<void*> allocations_;
 };
 
-// Runs the forward on a prepared batch; returns host outputs as documented in engine.h.
+// Runs the forward on a prepared batch; returns host outputs as documented in engine.h. When host_ms is set, adds
+// the wall-clock of its phases: "upload", "forward" (until the device is done), "download".
 Outputs run_forward(Backend& be, const ModelWeights& w, Workspace& ws, const PreparedBatch& batch,
-                    const RunOptions& options);
+                    const RunOptions& options, std::map<std::string, double>* host_ms = nullptr);
 
 }  // namespace layoutrt

@@ -1,4 +1,6 @@
 // Bad inputs give an error naming the input, index and value — never a crash or a silent wrong answer.
+#include <chrono>
+
 #include "io/model_io.h"
 #include "layoutrt/engine.h"
 #include "test_util.h"
@@ -44,6 +46,25 @@ TEST_F(InputsTest, GoodInputsRun) {
   const Outputs o = ctx("token_cls")->run(good());
   EXPECT_EQ(o.at("logits").shape(), (Shape{3, 137, 7}));
   EXPECT_EQ(o.at("labels").shape(), (Shape{3, 137}));
+}
+
+// ExecutionContext::host_times_ms: the four phases of the last run, each >= 0, summing to at most its wall time.
+TEST_F(InputsTest, HostPhasesAddUpToTheRun) {
+  auto c = ctx("token_cls");
+  EXPECT_TRUE(c->host_times_ms().empty()) << "before any run";
+  const auto t0 = std::chrono::steady_clock::now();
+  c->run(good());
+  const double wall = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  const auto h = c->host_times_ms();
+  double sum = 0;
+  for (const char* k : {"prepare", "upload", "forward", "download"}) {
+    ASSERT_TRUE(h.count(k)) << k;
+    EXPECT_GE(h.at(k), 0.0) << k;
+    sum += h.at(k);
+  }
+  EXPECT_EQ(h.size(), 4u);
+  EXPECT_LE(sum, wall + 1e-3);
+  EXPECT_GT(h.at("forward"), 0.0);
 }
 
 TEST_F(InputsTest, IdOutsideVocabulary) {

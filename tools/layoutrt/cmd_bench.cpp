@@ -409,6 +409,7 @@ void register_bench(CLI::App& app) {
       const std::string label = "bench batch " + std::to_string(B);
       const int total = o->warmup + o->iters;
       std::vector<double> ms, e2e_ms, wall_ms;
+      std::map<std::string, std::vector<double>> phase_ms;  // ExecutionContext::host_times_ms per timed run
       double timed_s = 0;
       for (int i = 0; i < total; ++i) {
         const Inputs& in = batches[i % batches.size()];
@@ -418,6 +419,7 @@ void register_bench(CLI::App& app) {
           ms.push_back(compute >= 0 ? compute : t);
           e2e_ms.push_back(t);
           wall_ms.push_back(w);
+          for (const auto& [k, v] : ctx->host_times_ms()) phase_ms[k].push_back(v);
           timed_s += w / 1e3;
         }
         if (progress) progress(label, i + 1, total);
@@ -473,6 +475,20 @@ void register_bench(CLI::App& app) {
         std::printf("%s\n", line.c_str());
         std::fflush(stdout);
         r["stages_ms"] = stage_ms;
+      }
+      if (!phase_ms.empty()) {
+        // Where the end-to-end time goes, host wall-clock medians per phase (engine.h: host_times_ms).
+        nlohmann::json phases;
+        std::string line = "       e2e phases (ms, medians):";
+        for (const char* k : {"prepare", "upload", "forward", "download"})
+          if (phase_ms.count(k)) {
+            std::sort(phase_ms[k].begin(), phase_ms[k].end());
+            phases[k] = percentile(phase_ms[k], 50);
+            line += " " + std::string(k) + fmt(" %.3f", phases[k].get<double>());
+          }
+        std::printf("%s\n", line.c_str());
+        std::fflush(stdout);
+        r["e2e_phases_median_ms"] = phases;
       }
       const std::map<std::string, std::string> kernels = ctx->kernel_choices();
       if (!kernels.empty()) {
