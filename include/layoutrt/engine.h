@@ -47,7 +47,9 @@ struct BuildOptions {
   // GEMM algorithms stored in the plan: after writing it, load it on CUDA device `cuda_device`, run batches
   // 1, 2, 4, ... max_batch at max_text_tokens so cuBLASLt's candidates for every GEMM shape are timed, and store the
   // winners (with the GPU model and cuBLASLt version) in the plan header. An engine loading the plan on the same GPU
-  // model uses them without timing; on another it warns and re-tunes. kAuto: when a CUDA device is present. Other
+  // model uses them without timing; on another it warns and re-tunes. kAuto: when a CUDA device is present (a
+  // failed tuning run, e.g. out of device memory at max_batch, then leaves the plan without a record, with a warning
+  // on stderr); kOn: required, any failure fails the build. Other
   // shapes (fewer text tokens, packed batches) are still timed on first use.
   GemmTuning tune_gemm = GemmTuning::kAuto;
   int cuda_device = 0;

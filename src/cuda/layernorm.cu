@@ -151,7 +151,10 @@ void launch_warp(const LayerNormArgs& a, const float* xb, float* out32, int64_t 
 template <class TX, class TR, class TO>
 bool try_warp(const LayerNormArgs& a, const float* xb, float* out32, int64_t rows, int64_t n, cudaStream_t stream) {
   constexpr int64_t unit = 32 * Vec<TO>::kN;
-  if (n % unit != 0 || n / unit > kMaxIters) return false;
+  // A wider x or residual than the output (the FP32 stream) holds twice the registers per vector: its warp kernel
+  // stops at 4 vectors per lane (H = 1024 in F16/BF16; ptxas spills at 5 and 7); wider rows take the CTA kernel.
+  constexpr int64_t max_iters = sizeof(TX) > sizeof(TO) || sizeof(TR) > sizeof(TO) ? 4 : kMaxIters;
+  if (n % unit != 0 || n / unit > max_iters) return false;
   for (const void* p : {a.x.data, a.out.data, a.weight.data, a.bias.data})
     if (!aligned16(p)) return false;
   if ((a.residual.defined() && !aligned16(a.residual.data)) || (xb && !aligned16(xb)) || (out32 && !aligned16(out32)))
@@ -161,10 +164,14 @@ bool try_warp(const LayerNormArgs& a, const float* xb, float* out32, int64_t row
     case 2: launch_warp<TX, TR, TO, 2>(a, xb, out32, rows, stream); return true;
     case 3: launch_warp<TX, TR, TO, 3>(a, xb, out32, rows, stream); return true;
     case 4: launch_warp<TX, TR, TO, 4>(a, xb, out32, rows, stream); return true;
-    case 5: launch_warp<TX, TR, TO, 5>(a, xb, out32, rows, stream); return true;
-    case 6: launch_warp<TX, TR, TO, 6>(a, xb, out32, rows, stream); return true;
-    case 7: launch_warp<TX, TR, TO, 7>(a, xb, out32, rows, stream); return true;
-    case 8: launch_warp<TX, TR, TO, 8>(a, xb, out32, rows, stream); return true;
+  }
+  if constexpr (max_iters > 4) {
+    switch (n / unit) {
+      case 5: launch_warp<TX, TR, TO, 5>(a, xb, out32, rows, stream); return true;
+      case 6: launch_warp<TX, TR, TO, 6>(a, xb, out32, rows, stream); return true;
+      case 7: launch_warp<TX, TR, TO, 7>(a, xb, out32, rows, stream); return true;
+      case 8: launch_warp<TX, TR, TO, 8>(a, xb, out32, rows, stream); return true;
+    }
   }
   return false;
 }
