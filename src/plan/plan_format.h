@@ -6,8 +6,10 @@
 //         16   u64 header bytes (JSON, UTF-8)
 //         24   u64 data offset (start of the tensor blobs, a multiple of kPlanAlignment)
 //         32   u64 total file bytes (detects truncation before anything else is read)
-//         40   JSON header: config, head, labels, precision policy, build options, layoutrt version, tensor table
-//              ({name, dtype, shape, offset (from the data offset), bytes})
+//         40   JSON header: config, head, labels, precision policy (with "residual": the residual stream's dtype,
+//              absent in older plans = the encoder's), build options, layoutrt version, tensor table
+//              ({name, dtype, shape, offset (from the data offset), bytes}); optional "gemm_tuning": the cuBLASLt
+//              algorithms timed at build on a GPU, with that GPU's identity (src/cuda/gemm_algos.h)
 //   data       tensor blobs, each starting at a multiple of kPlanAlignment
 //   end - 8    u64 XXH64 of every byte before it
 // All integers little-endian.
