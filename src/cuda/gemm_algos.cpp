@@ -54,10 +54,15 @@ bool from_hex(const std::string& s, cublasLtMatmulAlgo_t& a) {
   return true;
 }
 
+// "NAME (N SMs, sm_X.Y, cuBLASLt V)"; fields of the wrong type read as "?".
 std::string describe(const nlohmann::json& id) {
-  return id.value("device", std::string("?")) + " (" + std::to_string(id.value("sm_count", 0)) + " SMs, sm_" +
-         id.value("compute_capability", std::string("?")) + ", cuBLASLt " +
-         std::to_string(id.value("cublaslt_version", uint64_t{0})) + ")";
+  auto field = [&](const char* f) {
+    if (!id.contains(f)) return std::string("?");
+    const nlohmann::json& v = id.at(f);
+    return v.is_string() ? v.get<std::string>() : v.is_number() ? v.dump() : std::string("?");
+  };
+  return field("device") + " (" + field("sm_count") + " SMs, sm_" + field("compute_capability") + ", cuBLASLt " +
+         field("cublaslt_version") + ")";
 }
 
 }  // namespace
@@ -87,6 +92,9 @@ std::string import_gemm_algorithms(int device, const std::string& text) {
     return std::string("warning: the plan's GEMM algorithm record is not JSON (") + e.what() +
            "): algorithms are timed on first use";
   }
+  if (!rec.is_object() || !rec.value("algorithms", nlohmann::json::array()).is_array())
+    return "warning: the plan's GEMM algorithm record is not an object with an algorithms list: algorithms are "
+           "timed on first use";
   for (const char* f : {"device", "sm_count", "compute_capability", "cublaslt_version"})
     if (!rec.contains(f) || rec.at(f) != here.at(f))
       return "warning: the plan's GEMM algorithms were tuned on " + describe(rec) + "; this is " + describe(here) +
