@@ -4,7 +4,6 @@
 #include <cstdio>
 #include <cstring>
 #include <ctime>
-#include <optional>
 #include <string>
 #include <vector>
 
@@ -14,6 +13,7 @@
 #include "ops/backend.h"
 #include "plan/plan_format.h"
 #include "plan/plan_layout.h"
+#include "runtime/synthetic.h"
 
 namespace layoutrt {
 
@@ -54,8 +54,8 @@ bool gemm_tuning_wanted(const BuildOptions& opt) {
 }
 
 // Runs the freshly written plan on the GPU at every power-of-two batch below max_batch and at max_batch, with
-// max_text_tokens real tokens, and returns the cuBLASLt algorithms those forwards chose (JSON text).
-std::string tune_gemm_algorithms(const BuildOptions& opt, const std::string& plan_path, const LayoutLMv3Config& c) {
+// max_text_tokens real tokens (synthetic_inputs), and returns the cuBLASLt algorithms those forwards chose (JSON text).
+std::string tune_gemm_algorithms(const BuildOptions& opt, const std::string& plan_path) {
 #ifdef LAYOUTRT_WITH_CUDA
   std::vector<int> batches;
   for (int b = 1; b < opt.max_batch; b *= 2) batches.push_back(b);
@@ -67,29 +67,17 @@ std::string tune_gemm_algorithms(const BuildOptions& opt, const std::string& pla
     eo.cuda_device = opt.cuda_device;
     auto engine = Engine::load(plan_path, eo);
     auto ctx = engine->create_context();
-    const int64_t T = opt.max_text_tokens, S = c.input_size;
+    std::mt19937_64 rng(1);
     int done = 0;
     for (int B : batches) {
-      Inputs in;
-      if (c.text_embed) {
-        in.input_ids = Tensor(DType::kI64, {B, T});
-        for (int64_t i = 0; i < B * T; ++i) in.input_ids.mutable_data_as<int64_t>()[i] = (3 + i % 7) % c.vocab_size;
-        in.bbox = Tensor(DType::kI64, {B, T, 4});
-        std::memset(in.bbox.mutable_data(), 0, in.bbox.nbytes());
-        in.attention_mask = Tensor(DType::kI64, {B, T});
-        for (int64_t i = 0; i < B * T; ++i) in.attention_mask.mutable_data_as<int64_t>()[i] = 1;
-      }
-      if (c.visual_embed) {
-        in.pixel_values = Tensor(DType::kF32, {B, int64_t{c.num_channels}, S, S});
-        std::memset(in.pixel_values.mutable_data(), 0, in.pixel_values.nbytes());
-      }
-      ctx->run(in);
+      const int64_t T = opt.max_text_tokens;
+      ctx->run(synthetic_inputs(engine->info(), B, T, std::vector<int64_t>(B, T), rng));
       if (opt.progress) opt.progress("tuning GEMMs", ++done, static_cast<int64_t>(batches.size()));
     }
   }
   return cuda_export_gemm_algorithms(opt.cuda_device, since);
 #else
-  (void)opt, (void)plan_path, (void)c;
+  (void)opt, (void)plan_path;
   return "";
 #endif
 }
@@ -174,7 +162,7 @@ void build_plan(const BuildOptions& opt, const std::string& plan_path) {
   if (tune) {
     std::string record;
     try {
-      record = tune_gemm_algorithms(opt, plan_path, c);
+      record = tune_gemm_algorithms(opt, plan_path);
     } catch (const Error& e) {
       // --tune-gemm auto: the plan written above stays valid without a record (algorithms are then timed on first
       // use); only an explicit --tune-gemm on fails the build.

@@ -9,6 +9,7 @@
 #include "ops/backend.h"
 #include "plan/plan_format.h"
 #include "plan/plan_layout.h"
+#include "plan_edit.h"
 #include "test_util.h"
 
 namespace layoutrt {
@@ -88,16 +89,10 @@ TEST_F(PlanTest, ResidualStreamDtypeIsRecorded) {
       EXPECT_EQ(nlohmann::json::parse(inspect_plan(path)).at("precision").at("residual"), dtype_name(want)) << name;
       EXPECT_EQ(Engine::load(path)->info().residual, want) << name << " f32 " << f32;
     }
-  PlanFile p = PlanFile::open(dir_->file("residual_fp16_f32.plan"));
-  std::vector<std::pair<std::string, Tensor>> tensors;
-  for (const auto& t : p.tensors()) tensors.emplace_back(t.name, p.tensor(t.name));
-  nlohmann::json h = p.header();
-  h.erase("tensors");
-  h["precision"].erase("residual");
-  write_plan(dir_->file("residual_old.plan"), h, tensors);
+  const std::string f32 = dir_->file("residual_fp16_f32.plan");
+  test::edited_plan(f32, dir_->file("residual_old.plan"), [](nlohmann::json& h) { h["precision"].erase("residual"); });
   EXPECT_EQ(Engine::load(dir_->file("residual_old.plan"))->info().residual, DType::kF16);
-  h["precision"]["residual"] = "BF16";
-  write_plan(dir_->file("residual_bad.plan"), h, tensors);
+  test::edited_plan(f32, dir_->file("residual_bad.plan"), [](nlohmann::json& h) { h["precision"]["residual"] = "BF16"; });
   test::expect_error([&] { Engine::load(dir_->file("residual_bad.plan")); }, ErrorCode::kFormat,
                      {"precision.residual", "BF16"});
 }
@@ -162,16 +157,14 @@ TEST_F(PlanTest, NewerFormatVersionIsRejected) {
 
 TEST_F(PlanTest, HeaderThatDoesNotMatchTheTensorsIsRejected) {
   // Same tensors, header claiming another intermediate size: the plan's tensor table no longer fits the model.
-  PlanFile p = PlanFile::open(plan_);
-  nlohmann::json h = p.header();
-  h["model"]["config"]["intermediate_size"] = 256;
-  std::vector<std::pair<std::string, Tensor>> tensors;
-  for (const auto& t : p.tensors()) tensors.emplace_back(t.name, p.tensor(t.name));
-  h.erase("tensors");
-  write_plan(dir_->file("mismatch.plan"), h, tensors);
+  test::edited_plan(plan_, dir_->file("mismatch.plan"),
+                    [](nlohmann::json& h) { h["model"]["config"]["intermediate_size"] = 256; });
   test::expect_error([&] { Engine::load(dir_->file("mismatch.plan")); }, ErrorCode::kShapeMismatch,
                      {"intermediate.dense.weight", "[128, 64]", "[256, 64]"});
   // A tensor removed.
+  PlanFile p = PlanFile::open(plan_);
+  std::vector<std::pair<std::string, Tensor>> tensors;
+  for (const auto& t : p.tensors()) tensors.emplace_back(t.name, p.tensor(t.name));
   tensors.pop_back();
   write_plan(dir_->file("missing.plan"), p.header(), tensors);
   test::expect_error([&] { Engine::load(dir_->file("missing.plan")); }, ErrorCode::kFormat, {"tensors"});

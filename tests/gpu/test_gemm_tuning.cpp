@@ -13,6 +13,7 @@
 #include "layoutrt/engine.h"
 #include "ops/backend.h"
 #include "plan/plan_format.h"
+#include "plan_edit.h"
 #include "test_util.h"
 
 namespace layoutrt {
@@ -21,19 +22,8 @@ namespace {
 using test::cli;
 using test::CliResult;
 using test::contains;
+using test::edited_plan;
 
-
-// The plan with its header changed by `edit` (checksum recomputed by write_plan).
-std::string edited_plan(const std::string& src, const std::string& dst, void (*edit)(nlohmann::json&)) {
-  PlanFile p = PlanFile::open(src);
-  nlohmann::json h = p.header();
-  h.erase("tensors");
-  edit(h);
-  std::vector<std::pair<std::string, Tensor>> tensors;
-  for (const auto& t : p.tensors()) tensors.emplace_back(t.name, p.tensor(t.name));
-  write_plan(dst, h, tensors);
-  return dst;
-}
 
 // fp32: cuBLASLt FP32 GEMMs (tuned like the others) and a 1e-5 budget against transformers, free of near-ties.
 std::string compare_args(const std::string& plan) {
