@@ -59,6 +59,8 @@
 //    the encoder's, not a layer's, so the once-per-forward sum is exact up to the F16 rounding of the bias sum
 //    (≤ 2⁻¹¹ relative). Engine forward (bench/results/2026-11-24-h100-bias-cost.md, -flash-shape.md): attention stage
 //    6.40 → 3.85 ms, forward 14.10 → 11.56 ms at B = 32; 1.08 → 0.89 ms at B = 1.
+// On compute capability 9.0 at d = 64 the cache is read by the wgmma kernel of src/cuda_sm90/flash_attention_wgmma.cu
+// instead (same arithmetic, same cache; 0.229 vs 0.289 ms per layer-call at B = 32; see cache_variant).
 // Mixed plans keep the biases FP32 (their policy) and look them up; LAYOUTRT_BIAS_CACHE_MB (default 2048) caps the
 // cache's workspace, beyond which the lookup path runs.
 //
@@ -75,12 +77,15 @@
 
 #include "cuda/cuda_check.h"
 #include "cuda/device_info.h"
+#include "cuda/flash_attention_sm90.h"
+#include "cuda/flash_common.cuh"
 #include "cuda/kernel_util.cuh"
 
 namespace layoutrt::cuda {
 namespace {
 
-constexpr int kBlockM = 64;  // query rows per CTA
+using namespace flash;
+
 constexpr int kKvStages = 2;
 constexpr int kMetaStages = 3;
 // Kernel variants. Lookup (modes 0-2): four warps, one 16-row strip each, BN = 64 (d ≤ 64) / 32 (d = 128); the
@@ -94,7 +99,8 @@ constexpr int kMetaStages = 3;
 // key loop). Split keys (FP32 partials per split, merged by a second kernel) were tried too: attention stage at B = 1
 // 0.423 ms unsplit vs 0.415 / 0.423 / 0.447 with 2 / 3 / 4 splits, and the split bookkeeping slowed the unsplit
 // kernel by ~3 % at every batch — dropped (bench run of 2026-11-24, same H100).
-enum Variant : int { kLookup = 0, kCached4W = 1, kCached2W = 2 };
+// kCachedWG: the Hopper wgmma kernel (src/cuda_sm90/flash_attention_wgmma.cu), one warpgroup × 64 query rows.
+enum Variant : int { kLookup = 0, kCached4W = 1, kCached2W = 2, kCachedWG = 3 };
 
 template <int D, int kVariant>
 struct KernelShape {
@@ -108,63 +114,12 @@ struct KernelShape {
   static constexpr int kMinCtas = kVariant == kCached2W ? 5 : 3;
 };
 
-// Bias modes: 0 none, 1 bias1d only, 2 bias1d + bias_x + bias_y (the CPU twin's has1d / has2d logic), 3 the mode-2
-// bias read from the precomputed cache (flash_prepare_bias) instead of looked up.
-struct FlashParams {
-  const void* qkv;
-  void* out;
-  const int32_t* seq_begin;
-  const int32_t* pos1d;
-  const int32_t* pos_x;
-  const int32_t* pos_y;
-  const uint8_t* key_valid;
-  const float* bias1d;
-  const float* bias_x;
-  const float* bias_y;
-  int n1, n2;                     // table lengths 2·max_dist + 1 (0 when the table is unused)
-  int max_dist_1d, max_dist_2d;
-  int hidden;                     // H = heads · d
-  int bias_mode;
-  float scale_log2;               // log2(e) / √d
-  const uint4* bias_cache;        // mode 3: F16 blocks, kCacheBlockU4 uint4 per (sequence, head, query tile, key block)
-  int q_tiles, k_blocks;          // mode 3: ⌈max_seq_len / 64⌉, 2 · ⌈max_seq_len / 64⌉ (the cache's strides)
-  int cache_groups;               // bias_cache_kernel: CTAs per query tile, each writing a share of the key blocks
-};
-
-// The bias cache: blocks of 64 queries × kCacheKeys keys as F16, per (sequence, head, query tile, key block), the key
-// blocks of a query tile consecutive, 2 · ⌈L / 64⌉ of them (a 64-key tile reads two; past L they hold −∞). Inside a
-// block, piece (uint4) (strip · 2 + v) · 32 + lane holds n-tiles 2v and 2v + 1 of the S fragment of `lane` in 16-row
-// strip `strip` (s[2v][0..3], s[2v + 1][0..3]): the layout depends only on which fragment a lane of a strip owns, so
-// both cached kernel shapes read it, and a warp's 32 lanes read 512 consecutive bytes (conflict-free).
-constexpr int kCacheKeys = 32;
-constexpr int kCacheBlockU4 = kBlockM * kCacheKeys * 2 / 16;
-__host__ __device__ constexpr int64_t cache_block(int64_t b, int64_t h, int64_t heads, int64_t qt, int64_t kb,
-                                                  int64_t q_tiles, int64_t k_blocks) {
-  return (((b * heads + h) * q_tiles + qt) * k_blocks + kb) * kCacheBlockU4;
-}
-// Piece of n-tile pair vp (n-tiles 2vp, 2vp + 1 of a BN-key tile) of `lane` in `strip`, from the tile's first block.
-__device__ __forceinline__ int cache_piece(int strip, int vp, int lane) {
-  return (vp >> 1) * kCacheBlockU4 + (strip * 2 + (vp & 1)) * 32 + lane;
-}
-
 template <int D, int kVariant>
 constexpr size_t tile_smem_bytes() {
   constexpr int BN = KernelShape<D, kVariant>::kBlockN, kStride = D + 8;
   return sizeof(uint16_t) * (size_t{kBlockM} * kStride + size_t{2 * kKvStages} * BN * kStride) +
          sizeof(int4) * size_t{kMetaStages} * BN;
 }
-
-// ---- PTX wrappers (sm_80+) ---------------------------------------------------------------------------------------
-__device__ __forceinline__ uint32_t smem_u32(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
-// 16-byte async copy global → shared; fill = false writes 16 zero bytes and reads nothing (src-size 0).
-__device__ __forceinline__ void cp_async_16(uint32_t dst, const void* src, bool fill) {
-  const int src_bytes = fill ? 16 : 0;
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(src_bytes) : "memory");
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
-__device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_group 0;\n" ::: "memory"); }
 
 __device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], uint32_t addr) {
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
@@ -193,24 +148,6 @@ __device__ __forceinline__ void mma_16816(float (&c)[4], const uint32_t (&a)[4],
   }
 }
 
-// Two floats → one 32-bit register of two T (lo in the low half: the lower column index), round to nearest even.
-template <class T>
-__device__ __forceinline__ uint32_t pack2(float lo, float hi) {
-  if constexpr (std::is_same_v<T, __half>) {
-    __half2 v = __floats2half2_rn(lo, hi);
-    return *reinterpret_cast<uint32_t*>(&v);
-  } else {
-    __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
-    return *reinterpret_cast<uint32_t*>(&v);
-  }
-}
-
-// 2^x (ex2.approx: ~2 ulp; 2^-inf = +0, which the masking relies on).
-__device__ __forceinline__ float exp2_approx(float x) {
-  float y;
-  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
-  return y;
-}
 
 __device__ __forceinline__ int clamp_index(int i, int hi) { return min(max(i, 0), hi); }
 
@@ -258,25 +195,6 @@ __device__ __forceinline__ uint32_t init_scores_with_bias(float (&s)[BN / 8][4],
     }
   }
   return valid;
-}
-
-// Mode 3: the bias block from shared memory (see kCacheBlockU4), widened to FP32. The block already holds −∞ for
-// masked and out-of-range keys (bias_cache_kernel), so no validity bits are needed.
-// `tile` points at the key tile's first block in shared memory (BN / kCacheKeys blocks; see cache_piece).
-template <int BN>
-__device__ __forceinline__ void init_scores_cached(float (&s)[BN / 8][4], const uint4* tile, int strip, int lane) {
-  static_assert(BN % kCacheKeys == 0, "a key tile is whole cache blocks");
-#pragma unroll
-  for (int v = 0; v < BN / 16; ++v) {
-    const uint4 u = tile[cache_piece(strip, v, lane)];
-    const uint32_t w[4] = {u.x, u.y, u.z, u.w};
-#pragma unroll
-    for (int k = 0; k < 4; ++k) {
-      const float2 f = __half22float2(*reinterpret_cast<const __half2*>(&w[k]));
-      s[2 * v + (k >> 1)][2 * (k & 1)] = f.x;
-      s[2 * v + (k >> 1)][2 * (k & 1) + 1] = f.y;
-    }
-  }
 }
 
 // This head's rows of the bias tables into shared memory (modes 1 and 2).
@@ -369,9 +287,8 @@ __global__ void __launch_bounds__(KernelShape<D, kVariant>::kThreads, KernelShap
 
   const int H = p.hidden;
   const int64_t ld = 3 * int64_t{H};
-  const T* gQ = static_cast<const T*>(p.qkv) + int64_t{seq0} * ld + int64_t{h} * D;
-  const T* gK = gQ + H;
-  const T* gV = gQ + 2 * int64_t{H};
+  const T* gQ = head_q<T>(p, seq0, h, D);
+  const T* gK = gQ + H, *gV = gQ + 2 * int64_t{H};
   const int num_tiles = (L + BN - 1) / BN;
   const uint4* gBias =
       cached ? p.bias_cache + cache_block(b, h, gridDim.y, blockIdx.x, 0, p.q_tiles, p.k_blocks) : nullptr;
@@ -505,47 +422,16 @@ __global__ void __launch_bounds__(KernelShape<D, kVariant>::kThreads, KernelShap
       for (int mi = 0; mi < MS; ++mi) mask_scores<BN>(s[mi], valid);
     }
 
-    // Online softmax (FP32) on the unscaled scores (bias + q·k; the scale is positive, so the max commutes with it):
-    // p = 2^(s · scale − m · scale), one FMA per score before the exp. A row whose keys so far are all masked keeps
-    // max −∞; it subtracts 0 instead, so 2^(−∞) = 0 for p and for the correction, never −∞ − (−∞) = NaN.
-    const float scale = p.scale_log2;
+    // Online softmax (FP32; see online_softmax_step). Rescale O only when some row of the warp has a new max (later
+    // key tiles rarely move it).
     float corr[MS][2];
     bool rescale = false;
 #pragma unroll
     for (int mi = 0; mi < MS; ++mi)
-#pragma unroll
-      for (int rr = 0; rr < 2; ++rr) {
-        float mx = -INFINITY;
-#pragma unroll
-        for (int n = 0; n < BN / 8; ++n) mx = fmaxf(mx, fmaxf(s[mi][n][2 * rr], s[mi][n][2 * rr + 1]));
-        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-        const float m_new = fmaxf(row_max[mi][rr], mx);
-        const float m_scaled = (m_new == -INFINITY ? 0.f : m_new) * scale;
-        // Exactly 1 when the max did not move (the FMA's rounding residual must not leak into O).
-        corr[mi][rr] = m_new == row_max[mi][rr] ? 1.f : exp2_approx(fmaf(row_max[mi][rr], scale, -m_scaled));
-        rescale |= corr[mi][rr] != 1.f;
-        row_max[mi][rr] = m_new;
-        float sum = 0.f;
-#pragma unroll
-        for (int n = 0; n < BN / 8; ++n) {
-          s[mi][n][2 * rr] = exp2_approx(fmaf(s[mi][n][2 * rr], scale, -m_scaled));
-          s[mi][n][2 * rr + 1] = exp2_approx(fmaf(s[mi][n][2 * rr + 1], scale, -m_scaled));
-          sum += s[mi][n][2 * rr] + s[mi][n][2 * rr + 1];
-        }
-        row_sum[mi][rr] = row_sum[mi][rr] * corr[mi][rr] + sum;
-      }
-    // Rescale O only when some row of the warp has a new max (later key tiles rarely move it).
+      rescale |= online_softmax_step(s[mi], row_max[mi], row_sum[mi], corr[mi], p.scale_log2);
     if (__any_sync(0xffffffffu, rescale)) {
 #pragma unroll
-      for (int mi = 0; mi < MS; ++mi)
-#pragma unroll
-        for (int n = 0; n < D / 8; ++n) {
-          o[mi][n][0] *= corr[mi][0];
-          o[mi][n][1] *= corr[mi][0];
-          o[mi][n][2] *= corr[mi][1];
-          o[mi][n][3] *= corr[mi][1];
-        }
+      for (int mi = 0; mi < MS; ++mi) rescale_rows(o[mi], corr[mi]);
     }
 
     // O += P · V. P's A fragment for keys [16kk, 16kk + 16) is the S accumulator of n-tiles 2kk and 2kk + 1.
@@ -556,12 +442,7 @@ __global__ void __launch_bounds__(KernelShape<D, kVariant>::kThreads, KernelShap
     for (int kk = 0; kk < BN / 16; ++kk) {
       uint32_t a[MS][4];
 #pragma unroll
-      for (int mi = 0; mi < MS; ++mi) {
-        a[mi][0] = pack2<T>(s[mi][2 * kk][0], s[mi][2 * kk][1]);
-        a[mi][1] = pack2<T>(s[mi][2 * kk][2], s[mi][2 * kk][3]);
-        a[mi][2] = pack2<T>(s[mi][2 * kk + 1][0], s[mi][2 * kk + 1][1]);
-        a[mi][3] = pack2<T>(s[mi][2 * kk + 1][2], s[mi][2 * kk + 1][3]);
-      }
+      for (int mi = 0; mi < MS; ++mi) p_fragment<T>(s[mi], kk, a[mi]);
 #pragma unroll
       for (int dp = 0; dp < D / 16; ++dp) {
         uint32_t r[4];
@@ -587,13 +468,7 @@ __global__ void __launch_bounds__(KernelShape<D, kVariant>::kThreads, KernelShap
   for (int mi = 0; mi < MS; ++mi) {
     const int strip = warp * MS + mi;
     float inv[2];
-#pragma unroll
-    for (int rr = 0; rr < 2; ++rr) {
-      float l = row_sum[mi][rr];
-      l += __shfl_xor_sync(0xffffffffu, l, 1);
-      l += __shfl_xor_sync(0xffffffffu, l, 2);
-      inv[rr] = l > 0.f ? 1.f / l : 0.f;  // every key masked: ctx = 0, as the CPU twin
-    }
+    inverse_row_sums(row_sum[mi], inv);
     T* sO = sQ + 16 * strip * kStride;
     __syncwarp();
 #pragma unroll
@@ -691,14 +566,18 @@ void set_cache_strides(FlashParams& p, int64_t max_seq_len) {
 // CTAs of a grid of 64-row query tiles × heads × sequences (the attention and cache kernels' unsplit grids).
 int64_t tile_ctas(const AttentionArgs& a) { return cache_q_tiles(a.max_seq_len) * a.num_heads * a.num_seqs; }
 
-// Which cached shape runs (see Variant): kCached2W once the grid (64-row query tiles × heads × sequences) covers about
-// three full waves of the GPU at its five CTAs per SM, kCached4W below (B ≤ 8 at L = 709 on an H100).
-// LAYOUTRT_FLASH_SHAPE=4w|2w forces one (tests, A/B timing; read on every call).
+// Which cached shape runs (see Variant): the wgmma kernel wherever it is available (compute capability 9.0, d = 64;
+// H100, fp16, B = 32, T = 512 + 197: 0.229 ms per layer-call vs 0.289 for kCached2W, and faster at every batch:
+// bench/results/2026-11-25-h100-wgmma.md); elsewhere kCached2W once the grid (64-row query tiles × heads × sequences)
+// covers about three full waves of the GPU at its five CTAs per SM, kCached4W below (B ≤ 8 at L = 709 on an H100).
+// LAYOUTRT_FLASH_SHAPE=4w|2w|wg forces one (tests, A/B timing; read on every call).
 int cache_variant(const AttentionArgs& a) {
   if (const char* env = std::getenv("LAYOUTRT_FLASH_SHAPE")) {
     if (std::strcmp(env, "4w") == 0) return kCached4W;
     if (std::strcmp(env, "2w") == 0) return kCached2W;
+    if (std::strcmp(env, "wg") == 0 && flash_wgmma_available(a.head_dim)) return kCachedWG;
   }
+  if (flash_wgmma_available(a.head_dim)) return kCachedWG;
   const int64_t sms = device_attribute<cudaDevAttrMultiProcessorCount>();
   return sms > 0 && tile_ctas(a) >= 3 * 5 * sms ? kCached2W : kCached4W;
 }
@@ -718,6 +597,7 @@ size_t tile_bytes_of(int variant) {
 // Dynamic shared memory of one CTA of `variant` for `a`: the Q/K/V/metadata tiles, plus the head's tables (modes 1,
 // 2) or the double-buffered bias blocks of a key tile (mode 3).
 size_t smem_bytes(const AttentionArgs& a, int variant) {
+  if (variant == kCachedWG) return sm90_flash_smem_bytes();
   size_t tiles = 0;
   switch (a.head_dim) {
     case 32: tiles = tile_bytes_of<32>(variant); break;
@@ -836,6 +716,10 @@ void launch(const AttentionArgs& a, cudaStream_t stream) {
   }
   // Cached variants only for d ≤ 64 (unsupported_reason); D = 128 never instantiates them.
   switch (variant_of(a)) {
+    case kCachedWG:
+      return sm90_flash_attention(p, dim3(ceil_div(a.max_seq_len, kBlockM), static_cast<unsigned>(a.num_heads),
+                                          static_cast<unsigned>(a.num_seqs)),
+                                  std::is_same_v<T, __nv_bfloat16>, stream);
     case kCached2W: return launch_variant<T, D, D <= 64 ? kCached2W : kLookup>(a, p, stream);
     case kCached4W: return launch_variant<T, D, D <= 64 ? kCached4W : kLookup>(a, p, stream);
     default: return launch_variant<T, D, kLookup>(a, p, stream);
@@ -853,6 +737,20 @@ void launch_dim(const AttentionArgs& a, cudaStream_t stream) {
 }
 
 }  // namespace
+
+#if !defined(LAYOUTRT_WITH_SM90_GEMM)
+// Built without the sm_90a objects: the mma.sync kernels only.
+bool sm90_flash_built() { return false; }
+size_t sm90_flash_smem_bytes() { return 0; }
+void sm90_flash_attention(const flash::FlashParams&, dim3, bool, cudaStream_t) {
+  throw_error(ErrorCode::kInternal, "flash_attention: the wgmma kernel is not built");
+}
+#endif
+
+bool flash_wgmma_available(int head_dim) {
+  return head_dim == 64 && sm90_flash_built() && device_attribute<cudaDevAttrComputeCapabilityMajor>() == 9 &&
+         device_attribute<cudaDevAttrComputeCapabilityMinor>() == 0;
+}
 
 bool flash_attention_supported(const AttentionArgs& a) { return unsupported_reason(a) == nullptr; }
 

@@ -35,4 +35,9 @@ size_t flash_bias_cache_bytes(int64_t num_seqs, int64_t max_seq_len, int num_hea
 // a.bias_cache and returns false. The blocks stay valid while the metadata and tables of `a` do (one forward).
 bool flash_prepare_bias(AttentionArgs& a, cudaStream_t stream);
 
+// Whether the bias-cache path can run on the Hopper wgmma kernel here (built with the sm_90a objects, the current
+// device of compute capability 9.0, head_dim 64). LAYOUTRT_FLASH_SHAPE=4w|2w|wg forces a cached kernel shape; wg
+// where this is false falls back to the automatic choice.
+bool flash_wgmma_available(int head_dim);
+
 }  // namespace layoutrt::cuda

@@ -284,8 +284,17 @@ void make_device_case(const AttnCase& c, const HostInputs& in, DeviceCase& dc) {
 }
 
 // The two bias paths of the 1D + 2D case: tables looked up per score, and the F16 blocks of flash_prepare_bias.
-// The cache is read by two kernel shapes (4 warps × 1 strip, 2 warps × 2 strips; LAYOUTRT_FLASH_SHAPE forces one).
-enum class BiasPath { kLookup, kCache4W, kCache2W };
+// The cache is read by two mma.sync kernel shapes (4 warps × 1 strip, 2 warps × 2 strips) and, on compute capability
+// 9.0 at d = 64, the wgmma kernel (one warpgroup); LAYOUTRT_FLASH_SHAPE forces one.
+enum class BiasPath { kLookup, kCache4W, kCache2W, kCacheWG };
+const char* shape_env(BiasPath path) {
+  return path == BiasPath::kCache4W ? "4w" : path == BiasPath::kCache2W ? "2w" : path == BiasPath::kCacheWG ? "wg"
+                                                                                                          : nullptr;
+}
+const char* path_name(BiasPath path) {
+  return path == BiasPath::kCache4W ? "cache4w" : path == BiasPath::kCache2W ? "cache2w"
+                                                : path == BiasPath::kCacheWG ? "cachewg" : "lookup";
+}
 
 // Sets LAYOUTRT_FLASH_SHAPE for the scope, restoring the previous value after.
 class ScopedShape {
@@ -312,14 +321,13 @@ void check_case(const AttnCase& c, int64_t check_seqs = -1) {
   if (c.bias_mode == 2 && c.d <= 64) {
     check_case_path(c, check_seqs, BiasPath::kCache4W);
     check_case_path(c, check_seqs, BiasPath::kCache2W);
+    if (cuda::flash_wgmma_available(c.d)) check_case_path(c, check_seqs, BiasPath::kCacheWG);
   }
 }
 
 void check_case_path(const AttnCase& c, int64_t check_seqs, BiasPath path) {
-  SCOPED_TRACE(c.name + (path == BiasPath::kCache4W   ? " [bias cache, 4 warps]"
-                         : path == BiasPath::kCache2W ? " [bias cache, 2 warps x 2 strips]"
-                                                      : " [bias lookup]"));
-  const ScopedShape shape(path == BiasPath::kCache4W ? "4w" : path == BiasPath::kCache2W ? "2w" : nullptr);
+  SCOPED_TRACE(c.name + " [" + path_name(path) + "]");
+  const ScopedShape shape(shape_env(path));
   HostInputs in = make_inputs(c);
   DeviceCase dc;
   ASSERT_NO_FATAL_FAILURE(make_device_case(c, in, dc));
@@ -389,8 +397,7 @@ void check_case_path(const AttnCase& c, int64_t check_seqs, BiasPath path) {
     if (all_masked) EXPECT_EQ(masked_rows_nonzero, 0) << "sequence " << s << ": every key masked must give ctx = 0";
   }
   std::printf("[flash] %-44s %-6s %s d=%-3d heads=%-2d  worst rel-L2 %.2e (tol %.0e)  worst max-abs %.2e (tol %.2e)\n",
-              c.name.c_str(),
-              path == BiasPath::kCache4W ? "cache4w" : path == BiasPath::kCache2W ? "cache2w" : "lookup",
+              c.name.c_str(), path_name(path),
               c.dtype == DType::kF16 ? "F16 " : "BF16", c.d, c.heads, worst_rel, tol, worst_abs, abs_tol);
 }
 
@@ -591,9 +598,10 @@ TEST(FlashAttention, TimingBase709) {
       cudaEventElapsedTime(&ms_prepare, start, stop);
     }
     const float ms_cached = time_ms(cached);  // the shape launch() picks
-    float ms_shape[2];
-    for (int i = 0; i < 2; ++i) {
-      const ScopedShape shape(i == 0 ? "4w" : "2w");
+    float ms_shape[3] = {0, 0, 0};
+    const bool wg = cuda::flash_wgmma_available(c.d);
+    for (int i = 0; i < (wg ? 3 : 2); ++i) {
+      const ScopedShape shape(i == 0 ? "4w" : i == 1 ? "2w" : "wg");
       ms_shape[i] = time_ms(cached);
     }
     AttentionArgs no_bias = dc.args;
@@ -614,7 +622,8 @@ TEST(FlashAttention, TimingBase709) {
                 dname(t), ms_cached, flops / (ms_cached * 1e-3) / 1e12, ms_prepare, cache_bytes / 1e6,
                 12 * ms_bias, 12 * ms_cached + ms_prepare);
     std::printf("[flash][timing] %s bias cache by kernel shape: 4 warps x 1 strip %.3f ms/call, 2 warps x 2 strips "
-                "%.3f ms/call\n", dname(t), ms_shape[0], ms_shape[1]);
+                "%.3f ms/call, wgmma warpgroup %.3f ms/call (%.1f TFLOP/s; 0: not available)\n", dname(t),
+                ms_shape[0], ms_shape[1], ms_shape[2], wg ? flops / (ms_shape[2] * 1e-3) / 1e12 : 0.0);
     CUDA_OK(cudaGetLastError());
     cudaEventDestroy(start);
     cudaEventDestroy(stop);

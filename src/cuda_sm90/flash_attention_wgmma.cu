@@ -1,0 +1,322 @@
+// Relative-bias flash attention on Hopper's warpgroup MMAs (wgmma, sm_90a): the bias-cache path (bias mode 3) of
+// src/cuda/flash_attention.cu at head_dim 64, computing exactly what its mma.sync kernels compute (see the header
+// comment there: scores = q·k + the cached F16 bias block, −∞ for masked keys, online softmax in FP32, P rounded to
+// the activation dtype, ctx = Σ p·v / Σ p, 0 when every key is masked).
+//
+// Why a second kernel: on an H100 the mma.sync kernels reach ~170 TFLOP/s (0.29 ms per layer-call at B = 32,
+// T = 512 + 197): each 16 × 8 × 16 mma needs its fragments ldmatrix'd from shared memory by the warp, and the issue
+// slots for ldmatrix + mma + the softmax compete. wgmma reads both operands of Q·Kᵀ and the V operand of P·V straight
+// from shared memory through descriptors, a warpgroup (4 warps, 64 query rows) issuing one 64 × 64 × 16 MMA per
+// instruction, so the warps' issue slots are left to the softmax and the copies.
+//
+// Grid / block: the same grid as the mma.sync kernels, (⌈max_seq_len / 64⌉ query tiles, heads, sequences); one
+// warpgroup (128 threads) per CTA owns 64 query rows; warp w holds rows 16w .. 16w + 15 of every accumulator (the
+// wgmma D fragment of a warp is the mma.sync m16n8 C fragment repeated over the n-tiles, so the bias-cache blocks,
+// the online softmax and the S → P register reuse are the shared ones of flash_common.cuh). CTAs past their
+// sequence's end exit at once (variable lengths: padding costs nothing).
+//
+// Shared memory (1024-byte aligned, 40 KB + alignment slack: four CTAs per SM): Q [64 rows], K [2][64 keys],
+// V [2][64 keys], each row 64 elements = 128 bytes in the 128-byte swizzle (16-byte chunk c of row r at chunk
+// c ⊕ (r mod 8)), written by cp.async (rows of masked or out-of-range keys zero-filled: a NaN in a masked V row cannot
+// leak through 0 · NaN). The bias blocks skip shared memory: they are stored in mma fragment order, so each lane
+// loads its four 16-byte pieces of the next key tile straight into registers (streaming loads, one tile ahead).
+// Descriptors: Q and K are K-major (head dims contiguous), V is MN-major for P·V (its N = head dims contiguous,
+// K = keys strided): 8-row groups 1024 bytes apart (the stride byte offset) in both; a k16 step advances Q/K by
+// 32 bytes within the swizzled row and V by 16 rows (2048 bytes).
+//
+// Per key tile t: wait for tile t's copies, fence them to the async proxy, barrier; issue tile t+1's copies (other
+// buffer) and the key-valid bytes of tile t+2; S = bias pieces (F16 → FP32), then load tile t+1's pieces; S += Q·Kᵀ
+// (4 SS wgmma, m64n64k16); online softmax; O ·= corr where a row's max moved; O += P·V (4 RS wgmma: P from the S
+// registers rounded to the dtype, V from shared memory). Epilogue: O / l rounded, staged in the (swizzled) Q tile,
+// 16-byte stores of the rows inside the sequence.
+//
+// Measured on an H100 (fp16, B = 32, L = 709, 12 heads; ms per layer-call, the test's timing): bias blocks through
+// shared memory (cp.async beside K/V, three CTAs per SM) 0.263; in registers (four CTAs per SM) 0.229 — kept;
+// 3- and 4-stage K/V pipelines 0.251 / slower (fewer CTAs per SM); S(t+1) = Q·K(t+1)ᵀ issued before the softmax of
+// tile t (intra-warpgroup overlap, 163 registers: three CTAs per SM) 0.268. The mma.sync kernels: 0.289 (2 warps ×
+// 2 strips), 0.317 (4 warps).
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <type_traits>
+
+#include "cuda/cuda_check.h"
+#include "cuda/flash_attention_sm90.h"
+#include "cuda/flash_common.cuh"
+
+namespace layoutrt::cuda {
+namespace {
+
+using namespace flash;
+
+constexpr int kD = 64;                                              // head_dim
+constexpr int kBN = 64;                                             // keys per tile
+constexpr int kThreads = 128;                                       // one warpgroup
+constexpr int kTileBytes = 64 * kD * 2;                             // 64 rows of 128 bytes
+constexpr int kBiasTileU4 = kBN / kCacheKeys * kCacheBlockU4;       // one key tile's cache blocks (uint4)
+static_assert(kBlockM == 64 && kThreads == 2 * kBlockM, "one warpgroup, 16 query rows per warp");
+
+// Shared-memory plan of a kernel with S pipeline stages (key tiles in flight): Q, then S buffers each of K and V.
+// S = 2 is what runs (kStages): occupancy beats depth here. H100, fp16, B = 32 L = 709: 0.229 ms per layer-call at
+// S = 2 (four CTAs per SM) vs 0.251 at S = 3 (three); B = 1 and 8 the same or slower at S = 3, 4.
+template <int S>
+struct Stages {
+  static constexpr int kOffQ = 0;
+  static constexpr int kOffK = kOffQ + kTileBytes;
+  static constexpr int kOffV = kOffK + S * kTileBytes;
+  static constexpr int kSmemAlloc = kOffV + S * kTileBytes + 1024;  // + slack to align the base to 1024
+  // CTAs per SM: four at S = 2 (41 KB each; the register cap is then 128), three at S = 3 (57 KB).
+  static constexpr int kMinCtas = S == 2 ? 4 : 3;
+};
+constexpr int kStages = 2;
+
+// 16-byte streaming load (read once: no L1 allocation).
+__device__ __forceinline__ uint4 ld_stream(const uint4* p) {
+  uint4 v;
+  asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+               : "l"(p));
+  return v;
+}
+
+// Byte offset of 16-byte chunk `chunk` of row `row` in a tile of 128-byte rows, 128-byte swizzle.
+__device__ __forceinline__ uint32_t swz128(int row, int chunk) {
+  return static_cast<uint32_t>(row * 128 + ((chunk ^ (row & 7)) << 4));
+}
+
+// Shared-memory matrix descriptor of a 1024-byte-aligned tile of 128-byte rows in the 128-byte swizzle: start address
+// (16-byte units, bits 0-13), leading byte offset 1 (unused by swizzled layouts whose rows hold the whole K / N
+// extent), stride byte offset 1024 (8 rows), layout type 1 = SWIZZLE_128B (bits 62-63).
+__device__ __forceinline__ uint64_t tile_desc(uint32_t smem_addr) {
+  return uint64_t{(smem_addr & 0x3FFFFu) >> 4} | (uint64_t{1} << 16) | (uint64_t{1024 >> 4} << 32) |
+         (uint64_t{1} << 62);
+}
+
+__device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void wgmma_wait_all() { asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory"); }
+// Generic-proxy writes (cp.async, st.shared) → visible to wgmma's (async proxy) reads after the next barrier.
+__device__ __forceinline__ void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
+// Keeps the compiler from moving reads or writes of accumulator registers across an asynchronous wgmma.
+__device__ __forceinline__ void fence_regs(float (&r)[8][4]) {
+#pragma unroll
+  for (int j = 0; j < 8; ++j)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) asm volatile("" : "+f"(r[j][e])::"memory");
+}
+
+#define LRT_WG_D32                                                                                        \
+  "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, " \
+  "%22, %23, %24, %25, %26, %27, %28, %29, %30, %31}"
+#define LRT_WG_DOUT(d)                                                                                  \
+  "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), "+f"(d[1][0]), "+f"(d[1][1]),             \
+      "+f"(d[1][2]), "+f"(d[1][3]), "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]),         \
+      "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]), "+f"(d[4][0]), "+f"(d[4][1]),         \
+      "+f"(d[4][2]), "+f"(d[4][3]), "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]),         \
+      "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]), "+f"(d[7][0]), "+f"(d[7][1]),         \
+      "+f"(d[7][2]), "+f"(d[7][3])
+
+// d[64 × 64] += A[64 × 16] · B[16 × 64], both from shared memory; A and B K-major (no transpose).
+template <class T>
+__device__ __forceinline__ void wgmma_ss(float (&d)[8][4], uint64_t desc_a, uint64_t desc_b) {
+  if constexpr (std::is_same_v<T, __half>) {
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 " LRT_WG_D32 ", %32, %33, p, 1, 1, 0, 0;\n}\n"
+                 : LRT_WG_DOUT(d)
+                 : "l"(desc_a), "l"(desc_b), "r"(1));
+  } else {
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 " LRT_WG_D32 ", %32, %33, p, 1, 1, 0, 0;\n}\n"
+                 : LRT_WG_DOUT(d)
+                 : "l"(desc_a), "l"(desc_b), "r"(1));
+  }
+}
+
+// d[64 × 64] += A[64 × 16] · B[16 × 64]: A from registers (the m16k16 fragment of each warp's 16 rows), B from shared
+// memory MN-major (transposed).
+template <class T>
+__device__ __forceinline__ void wgmma_rs(float (&d)[8][4], const uint32_t (&a)[4], uint64_t desc_b) {
+  if constexpr (std::is_same_v<T, __half>) {
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 " LRT_WG_D32
+                 ", {%32, %33, %34, %35}, %36, p, 1, 1, 1;\n}\n"
+                 : LRT_WG_DOUT(d)
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "r"(1));
+  } else {
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 " LRT_WG_D32
+                 ", {%32, %33, %34, %35}, %36, p, 1, 1, 1;\n}\n"
+                 : LRT_WG_DOUT(d)
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "r"(1));
+  }
+}
+
+template <class T, int S>
+__global__ void __launch_bounds__(kThreads, Stages<S>::kMinCtas) flash_wgmma_kernel(const FlashParams p) {
+  using St = Stages<S>;
+  constexpr int kOffQ = St::kOffQ, kOffK = St::kOffK, kOffV = St::kOffV;
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int g = lane >> 2, tq = lane & 3;
+  const int h = blockIdx.y, b = blockIdx.z;
+  const int seq0 = p.seq_begin[b];
+  const int L = p.seq_begin[b + 1] - seq0;
+  const int q0 = blockIdx.x * kBlockM;
+  if (q0 >= L) return;  // whole CTA: past this sequence's end
+
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  const uint32_t raw = smem_u32(smem_raw);
+  const uint32_t base = (raw + 1023u) & ~1023u;
+  unsigned char* smem = smem_raw + (base - raw);
+
+  const int H = p.hidden;
+  const int64_t ld = 3 * int64_t{H};
+  const T* gQ = head_q<T>(p, seq0, h, kD);
+  const T* gK = gQ + H, *gV = gQ + 2 * int64_t{H};
+  const int num_tiles = (L + kBN - 1) / kBN;
+  const uint4* gBias = p.bias_cache + cache_block(b, h, gridDim.y, blockIdx.x, 0, p.q_tiles, p.k_blocks);
+
+  // Copies: thread tid moves chunk c0 of rows r0 + 16·it (it < 4) of every 64-row tile.
+  const int r0 = tid >> 3, c0 = tid & 7;
+  auto valid_bits = [&](int tile) {  // bit it: row r0 + 16·it of key tile `tile` is a valid key of the sequence
+    uint32_t bits = 0;
+#pragma unroll
+    for (int it = 0; it < 4; ++it) {
+      const int j = tile * kBN + r0 + 16 * it;
+      if (j < L && p.key_valid[seq0 + j] != 0) bits |= 1u << it;
+    }
+    return bits;
+  };
+  auto load_kv = [&](int tile, int buf, uint32_t bits) {
+    const int64_t row0 = int64_t{tile} * kBN;
+#pragma unroll
+    for (int it = 0; it < 4; ++it) {
+      const int r = r0 + 16 * it;
+      const bool ok = (bits >> it) & 1u;
+      const int64_t off = (row0 + r) * ld + c0 * 8;
+      const uint32_t dst = swz128(r, c0);
+      cp_async_16(base + kOffK + buf * kTileBytes + dst, ok ? gK + off : gK, ok);
+      cp_async_16(base + kOffV + buf * kTileBytes + dst, ok ? gV + off : gV, ok);
+    }
+  };
+  // The bias pieces of this lane for key tile `tile`, straight into registers (they are in fragment order).
+  auto load_bias = [&](int tile, uint4 (&u)[kBN / 16]) {
+    const uint4* src = gBias + int64_t{tile} * kBiasTileU4;
+#pragma unroll
+    for (int v = 0; v < kBN / 16; ++v) u[v] = ld_stream(src + cache_piece(warp, v, lane));
+  };
+
+  {  // prologue: the Q tile (rows past the end zero-filled) and key tile 0 (one group), tiles 1 .. S − 2 (a group
+     // each, empty past the last tile: iteration t then always waits for all but the newest S − 2 groups)
+    const int nq = min(kBlockM, L - q0);
+#pragma unroll
+    for (int it = 0; it < 4; ++it) {
+      const int r = r0 + 16 * it;
+      const bool in = r < nq;
+      cp_async_16(base + kOffQ + swz128(r, c0), gQ + int64_t{in ? q0 + r : q0} * ld + c0 * 8, in);
+    }
+#pragma unroll
+    for (int i = 0; i < S - 1; ++i) {
+      if (i < num_tiles) load_kv(i, i, valid_bits(i));
+      cp_async_commit();
+    }
+  }
+  uint32_t bits_next = S - 1 < num_tiles ? valid_bits(S - 1) : 0u;  // of the tile issued next
+  uint4 bias[kBN / 16];  // tile t's bias pieces, loaded during iteration t − 1
+  load_bias(0, bias);
+
+  float o[8][4];
+#pragma unroll
+  for (int n = 0; n < 8; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.f;
+  float row_max[2] = {-INFINITY, -INFINITY}, row_sum[2] = {0.f, 0.f};
+  const uint64_t desc_q = tile_desc(base + kOffQ);
+
+  for (int t = 0; t < num_tiles; ++t) {
+    const int buf = t % S;
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(S - 2) : "memory");  // tile t (and, at t = 0, Q) has landed
+    fence_proxy_async();
+    __syncthreads();  // visible to every warp's wgmma; the buffer of tile t − 1 is no longer read
+    if (t + S - 1 < num_tiles) load_kv(t + S - 1, (t + S - 1) % S, bits_next);
+    cp_async_commit();
+    bits_next = t + S < num_tiles ? valid_bits(t + S) : 0u;
+
+    // S = bias block, then S += Q · Kᵀ.
+    float s[8][4];
+    scores_from_bias<kBN>(s, bias);
+    if (t + 1 < num_tiles) load_bias(t + 1, bias);
+    fence_regs(s);
+    wgmma_fence();
+    const uint64_t desc_k = tile_desc(base + kOffK + buf * kTileBytes);
+#pragma unroll
+    for (int kk = 0; kk < kD / 16; ++kk) wgmma_ss<T>(s, desc_q + 2 * kk, desc_k + 2 * kk);  // +32 bytes per k16
+    wgmma_commit();
+    wgmma_wait_all();
+    fence_regs(s);
+
+    float corr[2];
+    if (__any_sync(0xffffffffu, online_softmax_step(s, row_max, row_sum, corr, p.scale_log2))) rescale_rows(o, corr);
+
+    // O += P · V.
+    uint32_t a[kBN / 16][4];
+#pragma unroll
+    for (int kk = 0; kk < kBN / 16; ++kk) p_fragment<T>(s, kk, a[kk]);
+    fence_regs(o);
+    wgmma_fence();
+    const uint64_t desc_v = tile_desc(base + kOffV + buf * kTileBytes);
+#pragma unroll
+    for (int kk = 0; kk < kBN / 16; ++kk) wgmma_rs<T>(o, a[kk], desc_v + 128 * kk);  // +16 rows (2048 bytes)
+    wgmma_commit();
+    wgmma_wait_all();
+    fence_regs(o);
+  }
+
+  // Epilogue: normalise, round, stage in the swizzled Q tile (each warp its own 16 rows), 16-byte stores.
+  float inv[2];
+  inverse_row_sums(row_sum, inv);
+  __syncthreads();  // every warp's last wgmma (reading Q) has completed
+#pragma unroll
+  for (int n = 0; n < 8; ++n)
+#pragma unroll
+    for (int rr = 0; rr < 2; ++rr) {
+      const int r = 16 * warp + g + 8 * rr;
+      *reinterpret_cast<uint32_t*>(smem + kOffQ + swz128(r, n) + 4 * tq) =
+          pack2<T>(o[n][2 * rr] * inv[rr], o[n][2 * rr + 1] * inv[rr]);
+    }
+  __syncwarp();
+  T* out = static_cast<T*>(p.out);
+#pragma unroll
+  for (int it = 0; it < 4; ++it) {
+    const int i = lane + 32 * it, r = 16 * warp + (i >> 3), c = i & 7;
+    if (q0 + r < L)
+      *reinterpret_cast<uint4*>(out + int64_t{seq0 + q0 + r} * H + int64_t{h} * kD + c * 8) =
+          *reinterpret_cast<const uint4*>(smem + kOffQ + swz128(r, c));
+  }
+}
+
+#undef LRT_WG_D32
+#undef LRT_WG_DOUT
+
+template <class T>
+void launch(const FlashParams& p, dim3 grid, cudaStream_t stream) {
+  auto kernel = flash_wgmma_kernel<T, kStages>;
+  constexpr int smem = Stages<kStages>::kSmemAlloc;
+  LRT_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+  kernel<<<grid, kThreads, smem, stream>>>(p);
+  LRT_CUDA_LAUNCHED("flash_wgmma_kernel");
+}
+
+}  // namespace
+
+bool sm90_flash_built() { return true; }
+
+size_t sm90_flash_smem_bytes() { return Stages<kStages>::kSmemAlloc; }
+
+void sm90_flash_attention(const FlashParams& p, dim3 grid, bool bf16, cudaStream_t stream) {
+  if (bf16)
+    launch<__nv_bfloat16>(p, grid, stream);
+  else
+    launch<__half>(p, grid, stream);
+}
+
+}  // namespace layoutrt::cuda
