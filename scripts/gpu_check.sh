@@ -192,7 +192,7 @@ step_profile() {
     --warmup 3 --iters 20 --max-seconds 3 --stages --json "$WORK/prof_unfused_gelu.json" -q || rc=1
   LAYOUTRT_SM90_GEMM=pingpong x "$L" bench --plan "$WORK/prof_fp16.plan" --batch 1,8,32 --text-tokens 512 \
     --warmup 3 --iters 20 --max-seconds 3 --stages --json "$WORK/prof_pingpong_gelu.json" -q || rc=1
-  for shape in 4w 2w; do  # the two kernel shapes that read the bias cache, forced (the default picks by grid size)
+  for shape in 4w 2w wg; do  # the kernel shapes that read the bias cache, forced (default: wg where available)
     LAYOUTRT_FLASH_SHAPE=$shape x "$L" bench --plan "$WORK/prof_fp16.plan" --batch 1,8,16,32 --text-tokens 512 \
       --warmup 3 --iters 20 --max-seconds 3 --stages --json "$WORK/prof_shape_$shape.json" -q || rc=1
   done
@@ -217,11 +217,13 @@ open(f"{out}/bias_cost.md", "w").write("\n".join(rows) + "\n")
 print("\n".join(rows))
 rows = ["fp16, T=512 + 197 visual, bias cache: attention stage ms (12 layers + the cache kernel) by the flash kernel's "
         "shape (LAYOUTRT_FLASH_SHAPE), compute ms of the forward in brackets.\n",
-        "| batch | 4 warps x 1 strip, 64-key tiles | 2 warps x 2 strips, 32-key tiles |", "| ---: | ---: | ---: |"]
-s4, s2 = load("prof_shape_4w"), load("prof_shape_2w")
+        "| batch | 4 warps x 1 strip, 64-key tiles | 2 warps x 2 strips, 32-key tiles | wgmma warpgroup (sm_90a; "
+        "the auto choice where available) |", "| ---: | ---: | ---: | ---: |"]
+s4, s2, sw = load("prof_shape_4w"), load("prof_shape_2w"), load("prof_shape_wg")
 for k in sorted(s4):
     rows.append(f"| {k} | {s4[k]['stages_ms']['attention']:.3f} ({s4[k]['median_ms']:.3f}) | "
-                f"{s2[k]['stages_ms']['attention']:.3f} ({s2[k]['median_ms']:.3f}) |")
+                f"{s2[k]['stages_ms']['attention']:.3f} ({s2[k]['median_ms']:.3f}) | "
+                f"{sw[k]['stages_ms']['attention']:.3f} ({sw[k]['median_ms']:.3f}) |")
 open(f"{out}/flash_shape.md", "w").write("\n".join(rows) + "\n")
 print("\n".join(rows))
 rows = ["fp16, T=512 + 197 visual: the FFN's first linear as cuBLASLt GEMM + bias/GELU pass (LAYOUTRT_FUSED_GELU=0) vs "
