@@ -89,9 +89,13 @@ class CudaBackend : public Backend {
     // Never throws: wait for queued work, then release in reverse order of creation.
     cudaSetDevice(device_);
     cudaStreamSynchronize(stream_);
+    if (side_) cudaStreamSynchronize(side_);
     linear_.reset();
     if (recorded_begin_) cudaEventDestroy(recorded_begin_);
     if (recorded_end_) cudaEventDestroy(recorded_end_);
+    if (fork_) cudaEventDestroy(fork_);
+    if (join_) cudaEventDestroy(join_);
+    if (side_) cudaStreamDestroy(side_);
     cudaStreamDestroy(stream_);
     if (stage_) cudaFreeHost(stage_);
     (void)cudaGetLastError();
@@ -166,6 +170,7 @@ class CudaBackend : public Backend {
   }
   void synchronize() override {
     activate();
+    join_side();
     LRT_CUDA(cudaStreamSynchronize(stream_));
     stage_used_ = 0;
   }
@@ -311,13 +316,32 @@ class CudaBackend : public Backend {
     choices_["attention_bias"] = has_bias ? "lookup" : "none";
     if (!has_bias || !bias_cache_enabled()) return;
     activate();
-    // Leaves the cache undefined where it does not apply (no 2D tables, head_dim > 64, scratch too small).
-    if (cuda::flash_prepare_bias(a, stream_)) choices_["attention_bias"] = "cache";
+    // The cache kernel reads only the sequence metadata and the tables, so it runs on a side stream forked here and
+    // joined before the next attention() (or the end of run_recorded): it overlaps whatever the caller queues in
+    // between (the forward: the embeddings and layer 0's QKV GEMM). Leaves the cache undefined where it does not apply
+    // (no 2D tables, head_dim > 64, scratch too small).
+    if (!side_) {
+      LRT_CUDA(cudaStreamCreateWithFlags(&side_, cudaStreamNonBlocking));
+      LRT_CUDA(cudaEventCreateWithFlags(&fork_, cudaEventDisableTiming));
+      LRT_CUDA(cudaEventCreateWithFlags(&join_, cudaEventDisableTiming));
+    }
+    LRT_CUDA(cudaEventRecord(fork_, stream_));
+    LRT_CUDA(cudaStreamWaitEvent(side_, fork_, 0));
+    side_pending_ = true;
+    if (cuda::flash_prepare_bias(a, side_)) choices_["attention_bias"] = "cache";
+  }
+  // stream_ waits for the side stream's work (prepare_attention), once.
+  void join_side() {
+    if (!side_pending_) return;
+    side_pending_ = false;
+    LRT_CUDA(cudaEventRecord(join_, side_));
+    LRT_CUDA(cudaStreamWaitEvent(stream_, join_, 0));
   }
   std::map<std::string, std::string> kernel_choices() const override { return choices_; }
 
   void attention(const AttentionArgs& a) override {
     activate();
+    join_side();
     // The fused flash kernel (FP16/BF16, tensor cores, bias in-kernel or from the cache) where it applies; the
     // reference kernel (scores in shared memory) otherwise.
     const std::string& choice = attention_choice();
@@ -340,10 +364,15 @@ class CudaBackend : public Backend {
       LRT_CUDA(cudaEventCreate(&recorded_end_));
     }
     LRT_CUDA(cudaEventRecord(recorded_begin_, stream_));
+    // The side stream (prepare_attention) is joined inside the recorded ops: a capture must end joined.
+    const std::function<void()> joined = [&] {
+      ops();
+      join_side();
+    };
     if (stage_timing_) {
-      ops();  // events between ops: eager
+      joined();  // events between ops: eager
     } else {
-      graphs_.run(key, ops, stream_);
+      graphs_.run(key, joined, stream_);
     }
     LRT_CUDA(cudaEventRecord(recorded_end_, stream_));
     recorded_pending_ = true;
@@ -392,6 +421,9 @@ class CudaBackend : public Backend {
   Precision precision_;
   std::string name_;
   cudaStream_t stream_ = nullptr;
+  cudaStream_t side_ = nullptr;  // prepare_attention's work, forked from and joined back into stream_
+  cudaEvent_t fork_ = nullptr, join_ = nullptr;
+  bool side_pending_ = false;
   // Pinned staging ring for small host-to-device copies (copy_to_device).
   static constexpr size_t kStageBytes = size_t{4} << 20, kStageCopyBytes = size_t{1} << 20;
   void* stage_ = nullptr;
