@@ -689,15 +689,19 @@ FlashParams metadata_params(const AttentionArgs& a, int mode) {
   return p;
 }
 
+// The attention kernels' grid: 64-row query tiles × heads × sequences.
+dim3 tile_grid(const AttentionArgs& a) {
+  return dim3(static_cast<unsigned>(ceil_div(a.max_seq_len, kBlockM)), static_cast<unsigned>(a.num_heads),
+              static_cast<unsigned>(a.num_seqs));
+}
+
 template <class T, int D, int kVariant>
 void launch_variant(const AttentionArgs& a, const FlashParams& p, cudaStream_t stream) {
   auto kernel = flash_attention_kernel<T, D, kVariant>;
   const size_t smem = smem_bytes(a, kVariant);
   if (smem > 48 * 1024)
     LRT_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
-  const dim3 grid(ceil_div(a.max_seq_len, kBlockM), static_cast<unsigned>(a.num_heads),
-                  static_cast<unsigned>(a.num_seqs));
-  kernel<<<grid, KernelShape<D, kVariant>::kThreads, smem, stream>>>(p);
+  kernel<<<tile_grid(a), KernelShape<D, kVariant>::kThreads, smem, stream>>>(p);
   LRT_CUDA_LAUNCHED("flash_attention_kernel");
 }
 
@@ -717,9 +721,7 @@ void launch(const AttentionArgs& a, cudaStream_t stream) {
   // Cached variants only for d ≤ 64 (unsupported_reason); D = 128 never instantiates them.
   switch (variant_of(a)) {
     case kCachedWG:
-      return sm90_flash_attention(p, dim3(ceil_div(a.max_seq_len, kBlockM), static_cast<unsigned>(a.num_heads),
-                                          static_cast<unsigned>(a.num_seqs)),
-                                  std::is_same_v<T, __nv_bfloat16>, stream);
+      return sm90_flash_attention(p, tile_grid(a), std::is_same_v<T, __nv_bfloat16>, stream);
     case kCached2W: return launch_variant<T, D, D <= 64 ? kCached2W : kLookup>(a, p, stream);
     case kCached4W: return launch_variant<T, D, D <= 64 ? kCached4W : kLookup>(a, p, stream);
     default: return launch_variant<T, D, kLookup>(a, p, stream);

@@ -58,19 +58,14 @@ constexpr int kTileBytes = 64 * kD * 2;                             // 64 rows o
 constexpr int kBiasTileU4 = kBN / kCacheKeys * kCacheBlockU4;       // one key tile's cache blocks (uint4)
 static_assert(kBlockM == 64 && kThreads == 2 * kBlockM, "one warpgroup, 16 query rows per warp");
 
-// Shared-memory plan of a kernel with S pipeline stages (key tiles in flight): Q, then S buffers each of K and V.
-// S = 2 is what runs (kStages): occupancy beats depth here. H100, fp16, B = 32 L = 709: 0.229 ms per layer-call at
-// S = 2 (four CTAs per SM) vs 0.251 at S = 3 (three); B = 1 and 8 the same or slower at S = 3, 4.
-template <int S>
-struct Stages {
-  static constexpr int kOffQ = 0;
-  static constexpr int kOffK = kOffQ + kTileBytes;
-  static constexpr int kOffV = kOffK + S * kTileBytes;
-  static constexpr int kSmemAlloc = kOffV + S * kTileBytes + 1024;  // + slack to align the base to 1024
-  // CTAs per SM: four at S = 2 (41 KB each; the register cap is then 128), three at S = 3 (57 KB).
-  static constexpr int kMinCtas = S == 2 ? 4 : 3;
-};
-constexpr int kStages = 2;
+// Shared memory: Q, then two buffers each of K and V (the key tile in use and the next one). Two buffers, not more:
+// occupancy beats depth here (H100, fp16, B = 32 L = 709: 0.229 ms per layer-call with two, four CTAs per SM, vs
+// 0.251 with three, three CTAs per SM; B = 1 and 8 the same or slower with three or four).
+constexpr int kOffQ = 0;
+constexpr int kOffK = kOffQ + kTileBytes;
+constexpr int kOffV = kOffK + 2 * kTileBytes;
+constexpr int kSmemAlloc = kOffV + 2 * kTileBytes + 1024;  // + slack to align the base to 1024
+constexpr int kMinCtas = 4;  // per SM: 41 KB each; the register cap is then 128
 
 // 16-byte streaming load (read once: no L1 allocation).
 __device__ __forceinline__ uint4 ld_stream(const uint4* p) {
@@ -153,10 +148,8 @@ __device__ __forceinline__ void wgmma_rs(float (&d)[8][4], const uint32_t (&a)[4
   }
 }
 
-template <class T, int S>
-__global__ void __launch_bounds__(kThreads, Stages<S>::kMinCtas) flash_wgmma_kernel(const FlashParams p) {
-  using St = Stages<S>;
-  constexpr int kOffQ = St::kOffQ, kOffK = St::kOffK, kOffV = St::kOffV;
+template <class T>
+__global__ void __launch_bounds__(kThreads, kMinCtas) flash_wgmma_kernel(const FlashParams p) {
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int g = lane >> 2, tq = lane & 3;
   const int h = blockIdx.y, b = blockIdx.z;
@@ -207,8 +200,7 @@ __global__ void __launch_bounds__(kThreads, Stages<S>::kMinCtas) flash_wgmma_ker
     for (int v = 0; v < kBN / 16; ++v) u[v] = ld_stream(src + cache_piece(warp, v, lane));
   };
 
-  {  // prologue: the Q tile (rows past the end zero-filled) and key tile 0 (one group), tiles 1 .. S − 2 (a group
-     // each, empty past the last tile: iteration t then always waits for all but the newest S − 2 groups)
+  {  // prologue: the Q tile (rows past the end zero-filled) and key tile 0
     const int nq = min(kBlockM, L - q0);
 #pragma unroll
     for (int it = 0; it < 4; ++it) {
@@ -216,13 +208,10 @@ __global__ void __launch_bounds__(kThreads, Stages<S>::kMinCtas) flash_wgmma_ker
       const bool in = r < nq;
       cp_async_16(base + kOffQ + swz128(r, c0), gQ + int64_t{in ? q0 + r : q0} * ld + c0 * 8, in);
     }
-#pragma unroll
-    for (int i = 0; i < S - 1; ++i) {
-      if (i < num_tiles) load_kv(i, i, valid_bits(i));
-      cp_async_commit();
-    }
+    load_kv(0, 0, valid_bits(0));
+    cp_async_commit();
   }
-  uint32_t bits_next = S - 1 < num_tiles ? valid_bits(S - 1) : 0u;  // of the tile issued next
+  uint32_t bits_next = num_tiles > 1 ? valid_bits(1) : 0u;  // of the tile issued next
   uint4 bias[kBN / 16];  // tile t's bias pieces, loaded during iteration t − 1
   load_bias(0, bias);
 
@@ -233,13 +222,15 @@ __global__ void __launch_bounds__(kThreads, Stages<S>::kMinCtas) flash_wgmma_ker
   const uint64_t desc_q = tile_desc(base + kOffQ);
 
   for (int t = 0; t < num_tiles; ++t) {
-    const int buf = t % S;
-    asm volatile("cp.async.wait_group %0;\n" ::"n"(S - 2) : "memory");  // tile t (and, at t = 0, Q) has landed
+    const int buf = t & 1;
+    cp_async_wait_all();  // tile t (and, at t = 0, Q) has landed
     fence_proxy_async();
-    __syncthreads();  // visible to every warp's wgmma; the buffer of tile t − 1 is no longer read
-    if (t + S - 1 < num_tiles) load_kv(t + S - 1, (t + S - 1) % S, bits_next);
-    cp_async_commit();
-    bits_next = t + S < num_tiles ? valid_bits(t + S) : 0u;
+    __syncthreads();  // visible to every warp's wgmma; the other buffer (tile t − 1) is no longer read
+    if (t + 1 < num_tiles) {
+      load_kv(t + 1, buf ^ 1, bits_next);
+      cp_async_commit();
+    }
+    bits_next = t + 2 < num_tiles ? valid_bits(t + 2) : 0u;
 
     // S = bias block, then S += Q · Kᵀ.
     float s[8][4];
@@ -299,10 +290,9 @@ __global__ void __launch_bounds__(kThreads, Stages<S>::kMinCtas) flash_wgmma_ker
 
 template <class T>
 void launch(const FlashParams& p, dim3 grid, cudaStream_t stream) {
-  auto kernel = flash_wgmma_kernel<T, kStages>;
-  constexpr int smem = Stages<kStages>::kSmemAlloc;
-  LRT_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-  kernel<<<grid, kThreads, smem, stream>>>(p);
+  auto kernel = flash_wgmma_kernel<T>;
+  LRT_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmemAlloc));
+  kernel<<<grid, kThreads, kSmemAlloc, stream>>>(p);
   LRT_CUDA_LAUNCHED("flash_wgmma_kernel");
 }
 
@@ -310,7 +300,7 @@ void launch(const FlashParams& p, dim3 grid, cudaStream_t stream) {
 
 bool sm90_flash_built() { return true; }
 
-size_t sm90_flash_smem_bytes() { return Stages<kStages>::kSmemAlloc; }
+size_t sm90_flash_smem_bytes() { return kSmemAlloc; }
 
 void sm90_flash_attention(const FlashParams& p, dim3 grid, bool bf16, cudaStream_t stream) {
   if (bf16)
