@@ -585,6 +585,18 @@ int cache_variant(const AttentionArgs& a) {
 // The kernel variant flash_attention(a) launches.
 int variant_of(const AttentionArgs& a) { return bias_mode_of(a) == 3 ? cache_variant(a) : kLookup; }
 
+// Warpgroups per CTA of the wgmma kernel (split-KV inside the CTA): 2 when the grid gives at most two CTAs per SM
+// (B = 1 at L = 709: 144 CTAs on 132 SMs), where one warpgroup per SM cannot keep its tensor cores busy; 1 otherwise
+// (four one-warpgroup CTAs per SM). LAYOUTRT_FLASH_SPLIT=1|2 forces one (tests, A/B timing; read on every call).
+int wg_split(const AttentionArgs& a) {
+  if (const char* env = std::getenv("LAYOUTRT_FLASH_SPLIT")) {
+    if (std::strcmp(env, "1") == 0) return 1;
+    if (std::strcmp(env, "2") == 0) return 2;
+  }
+  const int64_t sms = device_attribute<cudaDevAttrMultiProcessorCount>();
+  return sms > 0 && tile_ctas(a) <= 2 * sms ? 2 : 1;
+}
+
 template <int D>
 size_t tile_bytes_of(int variant) {
   switch (variant) {
@@ -597,7 +609,7 @@ size_t tile_bytes_of(int variant) {
 // Dynamic shared memory of one CTA of `variant` for `a`: the Q/K/V/metadata tiles, plus the head's tables (modes 1,
 // 2) or the double-buffered bias blocks of a key tile (mode 3).
 size_t smem_bytes(const AttentionArgs& a, int variant) {
-  if (variant == kCachedWG) return sm90_flash_smem_bytes();
+  if (variant == kCachedWG) return sm90_flash_smem_bytes(wg_split(a));
   size_t tiles = 0;
   switch (a.head_dim) {
     case 32: tiles = tile_bytes_of<32>(variant); break;
@@ -721,7 +733,7 @@ void launch(const AttentionArgs& a, cudaStream_t stream) {
   // Cached variants only for d ≤ 64 (unsupported_reason); D = 128 never instantiates them.
   switch (variant_of(a)) {
     case kCachedWG:
-      return sm90_flash_attention(p, tile_grid(a), std::is_same_v<T, __nv_bfloat16>, stream);
+      return sm90_flash_attention(p, tile_grid(a), std::is_same_v<T, __nv_bfloat16>, wg_split(a), stream);
     case kCached2W: return launch_variant<T, D, D <= 64 ? kCached2W : kLookup>(a, p, stream);
     case kCached4W: return launch_variant<T, D, D <= 64 ? kCached4W : kLookup>(a, p, stream);
     default: return launch_variant<T, D, kLookup>(a, p, stream);
@@ -743,8 +755,8 @@ void launch_dim(const AttentionArgs& a, cudaStream_t stream) {
 #if !defined(LAYOUTRT_WITH_SM90_GEMM)
 // Built without the sm_90a objects: the mma.sync kernels only.
 bool sm90_flash_built() { return false; }
-size_t sm90_flash_smem_bytes() { return 0; }
-void sm90_flash_attention(const flash::FlashParams&, dim3, bool, cudaStream_t) {
+size_t sm90_flash_smem_bytes(int) { return 0; }
+void sm90_flash_attention(const flash::FlashParams&, dim3, bool, int, cudaStream_t) {
   throw_error(ErrorCode::kInternal, "flash_attention: the wgmma kernel is not built");
 }
 #endif

@@ -37,7 +37,8 @@ bool flash_prepare_bias(AttentionArgs& a, cudaStream_t stream);
 
 // Whether the bias-cache path can run on the Hopper wgmma kernel here (built with the sm_90a objects, the current
 // device of compute capability 9.0, head_dim 64). LAYOUTRT_FLASH_SHAPE=4w|2w|wg forces a cached kernel shape; wg
-// where this is false falls back to the automatic choice.
+// where this is false falls back to the automatic choice. LAYOUTRT_FLASH_SPLIT=1|2 forces the wgmma kernel's
+// warpgroups per 64 query rows (default: 2 for grids of at most two CTAs per SM, else 1).
 bool flash_wgmma_available(int head_dim);
 
 }  // namespace layoutrt::cuda

@@ -13,11 +13,13 @@ struct FlashParams;
 
 // Whether this build has the wgmma kernel (sm_90a objects are built with the CUTLASS units; see CMakeLists.txt).
 bool sm90_flash_built();
-// Dynamic shared memory of one CTA (bytes, including the 1024-byte alignment slack of the swizzled tiles).
-size_t sm90_flash_smem_bytes();
+// Dynamic shared memory of one CTA (bytes, including the 1024-byte alignment slack of the swizzled tiles) with
+// `split` warpgroups (1 or 2) per 64 query rows.
+size_t sm90_flash_smem_bytes(int split);
 // Launches the kernel on grid (⌈max_seq_len / 64⌉, heads, sequences) for bias mode 3, head_dim 64, F16 (bf16 =
-// false) or BF16 activations. The caller checked the arguments (flash_attention.cu's unsupported_reason) and the
-// device (compute capability 9.0). Throws (LRT_CUDA) when the launch fails.
-void sm90_flash_attention(const flash::FlashParams& p, dim3 grid, bool bf16, cudaStream_t stream);
+// false) or BF16 activations, with split = 1 or 2 warpgroups sharing each CTA's key tiles (split-KV inside the CTA,
+// for small grids). The caller checked the arguments (flash_attention.cu's unsupported_reason) and the device
+// (compute capability 9.0). Throws (LRT_CUDA) when the launch fails.
+void sm90_flash_attention(const flash::FlashParams& p, dim3 grid, bool bf16, int split, cudaStream_t stream);
 
 }  // namespace layoutrt::cuda

@@ -99,7 +99,7 @@ struct BiasGeluGemm {
 };
 
 // The configurations (see gemm_bias_gelu.cu for the choice): a schedule family × large / small M.
-enum Config : int { kCoopLarge, kPingpongLarge, kPingpongSmall };
+enum Config : int { kCoopLarge, kPingpongLarge, kPingpongSmall, kCoopSmall };
 
 template <class Element>
 bool run_config(int config, const void* x, const void* w, const float* bias, void* y, int M, int N, int K,
@@ -118,6 +118,9 @@ bool run_config(int config, const void* x, const void* w, const float* bias, voi
     case kPingpongSmall:
       return BiasGeluGemm<Element, Shape<_64, _128, _64>, Shape<_1, _1, _1>, Pp, PpEpi>::run(x, w, bias, y, M, N, K,
                                                                                              stream);
+    case kCoopSmall:  // one wave at M = 709, N = 3072: 6 × 16 tiles
+      return BiasGeluGemm<Element, Shape<_128, _192, _64>, Shape<_1, _1, _1>, Coop, CoopEpi>::run(x, w, bias, y, M, N,
+                                                                                                  K, stream);
     default: return false;
   }
 }

@@ -10,7 +10,10 @@
 // instruction, so the warps' issue slots are left to the softmax and the copies.
 //
 // Grid / block: the same grid as the mma.sync kernels, (⌈max_seq_len / 64⌉ query tiles, heads, sequences); one
-// warpgroup (128 threads) per CTA owns 64 query rows; warp w holds rows 16w .. 16w + 15 of every accumulator (the
+// warpgroup (128 threads) per CTA owns 64 query rows (kSplit = 1), or kSplit = 2 warpgroups share them, warpgroup w
+// taking key tiles w, w + 2, ... with its own K/V buffers, running max and sum, merged through shared memory at the
+// end (split-KV inside the CTA: for grids of at most two CTAs per SM, e.g. B = 1 at L = 709: 144 CTAs on 132 SMs,
+// where one warpgroup per SM walking all 12 key tiles leaves the SM's tensor cores mostly idle); warp w holds rows 16w .. 16w + 15 of every accumulator (the
 // wgmma D fragment of a warp is the mma.sync m16n8 C fragment repeated over the n-tiles, so the bias-cache blocks,
 // the online softmax and the S → P register reuse are the shared ones of flash_common.cuh). CTAs past their
 // sequence's end exit at once (variable lengths: padding costs nothing).
@@ -34,7 +37,11 @@
 // shared memory (cp.async beside K/V, three CTAs per SM) 0.263; in registers (four CTAs per SM) 0.229 — kept;
 // 3- and 4-stage K/V pipelines 0.251 / slower (fewer CTAs per SM); S(t+1) = Q·K(t+1)ᵀ issued before the softmax of
 // tile t (intra-warpgroup overlap, 163 registers: three CTAs per SM) 0.268. The mma.sync kernels: 0.289 (2 warps ×
-// 2 strips), 0.317 (4 warps).
+// 2 strips), 0.317 (4 warps). Split-KV (two warpgroups per CTA), H200, fp16 forward at B = 1: 0.763 / 0.761 ms vs
+// 0.794 / 0.792 with one warpgroup (two runs each; the attention stage 0.235 vs 0.261 ms for 12 layers); at B = 2
+// and 4 (288 / 576 CTAs) two warpgroups are slower (1.096 vs 1.065, 1.722 vs 1.716 ms), so only grids of at most two
+// CTAs per SM split. An L2 prefetch of the bias blocks two tiles ahead changed nothing measurable (B = 1 0.763 both,
+// B = 32 10.16 vs 10.10 ms) and was dropped.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -58,14 +65,24 @@ constexpr int kTileBytes = 64 * kD * 2;                             // 64 rows o
 constexpr int kBiasTileU4 = kBN / kCacheKeys * kCacheBlockU4;       // one key tile's cache blocks (uint4)
 static_assert(kBlockM == 64 && kThreads == 2 * kBlockM, "one warpgroup, 16 query rows per warp");
 
-// Shared memory: Q, then two buffers each of K and V (the key tile in use and the next one). Two buffers, not more:
-// occupancy beats depth here (H100, fp16, B = 32 L = 709: 0.229 ms per layer-call with two, four CTAs per SM, vs
-// 0.251 with three, three CTAs per SM; B = 1 and 8 the same or slower with three or four).
+// Shared memory: Q, then per warpgroup two buffers each of K and V (the key tile in use and the next one). Two
+// buffers, not more: occupancy beats depth here (H100, fp16, B = 32 L = 709: 0.229 ms per layer-call with two, four
+// CTAs per SM, vs 0.251 with three, three CTAs per SM; B = 1 and 8 the same or slower with three or four).
 constexpr int kOffQ = 0;
-constexpr int kOffK = kOffQ + kTileBytes;
-constexpr int kOffV = kOffK + 2 * kTileBytes;
-constexpr int kSmemAlloc = kOffV + 2 * kTileBytes + 1024;  // + slack to align the base to 1024
-constexpr int kMinCtas = 4;  // per SM: 41 KB each; the register cap is then 128
+constexpr int kOffKV = kOffQ + kTileBytes;
+constexpr int kKVBytes = 4 * kTileBytes;  // one warpgroup's K [2], V [2]
+template <int kSplit>
+constexpr int smem_alloc() {
+  return kOffKV + kSplit * kKVBytes + 1024;  // + slack to align the base to 1024
+}
+// Per warpgroup merged into warpgroup 0 at the end: 32 O accumulators, 2 row maxima, 2 partial row sums per thread.
+constexpr int kMergeFloats = 36;
+static_assert(kMergeFloats * kThreads * 4 <= kKVBytes, "the merge area fits in a warpgroup's K/V buffers");
+// Register cap 128 either way: four CTAs of one warpgroup (41 KB each) or two of two warpgroups (73 KB) per SM.
+template <int kSplit>
+constexpr int min_ctas() {
+  return 4 / kSplit;
+}
 
 // 16-byte streaming load (read once: no L1 allocation).
 __device__ __forceinline__ uint4 ld_stream(const uint4* p) {
@@ -148,9 +165,22 @@ __device__ __forceinline__ void wgmma_rs(float (&d)[8][4], const uint32_t (&a)[4
   }
 }
 
-template <class T>
-__global__ void __launch_bounds__(kThreads, kMinCtas) flash_wgmma_kernel(const FlashParams p) {
-  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+// Warpgroup-local barrier (named barrier 1 + wg over its 128 threads); the whole CTA's when there is one warpgroup.
+template <int kSplit>
+__device__ __forceinline__ void wg_barrier(int wg) {
+  static_assert(kSplit <= 2, "barrier ids 1 and 2");
+  if constexpr (kSplit == 1)
+    __syncthreads();
+  else if (wg == 0)
+    asm volatile("bar.sync 1, 128;\n" ::: "memory");
+  else
+    asm volatile("bar.sync 2, 128;\n" ::: "memory");
+}
+
+template <class T, int kSplit>
+__global__ void __launch_bounds__(kThreads* kSplit, min_ctas<kSplit>()) flash_wgmma_kernel(const FlashParams p) {
+  const int wg = kSplit == 1 ? 0 : static_cast<int>(threadIdx.x) / kThreads;
+  const int tid = static_cast<int>(threadIdx.x) % kThreads, lane = tid & 31, warp = tid >> 5;
   const int g = lane >> 2, tq = lane & 3;
   const int h = blockIdx.y, b = blockIdx.z;
   const int seq0 = p.seq_begin[b];
@@ -170,6 +200,9 @@ __global__ void __launch_bounds__(kThreads, kMinCtas) flash_wgmma_kernel(const F
   const int num_tiles = (L + kBN - 1) / kBN;
   const uint4* gBias = p.bias_cache + cache_block(b, h, gridDim.y, blockIdx.x, 0, p.q_tiles, p.k_blocks);
 
+  const uint32_t kv_base = base + kOffKV + wg * kKVBytes;  // this warpgroup's K [2], V [2]
+  // This warpgroup's key tiles: wg, wg + kSplit, ...; i-th of them in buffer i mod 2.
+  const int my_tiles = num_tiles > wg ? (num_tiles - wg + kSplit - 1) / kSplit : 0;
   // Copies: thread tid moves chunk c0 of rows r0 + 16·it (it < 4) of every 64-row tile.
   const int r0 = tid >> 3, c0 = tid & 7;
   auto valid_bits = [&](int tile) {  // bit it: row r0 + 16·it of key tile `tile` is a valid key of the sequence
@@ -189,8 +222,8 @@ __global__ void __launch_bounds__(kThreads, kMinCtas) flash_wgmma_kernel(const F
       const bool ok = (bits >> it) & 1u;
       const int64_t off = (row0 + r) * ld + c0 * 8;
       const uint32_t dst = swz128(r, c0);
-      cp_async_16(base + kOffK + buf * kTileBytes + dst, ok ? gK + off : gK, ok);
-      cp_async_16(base + kOffV + buf * kTileBytes + dst, ok ? gV + off : gV, ok);
+      cp_async_16(kv_base + buf * kTileBytes + dst, ok ? gK + off : gK, ok);
+      cp_async_16(kv_base + (2 + buf) * kTileBytes + dst, ok ? gV + off : gV, ok);
     }
   };
   // The bias pieces of this lane for key tile `tile`, straight into registers (they are in fragment order).
@@ -200,20 +233,27 @@ __global__ void __launch_bounds__(kThreads, kMinCtas) flash_wgmma_kernel(const F
     for (int v = 0; v < kBN / 16; ++v) u[v] = ld_stream(src + cache_piece(warp, v, lane));
   };
 
-  {  // prologue: the Q tile (rows past the end zero-filled) and key tile 0
+  {  // prologue: the Q tile (rows past the end zero-filled; warpgroup 0) and each warpgroup's first key tile
     const int nq = min(kBlockM, L - q0);
+    if (wg == 0) {
 #pragma unroll
-    for (int it = 0; it < 4; ++it) {
-      const int r = r0 + 16 * it;
-      const bool in = r < nq;
-      cp_async_16(base + kOffQ + swz128(r, c0), gQ + int64_t{in ? q0 + r : q0} * ld + c0 * 8, in);
+      for (int it = 0; it < 4; ++it) {
+        const int r = r0 + 16 * it;
+        const bool in = r < nq;
+        cp_async_16(base + kOffQ + swz128(r, c0), gQ + int64_t{in ? q0 + r : q0} * ld + c0 * 8, in);
+      }
     }
-    load_kv(0, 0, valid_bits(0));
+    if (my_tiles > 0) load_kv(wg, 0, valid_bits(wg));
     cp_async_commit();
   }
-  uint32_t bits_next = num_tiles > 1 ? valid_bits(1) : 0u;  // of the tile issued next
-  uint4 bias[kBN / 16];  // tile t's bias pieces, loaded during iteration t − 1
-  load_bias(0, bias);
+  uint32_t bits_next = my_tiles > 1 ? valid_bits(wg + kSplit) : 0u;  // of the tile issued next
+  uint4 bias[kBN / 16];  // tile t's bias pieces, loaded during the warpgroup's previous iteration
+  if (my_tiles > 0) load_bias(wg, bias);
+  if constexpr (kSplit > 1) {  // Q (copied by warpgroup 0) visible to every warpgroup
+    cp_async_wait_all();
+    fence_proxy_async();
+    __syncthreads();
+  }
 
   float o[8][4];
 #pragma unroll
@@ -221,24 +261,24 @@ __global__ void __launch_bounds__(kThreads, kMinCtas) flash_wgmma_kernel(const F
   float row_max[2] = {-INFINITY, -INFINITY}, row_sum[2] = {0.f, 0.f};
   const uint64_t desc_q = tile_desc(base + kOffQ);
 
-  for (int t = 0; t < num_tiles; ++t) {
-    const int buf = t & 1;
-    cp_async_wait_all();  // tile t (and, at t = 0, Q) has landed
+  for (int i = 0; i < my_tiles; ++i) {
+    const int buf = i & 1, t = wg + i * kSplit;
+    cp_async_wait_all();  // tile t (and, at i = 0, Q) has landed
     fence_proxy_async();
-    __syncthreads();  // visible to every warp's wgmma; the other buffer (tile t − 1) is no longer read
-    if (t + 1 < num_tiles) {
-      load_kv(t + 1, buf ^ 1, bits_next);
+    wg_barrier<kSplit>(wg);  // visible to the warpgroup's wgmma; the other buffer (previous tile) is no longer read
+    if (i + 1 < my_tiles) {
+      load_kv(t + kSplit, buf ^ 1, bits_next);
       cp_async_commit();
     }
-    bits_next = t + 2 < num_tiles ? valid_bits(t + 2) : 0u;
+    bits_next = i + 2 < my_tiles ? valid_bits(t + 2 * kSplit) : 0u;
 
     // S = bias block, then S += Q · Kᵀ.
     float s[8][4];
     scores_from_bias<kBN>(s, bias);
-    if (t + 1 < num_tiles) load_bias(t + 1, bias);
+    if (i + 1 < my_tiles) load_bias(t + kSplit, bias);
     fence_regs(s);
     wgmma_fence();
-    const uint64_t desc_k = tile_desc(base + kOffK + buf * kTileBytes);
+    const uint64_t desc_k = tile_desc(kv_base + buf * kTileBytes);
 #pragma unroll
     for (int kk = 0; kk < kD / 16; ++kk) wgmma_ss<T>(s, desc_q + 2 * kk, desc_k + 2 * kk);  // +32 bytes per k16
     wgmma_commit();
@@ -254,7 +294,7 @@ __global__ void __launch_bounds__(kThreads, kMinCtas) flash_wgmma_kernel(const F
     for (int kk = 0; kk < kBN / 16; ++kk) p_fragment<T>(s, kk, a[kk]);
     fence_regs(o);
     wgmma_fence();
-    const uint64_t desc_v = tile_desc(base + kOffV + buf * kTileBytes);
+    const uint64_t desc_v = tile_desc(kv_base + (2 + buf) * kTileBytes);
 #pragma unroll
     for (int kk = 0; kk < kBN / 16; ++kk) wgmma_rs<T>(o, a[kk], desc_v + 128 * kk);  // +16 rows (2048 bytes)
     wgmma_commit();
@@ -262,10 +302,50 @@ __global__ void __launch_bounds__(kThreads, kMinCtas) flash_wgmma_kernel(const F
     fence_regs(o);
   }
 
-  // Epilogue: normalise, round, stage in the swizzled Q tile (each warp its own 16 rows), 16-byte stores.
+  __syncthreads();  // every warp's last wgmma (reading Q, K, V) has completed
+  if constexpr (kSplit > 1) {
+    // Merge: warpgroups 1 .. kSplit − 1 leave (O, max, partial sum) in their K/V buffers ([value][thread], no bank
+    // conflicts); warpgroup 0 rescales both sides to the common max (a side whose max is −∞ contributes 0) and adds.
+    float* merge = reinterpret_cast<float*>(smem + kOffKV);
+    if (wg > 0) {
+      float* m = merge + (wg - 1) * (kKVBytes / 4) + tid;
+#pragma unroll
+      for (int n = 0; n < 8; ++n)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) m[(4 * n + e) * kThreads] = o[n][e];
+#pragma unroll
+      for (int rr = 0; rr < 2; ++rr) {
+        m[(32 + rr) * kThreads] = row_max[rr];
+        m[(34 + rr) * kThreads] = row_sum[rr];
+      }
+    }
+    __syncthreads();
+    if (wg > 0) return;
+#pragma unroll
+    for (int w = 1; w < kSplit; ++w) {
+      const float* m = merge + (w - 1) * (kKVBytes / 4) + tid;
+      float f0[2], f1[2];
+#pragma unroll
+      for (int rr = 0; rr < 2; ++rr) {
+        const float m1 = m[(32 + rr) * kThreads];
+        const float m_new = fmaxf(row_max[rr], m1);
+        const float m_scaled = (m_new == -INFINITY ? 0.f : m_new) * p.scale_log2;
+        f0[rr] = row_max[rr] == m_new ? 1.f : exp2_approx(fmaf(row_max[rr], p.scale_log2, -m_scaled));
+        f1[rr] = m1 == m_new ? 1.f : exp2_approx(fmaf(m1, p.scale_log2, -m_scaled));
+        if (m_new == -INFINITY) f0[rr] = f1[rr] = 0.f;  // both sides saw only masked keys: O = 0, sum = 0
+        row_max[rr] = m_new;
+        row_sum[rr] = row_sum[rr] * f0[rr] + m[(34 + rr) * kThreads] * f1[rr];
+      }
+#pragma unroll
+      for (int n = 0; n < 8; ++n)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) o[n][e] = o[n][e] * f0[e >> 1] + m[(4 * n + e) * kThreads] * f1[e >> 1];
+    }
+  }
+
+  // Epilogue (warpgroup 0): normalise, round, stage in the swizzled Q tile (each warp its own 16 rows), 16-byte stores.
   float inv[2];
   inverse_row_sums(row_sum, inv);
-  __syncthreads();  // every warp's last wgmma (reading Q) has completed
 #pragma unroll
   for (int n = 0; n < 8; ++n)
 #pragma unroll
@@ -288,25 +368,34 @@ __global__ void __launch_bounds__(kThreads, kMinCtas) flash_wgmma_kernel(const F
 #undef LRT_WG_D32
 #undef LRT_WG_DOUT
 
-template <class T>
+template <class T, int kSplit>
 void launch(const FlashParams& p, dim3 grid, cudaStream_t stream) {
-  auto kernel = flash_wgmma_kernel<T>;
-  LRT_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmemAlloc));
-  kernel<<<grid, kThreads, kSmemAlloc, stream>>>(p);
+  auto kernel = flash_wgmma_kernel<T, kSplit>;
+  constexpr int smem = smem_alloc<kSplit>();
+  LRT_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+  kernel<<<grid, kThreads * kSplit, smem, stream>>>(p);
   LRT_CUDA_LAUNCHED("flash_wgmma_kernel");
+}
+
+template <class T>
+void launch_split(const FlashParams& p, dim3 grid, int split, cudaStream_t stream) {
+  if (split == 2)
+    launch<T, 2>(p, grid, stream);
+  else
+    launch<T, 1>(p, grid, stream);
 }
 
 }  // namespace
 
 bool sm90_flash_built() { return true; }
 
-size_t sm90_flash_smem_bytes() { return kSmemAlloc; }
+size_t sm90_flash_smem_bytes(int split) { return split == 2 ? smem_alloc<2>() : smem_alloc<1>(); }
 
-void sm90_flash_attention(const FlashParams& p, dim3 grid, bool bf16, cudaStream_t stream) {
+void sm90_flash_attention(const FlashParams& p, dim3 grid, bool bf16, int split, cudaStream_t stream) {
   if (bf16)
-    launch<__nv_bfloat16>(p, grid, stream);
+    launch_split<__nv_bfloat16>(p, grid, split, stream);
   else
-    launch<__half>(p, grid, stream);
+    launch_split<__half>(p, grid, split, stream);
 }
 
 }  // namespace layoutrt::cuda

@@ -26,18 +26,21 @@ namespace {
 // Which configuration runs, or −1 to decline. Measured on an H100 (fp16 forward at T = 512 + 197, FFN stage of 12
 // layers; bench/results/2026-11-24-h100-fused-gelu.md): the cooperative 256 × 128 kernel (two consumer warp groups
 // per tile, both then run the epilogue) beats cuBLASLt + the GELU pass at B = 32 (5.12 vs 5.66 ms) and B = 8 (1.55 vs
-// 1.59); at B = 1 (M = 709) neither fused schedule does (0.45 / 0.43 vs 0.42 ms), so small M (fewer than two waves of
-// 256 × 128 tiles) declines and keeps the two-pass path. LAYOUTRT_SM90_GEMM=pingpong selects the ping-pong kernels
-// (each warp group owns a tile; its epilogue overlaps the other's mainloop), for every M; read per call.
+// 1.59). Below two waves of 256 × 128 tiles (B ≤ 3 at L = 709) the cooperative 128 × 192 kernel runs (M = 709:
+// 6 × 16 = 96 tiles, one wave): H200, fp16 forward at B = 1 0.746 ms vs 0.763 with the two-pass path and 0.758 with
+// ping-pong 64 × 128; B = 2 1.051 vs 1.065 (the FFN stage 0.383 vs 0.452 ms at B = 1). LAYOUTRT_SM90_GEMM=pingpong
+// selects the ping-pong kernels (each warp group owns a tile; its epilogue overlaps the other's mainloop) and
+// coop192 the 128 × 192 kernel, for every M; read per call.
 int config_for(int M, int N) {
   const char* env = std::getenv("LAYOUTRT_SM90_GEMM");
   const bool pingpong = env && std::strcmp(env, "pingpong") == 0;
+  if (env && std::strcmp(env, "coop192") == 0) return sm90::kCoopSmall;
   int sms = device_attribute<cudaDevAttrMultiProcessorCount>();
   if (sms <= 0) sms = 132;
   const int64_t large_m = pingpong ? 128 : 256, tiles = int64_t{(M + large_m - 1) / large_m} * ((N + 127) / 128);
   const bool large = tiles >= 2 * sms;
   if (pingpong) return large ? sm90::kPingpongLarge : sm90::kPingpongSmall;
-  return large ? sm90::kCoopLarge : -1;
+  return large ? sm90::kCoopLarge : sm90::kCoopSmall;
 }
 
 bool is_sm90() {

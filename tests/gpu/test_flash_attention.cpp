@@ -285,31 +285,45 @@ void make_device_case(const AttnCase& c, const HostInputs& in, DeviceCase& dc) {
 
 // The two bias paths of the 1D + 2D case: tables looked up per score, and the F16 blocks of flash_prepare_bias.
 // The cache is read by two mma.sync kernel shapes (4 warps × 1 strip, 2 warps × 2 strips) and, on compute capability
-// 9.0 at d = 64, the wgmma kernel (one warpgroup); LAYOUTRT_FLASH_SHAPE forces one.
-enum class BiasPath { kLookup, kCache4W, kCache2W, kCacheWG };
+// 9.0 at d = 64, the wgmma kernel with one warpgroup per 64 query rows or two sharing the key tiles (split-KV);
+// LAYOUTRT_FLASH_SHAPE and LAYOUTRT_FLASH_SPLIT force one.
+enum class BiasPath { kLookup, kCache4W, kCache2W, kCacheWG, kCacheWG2 };
 const char* shape_env(BiasPath path) {
-  return path == BiasPath::kCache4W ? "4w" : path == BiasPath::kCache2W ? "2w" : path == BiasPath::kCacheWG ? "wg"
-                                                                                                          : nullptr;
+  switch (path) {
+    case BiasPath::kCache4W: return "4w";
+    case BiasPath::kCache2W: return "2w";
+    case BiasPath::kCacheWG:
+    case BiasPath::kCacheWG2: return "wg";
+    default: return nullptr;
+  }
+}
+const char* split_env(BiasPath path) {
+  return path == BiasPath::kCacheWG ? "1" : path == BiasPath::kCacheWG2 ? "2" : nullptr;
 }
 const char* path_name(BiasPath path) {
-  return path == BiasPath::kCache4W ? "cache4w" : path == BiasPath::kCache2W ? "cache2w"
-                                                : path == BiasPath::kCacheWG ? "cachewg" : "lookup";
+  switch (path) {
+    case BiasPath::kCache4W: return "cache4w";
+    case BiasPath::kCache2W: return "cache2w";
+    case BiasPath::kCacheWG: return "cachewg";
+    case BiasPath::kCacheWG2: return "cachewg2";
+    default: return "lookup";
+  }
 }
 
-// Sets LAYOUTRT_FLASH_SHAPE for the scope, restoring the previous value after.
-class ScopedShape {
+// Sets environment variable `name` to `value` (nullptr: leaves it) for the scope, restoring the previous value after.
+class ScopedEnv {
  public:
-  explicit ScopedShape(const char* value) {
-    if (const char* old = std::getenv("LAYOUTRT_FLASH_SHAPE")) old_ = old, had_ = true;
-    if (value) setenv("LAYOUTRT_FLASH_SHAPE", value, 1);
+  ScopedEnv(const char* name, const char* value) : name_(name) {
+    if (const char* old = std::getenv(name)) old_ = old, had_ = true;
+    if (value) setenv(name, value, 1);
   }
-  ~ScopedShape() {
-    if (had_) setenv("LAYOUTRT_FLASH_SHAPE", old_.c_str(), 1);
-    else unsetenv("LAYOUTRT_FLASH_SHAPE");
+  ~ScopedEnv() {
+    if (had_) setenv(name_.c_str(), old_.c_str(), 1);
+    else unsetenv(name_.c_str());
   }
 
  private:
-  std::string old_;
+  std::string name_, old_;
   bool had_ = false;
 };
 
@@ -321,13 +335,16 @@ void check_case(const AttnCase& c, int64_t check_seqs = -1) {
   if (c.bias_mode == 2 && c.d <= 64) {
     check_case_path(c, check_seqs, BiasPath::kCache4W);
     check_case_path(c, check_seqs, BiasPath::kCache2W);
-    if (cuda::flash_wgmma_available(c.d)) check_case_path(c, check_seqs, BiasPath::kCacheWG);
+    if (cuda::flash_wgmma_available(c.d)) {
+      check_case_path(c, check_seqs, BiasPath::kCacheWG);
+      check_case_path(c, check_seqs, BiasPath::kCacheWG2);
+    }
   }
 }
 
 void check_case_path(const AttnCase& c, int64_t check_seqs, BiasPath path) {
   SCOPED_TRACE(c.name + " [" + path_name(path) + "]");
-  const ScopedShape shape(shape_env(path));
+  const ScopedEnv shape("LAYOUTRT_FLASH_SHAPE", shape_env(path)), split("LAYOUTRT_FLASH_SPLIT", split_env(path));
   HostInputs in = make_inputs(c);
   DeviceCase dc;
   ASSERT_NO_FATAL_FAILURE(make_device_case(c, in, dc));
@@ -601,7 +618,7 @@ TEST(FlashAttention, TimingBase709) {
     float ms_shape[3] = {0, 0, 0};
     const bool wg = cuda::flash_wgmma_available(c.d);
     for (int i = 0; i < (wg ? 3 : 2); ++i) {
-      const ScopedShape shape(i == 0 ? "4w" : i == 1 ? "2w" : "wg");
+      const ScopedEnv shape("LAYOUTRT_FLASH_SHAPE", i == 0 ? "4w" : i == 1 ? "2w" : "wg");
       ms_shape[i] = time_ms(cached);
     }
     AttentionArgs no_bias = dc.args;
