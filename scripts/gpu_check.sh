@@ -7,7 +7,8 @@
 #   GPU_CHECK_STEPS=parity,bench bash scripts/gpu_check.sh   # some steps (build outputs from an earlier call reused)
 #
 # Steps (GPU_CHECK_STEPS, comma separated; default all but profile): build, buckets, ctest, parity, bench, baseline;
-# profile (per-kernel ncu table, bias-lookup cost) runs only when named. Each logs to
+# profile (per-kernel ncu table, bias-lookup cost) and ab (run-time switches timed side by side: GPU_CHECK_AB, see
+# step_ab) run only when named. Each logs to
 # $OUT/<step>.log under a time limit; a failing step does not stop the others; results.md and the summary (exit codes,
 # seconds) are always written. GPU_CHECK_BUDGET_S (default 720) caps the whole run: a step gets at most what is left
 # (less a reserve for the summary) and is skipped when too little is left. Large files (checkpoint, plans, inputs) go
@@ -242,9 +243,61 @@ PY
   rm -f "$WORK"/prof_*.plan
   return $rc
 }
-export -f step_system step_build step_buckets step_ctest step_parity step_bench step_baseline step_profile
+step_ab() {
+  # A/B timing of run-time switches (opt-in: GPU_CHECK_STEPS=...,ab), all in this one call: GPU_CHECK_AB is a
+  # ';'-separated list of variants, each a space-separated list of VAR=value assignments (an empty one = the defaults),
+  # run on one plan (GPU_CHECK_AB_PRECISION, default fp16) at GPU_CHECK_AB_BATCHES (default 1,8,32) with --stages and
+  # GPU_CHECK_AB_ARGS added to the bench command (e.g. "--lengths bench/funsd_test_token_counts.txt --pack");
+  # $OUT/ab.md tabulates median ms per variant and batch with the attention and FFN stages.
+  local ckpt="$WORK/parity/ckpt" rc=0 i=0 v
+  if [ ! -f "$ckpt/config.json" ]; then
+    x python3 python/parity_hf.py --out "$WORK/parity" --ckpt-only $TINY || return $?
+  fi
+  x "$L" build --checkpoint "$ckpt" --precision "${GPU_CHECK_AB_PRECISION:-fp16}" --max-batch 32 \
+    --output "$WORK/ab.plan" -q || return $?
+  local variants
+  IFS=';' read -r -a variants <<< "${GPU_CHECK_AB-; LAYOUTRT_FLASH_SPLIT=1; LAYOUTRT_FUSED_GELU=0}"
+  ((${#variants[@]})) || variants=("")  # GPU_CHECK_AB="": the defaults alone
+  rm -f "$WORK"/ab_*.json "$WORK/ab_variants.txt"
+  for v in "${variants[@]}"; do
+    v=$(echo "$v" | xargs)  # trimmed
+    echo "$v" >> "$WORK/ab_variants.txt"
+    # shellcheck disable=SC2086  # $v: the assignments, split on spaces
+    x env $v "$L" bench --plan "$WORK/ab.plan" --backend "$BACKEND" --batch "${GPU_CHECK_AB_BATCHES:-1,8,32}" \
+      --text-tokens 512 --warmup "$WARMUP" --iters "$ITERS" --max-seconds "$MAX_SECONDS" --stages \
+      ${GPU_CHECK_AB_ARGS:-} --json "$WORK/ab_$i.json" -q || rc=1
+    i=$((i + 1))
+  done
+  rm -f "$WORK/ab.plan"
+  python3 - "$WORK" "$OUT" <<'PY' || rc=1
+import json, sys
+w, out = sys.argv[1], sys.argv[2]
+variants = open(f"{w}/ab_variants.txt").read().split("\n")[:-1]
+res = []
+for i, v in enumerate(variants):
+    try:
+        res.append((v or "(defaults)", {r["batch"]: r for r in json.load(open(f"{w}/ab_{i}.json"))["results"]}))
+    except (OSError, ValueError, KeyError):
+        res.append((v or "(defaults)", {}))
+batches = sorted({b for _, rows in res for b in rows})
+lines = ["A/B of run-time switches, one plan, one call: compute ms (median), in brackets the attention / FFN stage ms "
+         "(one run with CUDA events between stages, graphs off).", "",
+         "| variant | " + " | ".join(f"B = {b}" for b in batches) + " |", "| --- |" + " ---: |" * len(batches)]
+for name, rows in res:
+    cells = []
+    for b in batches:
+        r = rows.get(b)
+        st = (r or {}).get("stages_ms", {})
+        cells.append(f"{r['median_ms']:.3f} ({st.get('attention', 0):.3f} / {st.get('ffn', 0):.3f})" if r else "—")
+    lines.append(f"| `{name}` | " + " | ".join(cells) + " |")
+open(f"{out}/ab.md", "w").write("\n".join(lines) + "\n")
+print("\n".join(lines))
+PY
+  return $rc
+}
+export -f step_system step_build step_buckets step_ctest step_parity step_bench step_baseline step_profile step_ab
 
-declare -A LIMIT=([system]=30 [build]=300 [buckets]=60 [ctest]=300 [parity]=240 [bench]=190 [baseline]=200 [profile]=240)
+declare -A LIMIT=([system]=30 [build]=300 [buckets]=60 [ctest]=300 [parity]=240 [bench]=190 [baseline]=200 [profile]=240 [ab]=240)
 SUMMARY=()
 FAILED=0
 run_step() {
@@ -272,7 +325,7 @@ run_step() {
   tail -5 "$OUT/$name.log" | sed 's/^/   /'
 }
 
-for s in system build buckets ctest parity bench baseline profile; do run_step "$s"; done
+for s in system build buckets ctest parity bench baseline profile ab; do run_step "$s"; done
 
 # ---- results.md / results.json --------------------------------------------------------------------------------------
 {
@@ -380,6 +433,9 @@ else:
     lines.append("(bench / baseline steps not run or failed)\n")
 profile = [(t, read(os.path.join(out, t))) for t in ("bias_cost.md", "flash_shape.md", "fused_gelu.md", "kernels_b32.md",
                                                    "kernels_b1.md")]
+ab = read(os.path.join(out, "ab.md"))
+if ab:
+    lines += ["## A/B of run-time switches (step ab)", "", ab]
 if any(body for _, body in profile):
     lines += ["## Profile (step profile)", ""]
     for name, body in profile:
