@@ -64,6 +64,11 @@ step_system() {
   git -C "$ROOT" log --oneline -1 2>/dev/null || true
 }
 
+# The random-weight checkpoint the bench / profile / ab steps time (the parity step's, written here when it did not run).
+ensure_ckpt() {
+  [ -f "$WORK/parity/ckpt/config.json" ] || x python3 python/parity_hf.py --out "$WORK/parity" --ckpt-only $TINY
+}
+
 step_build() {
   # -Xptxas=-v: registers / stack / spills of every kernel; the full log stays in $WORK, build.log keeps a digest.
   x cmake -S "$ROOT" -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 \
@@ -125,9 +130,7 @@ step_parity() {
 
 step_bench() {
   local ckpt="$WORK/parity/ckpt" rc=0
-  if [ ! -f "$ckpt/config.json" ]; then
-    x python3 python/parity_hf.py --out "$WORK/parity" --ckpt-only $TINY || return $?
-  fi
+  ensure_ckpt || return $?
   rm -f "$WORK/speed_layoutrt.md"
   # fp16-f32res: fp16 with the FP32 residual stream (--residual f32), what it costs.
   for p in fp32 fp16 fp16-f32res bf16; do
@@ -163,9 +166,7 @@ step_profile() {
   # precomputed once per forward (cache, the default), looked up per score in every layer (lookup), and without biases
   # (the bound on what either costs).
   local ckpt="$WORK/parity/ckpt" rc=0
-  if [ ! -f "$ckpt/config.json" ]; then
-    x python3 python/parity_hf.py --out "$WORK/parity" --ckpt-only $TINY || return $?
-  fi
+  ensure_ckpt || return $?
   x "$L" build --checkpoint "$ckpt" --precision fp16 --max-batch 32 --output "$WORK/prof_fp16.plan" -q || return $?
   local NCU
   NCU=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu /usr/local/cuda/bin/ncu 2>/dev/null | head -1)
@@ -250,9 +251,7 @@ step_ab() {
   # GPU_CHECK_AB_ARGS added to the bench command (e.g. "--lengths bench/funsd_test_token_counts.txt --pack");
   # $OUT/ab.md tabulates median ms per variant and batch with the attention and FFN stages.
   local ckpt="$WORK/parity/ckpt" rc=0 i=0 v
-  if [ ! -f "$ckpt/config.json" ]; then
-    x python3 python/parity_hf.py --out "$WORK/parity" --ckpt-only $TINY || return $?
-  fi
+  ensure_ckpt || return $?
   x "$L" build --checkpoint "$ckpt" --precision "${GPU_CHECK_AB_PRECISION:-fp16}" --max-batch 32 \
     --output "$WORK/ab.plan" -q || return $?
   local variants
@@ -295,7 +294,7 @@ print("\n".join(lines))
 PY
   return $rc
 }
-export -f step_system step_build step_buckets step_ctest step_parity step_bench step_baseline step_profile step_ab
+export -f ensure_ckpt step_system step_build step_buckets step_ctest step_parity step_bench step_baseline step_profile step_ab
 
 declare -A LIMIT=([system]=30 [build]=300 [buckets]=60 [ctest]=300 [parity]=240 [bench]=190 [baseline]=200 [profile]=240 [ab]=240)
 SUMMARY=()

@@ -252,13 +252,11 @@ TEST(CudaLinear, HopperFusedBiasGelu) {
   cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev);
   if (!cuda::sm90_fused_gemm_built()) GTEST_SKIP() << "built without the CUTLASS headers (scripts/get_cutlass.sh)";
   if (major != 9 || minor != 0) GTEST_SKIP() << "compute capability " << major << "." << minor << ", not 9.0";
-  const char* old_env = std::getenv("LAYOUTRT_SM90_GEMM");
-  const std::string old_value = old_env ? old_env : "";
   // The schedule families (LAYOUTRT_SM90_GEMM, read per call); coop192: the cooperative 128 x 192 tile at every M.
   for (const char* family : {"pingpong", "coop", "coop192"})
   for (Precision prec : {Precision::kFP16, Precision::kBF16}) {
     SCOPED_TRACE(family);
-    setenv("LAYOUTRT_SM90_GEMM", family, 1);
+    const test::ScopedEnv schedule("LAYOUTRT_SM90_GEMM", family);
     auto gpu = make_cuda_backend(0, prec);
     const DType dt = gpu->activation_dtype(prec);
     uint32_t seed = 300;
@@ -274,8 +272,6 @@ TEST(CudaLinear, HopperFusedBiasGelu) {
       gpu->synchronize();
     }
   }
-  if (old_env) setenv("LAYOUTRT_SM90_GEMM", old_value.c_str(), 1);
-  else unsetenv("LAYOUTRT_SM90_GEMM");
 }
 
 // Operands at offsets the heuristic must not assume away: x starting at row 1 of a K = 13 matrix (F32: 4-byte

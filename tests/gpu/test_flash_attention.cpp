@@ -310,23 +310,6 @@ const char* path_name(BiasPath path) {
   }
 }
 
-// Sets environment variable `name` to `value` (nullptr: leaves it) for the scope, restoring the previous value after.
-class ScopedEnv {
- public:
-  ScopedEnv(const char* name, const char* value) : name_(name) {
-    if (const char* old = std::getenv(name)) old_ = old, had_ = true;
-    if (value) setenv(name, value, 1);
-  }
-  ~ScopedEnv() {
-    if (had_) setenv(name_.c_str(), old_.c_str(), 1);
-    else unsetenv(name_.c_str());
-  }
-
- private:
-  std::string name_, old_;
-  bool had_ = false;
-};
-
 // Runs one case on the GPU and compares sequences [0, check_seqs) (all when < 0) with the CPU twin, once per bias
 // path that applies (the cache, with each kernel shape: 1D + 2D biases and head_dim ≤ 64).
 void check_case_path(const AttnCase& c, int64_t check_seqs, BiasPath path);
@@ -344,7 +327,7 @@ void check_case(const AttnCase& c, int64_t check_seqs = -1) {
 
 void check_case_path(const AttnCase& c, int64_t check_seqs, BiasPath path) {
   SCOPED_TRACE(c.name + " [" + path_name(path) + "]");
-  const ScopedEnv shape("LAYOUTRT_FLASH_SHAPE", shape_env(path)), split("LAYOUTRT_FLASH_SPLIT", split_env(path));
+  const test::ScopedEnv shape("LAYOUTRT_FLASH_SHAPE", shape_env(path)), split("LAYOUTRT_FLASH_SPLIT", split_env(path));
   HostInputs in = make_inputs(c);
   DeviceCase dc;
   ASSERT_NO_FATAL_FAILURE(make_device_case(c, in, dc));
@@ -618,7 +601,7 @@ TEST(FlashAttention, TimingBase709) {
     float ms_shape[3] = {0, 0, 0};
     const bool wg = cuda::flash_wgmma_available(c.d);
     for (int i = 0; i < (wg ? 3 : 2); ++i) {
-      const ScopedEnv shape("LAYOUTRT_FLASH_SHAPE", i == 0 ? "4w" : i == 1 ? "2w" : "wg");
+      const test::ScopedEnv shape("LAYOUTRT_FLASH_SHAPE", i == 0 ? "4w" : i == 1 ? "2w" : "wg");
       ms_shape[i] = time_ms(cached);
     }
     AttentionArgs no_bias = dc.args;
