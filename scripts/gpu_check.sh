@@ -247,13 +247,12 @@ PY
 step_ab() {
   # A/B timing of run-time switches (opt-in: GPU_CHECK_STEPS=...,ab), all in this one call: GPU_CHECK_AB is a
   # ';'-separated list of variants, each a space-separated list of VAR=value assignments (an empty one = the defaults),
-  # run on one plan (GPU_CHECK_AB_PRECISION, default fp16) at GPU_CHECK_AB_BATCHES (default 1,8,32) with --stages and
+  # each run on a plan built under the same assignments (GPU_CHECK_AB_PRECISION, default fp16; build-time switches
+  # such as LAYOUTRT_GEMM_CANDIDATES apply) at GPU_CHECK_AB_BATCHES (default 1,8,32) with --stages and
   # GPU_CHECK_AB_ARGS added to the bench command (e.g. "--lengths bench/funsd_test_token_counts.txt --pack");
   # $OUT/ab.md tabulates median ms per variant and batch with the attention and FFN stages.
   local ckpt="$WORK/parity/ckpt" rc=0 i=0 v
   ensure_ckpt || return $?
-  x "$L" build --checkpoint "$ckpt" --precision "${GPU_CHECK_AB_PRECISION:-fp16}" --max-batch 32 \
-    --output "$WORK/ab.plan" -q || return $?
   local variants
   IFS=';' read -r -a variants <<< "${GPU_CHECK_AB-; LAYOUTRT_FLASH_SPLIT=1; LAYOUTRT_FUSED_GELU=0}"
   ((${#variants[@]})) || variants=("")  # GPU_CHECK_AB="": the defaults alone
@@ -261,7 +260,11 @@ step_ab() {
   for v in "${variants[@]}"; do
     v=$(echo "$v" | xargs)  # trimmed
     echo "$v" >> "$WORK/ab_variants.txt"
+    # The plan is built under the variant too: build-time switches (GEMM tuning) apply.
     # shellcheck disable=SC2086  # $v: the assignments, split on spaces
+    x env $v "$L" build --checkpoint "$ckpt" --precision "${GPU_CHECK_AB_PRECISION:-fp16}" --max-batch 32 \
+      --output "$WORK/ab.plan" -q || { rc=1; i=$((i + 1)); continue; }
+    # shellcheck disable=SC2086
     x env $v "$L" bench --plan "$WORK/ab.plan" --backend "$BACKEND" --batch "${GPU_CHECK_AB_BATCHES:-1,8,32}" \
       --text-tokens 512 --warmup "$WARMUP" --iters "$ITERS" --max-seconds "$MAX_SECONDS" --stages \
       ${GPU_CHECK_AB_ARGS:-} --json "$WORK/ab_$i.json" -q || rc=1

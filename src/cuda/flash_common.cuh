@@ -117,6 +117,17 @@ __device__ __forceinline__ void init_scores_cached(float (&s)[BN / 8][4], const 
   scores_from_bias<BN>(s, u);
 }
 
+// The running max m_new as the exponent's offset: m_new · scale, or 0 while every key so far is masked (m_new = −∞).
+__device__ __forceinline__ float scaled_max(float m_new, float scale) {
+  return (m_new == -INFINITY ? 0.f : m_new) * scale;
+}
+// The factor that moves sums and outputs accumulated against max m onto the new max m_new ≥ m (m_scaled =
+// scaled_max(m_new)): 2^(m · scale − m_scaled), exactly 1 when the max did not move (the FMA's rounding residual must
+// not leak into O), 0 when m = −∞ < m_new (nothing was accumulated: O = 0, sum = 0).
+__device__ __forceinline__ float max_shift_factor(float m, float m_new, float m_scaled, float scale) {
+  return m == m_new ? 1.f : exp2_approx(fmaf(m, scale, -m_scaled));
+}
+
 // One key tile's online-softmax step on one 16-row strip (FP32), in place: s holds the unscaled scores (bias + q·k)
 // of this thread's rows g (elements 0, 1) and g + 8 (2, 3) of n-tiles 0 .. NT8 − 1 and becomes p = 2^(s · scale −
 // m · scale) with m the new running row max (the scale is positive, so the max commutes with it: one FMA per score
@@ -135,8 +146,8 @@ __device__ __forceinline__ bool online_softmax_step(float (&s)[NT8][4], float (&
     mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
     mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
     const float m_new = fmaxf(row_max[rr], mx);
-    const float m_scaled = (m_new == -INFINITY ? 0.f : m_new) * scale;
-    corr[rr] = m_new == row_max[rr] ? 1.f : exp2_approx(fmaf(row_max[rr], scale, -m_scaled));
+    const float m_scaled = scaled_max(m_new, scale);
+    corr[rr] = max_shift_factor(row_max[rr], m_new, m_scaled, scale);
     rescale |= corr[rr] != 1.f;
     row_max[rr] = m_new;
     float sum = 0.f;

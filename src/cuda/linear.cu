@@ -121,14 +121,25 @@ bool tuning_enabled() {
   return on;
 }
 
-// The one place a GEMM algorithm is chosen: cuBLASLt's heuristic proposes up to kCandidates algorithms within our
-// workspace and the operands' actual alignment; when tuning is on (and the stream is not being captured into a
+// How many heuristic candidates are timed: LAYOUTRT_GEMM_CANDIDATES (1 .. kMaxCandidates, default 8).
+constexpr int kMaxCandidates = 64;
+int gemm_candidates() {
+  static const int n = [] {
+    const char* e = std::getenv("LAYOUTRT_GEMM_CANDIDATES");
+    const int v = e ? std::atoi(e) : 8;
+    return v < 1 ? 1 : v > kMaxCandidates ? kMaxCandidates : v;
+  }();
+  return n;
+}
+
+// The one place a GEMM algorithm is chosen: cuBLASLt's heuristic proposes up to gemm_candidates() algorithms within
+// our workspace and the operands' actual alignment; when tuning is on (and the stream is not being captured into a
 // graph) each is timed on the call's own operands (1 warm-up + 3 timed runs, CUDA events) and the fastest is kept for
 // this key. The heuristic's first pick is often not the fastest for the skinny-K / wide-N shapes of this model.
 // Throws kCuda naming the shape when nothing fits.
 cublasLtMatmulAlgo_t choose_algorithm(cublasLtHandle_t handle, const GemmKey& key, const GemmPlan& p,
                                       const TuneContext* tc) {
-  constexpr int kCandidates = 8;
+  const int candidates = gemm_candidates();
   cublasLtMatmulPreference_t pref = nullptr;
   LRT_CUBLAS(cublasLtMatmulPreferenceCreate(&pref));
   struct PrefGuard {
@@ -143,10 +154,10 @@ cublasLtMatmulAlgo_t choose_algorithm(cublasLtHandle_t handle, const GemmKey& ke
   LRT_CUBLAS(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &al_c, sizeof(al_c)));
   LRT_CUBLAS(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &al_c, sizeof(al_c)));
 
-  cublasLtMatmulHeuristicResult_t results[kCandidates] = {};
+  cublasLtMatmulHeuristicResult_t results[kMaxCandidates] = {};
   int found = 0;
   const cublasStatus_t st =
-      cublasLtMatmulAlgoGetHeuristic(handle, p.desc, p.a, p.b, p.c, p.c, pref, kCandidates, results, &found);
+      cublasLtMatmulAlgoGetHeuristic(handle, p.desc, p.a, p.b, p.c, p.c, pref, candidates, results, &found);
   if (st == CUBLAS_STATUS_NOT_SUPPORTED || (st == CUBLAS_STATUS_SUCCESS && found == 0))
     throw_error(ErrorCode::kCuda, "cuda linear: cuBLASLt has no algorithm for ", shape_text(key));
   LRT_CUBLAS(st);

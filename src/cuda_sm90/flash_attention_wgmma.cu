@@ -41,7 +41,11 @@
 // 0.794 / 0.792 with one warpgroup (two runs each; the attention stage 0.235 vs 0.261 ms for 12 layers); at B = 2
 // and 4 (288 / 576 CTAs) two warpgroups are slower (1.096 vs 1.065, 1.722 vs 1.716 ms), so only grids of at most two
 // CTAs per SM split. An L2 prefetch of the bias blocks two tiles ahead changed nothing measurable (B = 1 0.763 both,
-// B = 32 10.16 vs 10.10 ms) and was dropped.
+// B = 32 10.16 vs 10.10 ms) and was dropped. Grid-level split-KV on top (three one-warpgroup CTAs per query tile at
+// B = 1, each a third of the key tiles, the last to arrive merging the partials from a global workspace in part
+// order; H200, 2026-12-01): the kernel 15.8 vs 16.9 us per layer (ncu, graphs off) but the forward 0.714 vs 0.709 ms
+// (two or three warpgroups per query tile across CTAs: 0.748 – 0.776 ms) — not kept. At B = 1 this kernel is not
+// limited by one CTA's serial walk over the key tiles: a third of the walk per CTA bought 7 %.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -175,6 +179,29 @@ __device__ __forceinline__ void wg_barrier(int wg) {
     asm volatile("bar.sync 1, 128;\n" ::: "memory");
   else
     asm volatile("bar.sync 2, 128;\n" ::: "memory");
+}
+
+// Folds another warpgroup's partial of the same query rows, value v (the [value][thread] index of kMergeFloats) read
+// by load(v), into this thread's (o, row_max, row_sum): both sides move to the common max (a side that saw only masked
+// keys holds O = 0, sum = 0, max −∞ and adds nothing; see max_shift_factor).
+template <class Load>
+__device__ __forceinline__ void merge_partial(float (&o)[8][4], float (&row_max)[2], float (&row_sum)[2],
+                                              const Load& load, float scale) {
+  float f0[2], f1[2];
+#pragma unroll
+  for (int rr = 0; rr < 2; ++rr) {
+    const float m1 = load(32 + rr);
+    const float m_new = fmaxf(row_max[rr], m1);
+    const float m_scaled = scaled_max(m_new, scale);
+    f0[rr] = max_shift_factor(row_max[rr], m_new, m_scaled, scale);
+    f1[rr] = max_shift_factor(m1, m_new, m_scaled, scale);
+    row_max[rr] = m_new;
+    row_sum[rr] = row_sum[rr] * f0[rr] + load(34 + rr) * f1[rr];
+  }
+#pragma unroll
+  for (int n = 0; n < 8; ++n)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) o[n][e] = o[n][e] * f0[e >> 1] + load(4 * n + e) * f1[e >> 1];
 }
 
 template <class T, int kSplit>
@@ -324,22 +351,7 @@ __global__ void __launch_bounds__(kThreads* kSplit, min_ctas<kSplit>()) flash_wg
 #pragma unroll
     for (int w = 1; w < kSplit; ++w) {
       const float* m = merge + (w - 1) * (kKVBytes / 4) + tid;
-      float f0[2], f1[2];
-#pragma unroll
-      for (int rr = 0; rr < 2; ++rr) {
-        const float m1 = m[(32 + rr) * kThreads];
-        const float m_new = fmaxf(row_max[rr], m1);
-        const float m_scaled = (m_new == -INFINITY ? 0.f : m_new) * p.scale_log2;
-        f0[rr] = row_max[rr] == m_new ? 1.f : exp2_approx(fmaf(row_max[rr], p.scale_log2, -m_scaled));
-        f1[rr] = m1 == m_new ? 1.f : exp2_approx(fmaf(m1, p.scale_log2, -m_scaled));
-        if (m_new == -INFINITY) f0[rr] = f1[rr] = 0.f;  // both sides saw only masked keys: O = 0, sum = 0
-        row_max[rr] = m_new;
-        row_sum[rr] = row_sum[rr] * f0[rr] + m[(34 + rr) * kThreads] * f1[rr];
-      }
-#pragma unroll
-      for (int n = 0; n < 8; ++n)
-#pragma unroll
-        for (int e = 0; e < 4; ++e) o[n][e] = o[n][e] * f0[e >> 1] + m[(4 * n + e) * kThreads] * f1[e >> 1];
+      merge_partial(o, row_max, row_sum, [m](int v) { return m[v * kThreads]; }, p.scale_log2);
     }
   }
 

@@ -4,7 +4,9 @@
 //
 // Row layout. The hidden state is a [rows, H] matrix. Sequence b owns rows [seq_begin[b], seq_begin[b+1]): first its
 // text rows, then its visual rows (CLS + patches). In the padded layout every sequence has T text rows (pad tokens
-// included: they still act as queries, trap 7); key_valid[row] = 0 masks a row as a key.
+// included: they still act as queries, trap 7); key_valid[row] = 0 masks a row as a key. Packed batches may order the
+// sequences differently from the batch (runtime/batch.h: longest first): an op that needs the batch index of a
+// sequence takes it from its own per-batch arguments (cls_row, the head's rows), never from the seq_begin index.
 #pragma once
 
 #include <chrono>

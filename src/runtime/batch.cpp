@@ -3,7 +3,9 @@
 #include <array>
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <limits>
+#include <string>
 
 #include "layoutrt/error.h"
 
@@ -225,17 +227,29 @@ PreparedBatch prepare_batch(const LayoutLMv3Config& c, const ModelInfo& info, co
 
 void pack_batch(PreparedBatch& p) {
   const int64_t B = p.batch, T = p.text_len, L = p.seq_len();
+  auto kept = [&](int64_t b, int64_t r) { return r - b * L >= T || p.key_valid[r] != 0; };
+  // The packed layout's sequence order: longest first (LAYOUTRT_PACK_ORDER=input keeps the batch's order). The
+  // attention and bias-cache kernels issue their CTAs sequence by sequence, so the long sequences' CTAs start first
+  // and the short ones fill the last wave (longest-processing-time first); rows stay contiguous per sequence and every
+  // output is mapped back through padded_row, so the order changes no result.
+  std::vector<int64_t> order(B), real(B, 0);
+  for (int64_t b = 0; b < B; ++b) {
+    order[b] = b;
+    for (int64_t r = b * L; r < (b + 1) * L; ++r) real[b] += kept(b, r);
+  }
+  const char* env = std::getenv("LAYOUTRT_PACK_ORDER");
+  if (!(env && std::string(env) == "input"))
+    std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return real[a] > real[b]; });
   std::vector<int32_t> new_row(B * L, -1);
   std::vector<int32_t> seq_begin(B + 1, 0);
   int32_t next = 0;
   p.max_seq_rows = 0;
-  for (int64_t b = 0; b < B; ++b) {
-    seq_begin[b] = next;
-    for (int64_t r = b * L; r < (b + 1) * L; ++r) {
-      const bool text = r - b * L < T;
-      if (!text || p.key_valid[r]) new_row[r] = next++;
-    }
-    p.max_seq_rows = std::max<int64_t>(p.max_seq_rows, next - seq_begin[b]);
+  for (int64_t k = 0; k < B; ++k) {
+    const int64_t b = order[k];
+    seq_begin[k] = next;
+    for (int64_t r = b * L; r < (b + 1) * L; ++r)
+      if (kept(b, r)) new_row[r] = next++;
+    p.max_seq_rows = std::max<int64_t>(p.max_seq_rows, next - seq_begin[k]);
   }
   seq_begin[B] = next;
   auto compact_rows = [&](auto& v) {

@@ -35,8 +35,10 @@ struct PreparedBatch {
 // box coordinate (1000, or less when the 2D tables are smaller).
 PreparedBatch prepare_batch(const LayoutLMv3Config& c, const ModelInfo& info, const Inputs& in);
 
-// Padding-free layout: drops text rows with attention_mask 0 and renumbers the rest, sequence by sequence
-// (seq_begin becomes the cumulative row offsets). Everything a kept row computes is unchanged.
+// Padding-free layout: drops text rows with attention_mask 0 and renumbers the rest, sequence by sequence, longest
+// sequence first (seq_begin becomes the cumulative row offsets in that order, so its index is no longer the batch
+// index; cls_row, text_row and padded_row map every batch position to its row). Everything a kept row computes is
+// unchanged.
 void pack_batch(PreparedBatch& p);
 
 // The visual tokens' boxes for the 2D bias (transformers' create_visual_bbox): CLS [1, 1, 999, 999], then patch (r, c)

@@ -1,6 +1,9 @@
 // Padding-free batches (RunOptions::pack): real tokens' outputs equal the padded run's; dropped positions read 0 / -1.
+#include <numeric>
+
 #include "io/model_io.h"
 #include "layoutrt/engine.h"
+#include "runtime/batch.h"
 #include "test_util.h"
 
 namespace layoutrt {
@@ -80,6 +83,69 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, Packing,
 
 namespace layoutrt {
 namespace {
+
+// pack_batch's row layout: real rows of each sequence contiguous, longest sequence first (LAYOUTRT_PACK_ORDER=input:
+// the batch's order), and every batch position mapped to its new row. A hand-made batch of three sequences of
+// T = 4 text + 2 visual rows with 1, 4 and 2 real text tokens; pos1d holds each padded row's own index, so the
+// compacted per-row arrays show where every row went.
+PreparedBatch hand_made_batch() {
+  PreparedBatch p;
+  p.batch = 3;
+  p.text_len = 4;
+  p.visual_len = 2;
+  const int64_t L = 6;
+  const int real_text[3] = {1, 4, 2};
+  for (int64_t b = 0; b < 3; ++b) {
+    for (int64_t r = 0; r < L; ++r) {
+      const int32_t row = static_cast<int32_t>(b * L + r);
+      p.pos1d.push_back(row);
+      p.pos_x.push_back(row);
+      p.pos_y.push_back(row);
+      p.key_valid.push_back(r >= 4 || r < real_text[b] ? 1 : 0);
+      if (r < 4) {
+        p.text_row.push_back(row);
+        p.token_ids.push_back(row);
+        p.position_ids.push_back(row);
+        p.token_type_ids.push_back(0);
+        for (int k = 0; k < 4; ++k) p.boxes.push_back(row);
+      }
+    }
+    p.cls_row.push_back(static_cast<int32_t>(b * L + 4));
+  }
+  p.seq_begin = {0, 6, 12, 18};
+  p.padded_row.resize(18);
+  std::iota(p.padded_row.begin(), p.padded_row.end(), 0);
+  p.max_seq_rows = L;
+  return p;
+}
+
+TEST(PackBatch, LongestSequenceFirst) {
+  PreparedBatch p = hand_made_batch();
+  pack_batch(p);
+  EXPECT_TRUE(p.packed);
+  // Sequence 1 (4 real text rows + 2 visual), then 2 (2 + 2), then 0 (1 + 2).
+  EXPECT_EQ(p.seq_begin, (std::vector<int32_t>{0, 6, 10, 13}));
+  EXPECT_EQ(p.max_seq_rows, 6);
+  EXPECT_EQ(p.pos1d, (std::vector<int32_t>{6, 7, 8, 9, 10, 11, 12, 13, 16, 17, 0, 4, 5}));
+  EXPECT_EQ(p.cls_row, (std::vector<int32_t>{11, 4, 8}));
+  EXPECT_EQ(p.padded_row[0], 10);
+  EXPECT_EQ(p.padded_row[1], -1);  // a dropped pad token
+  EXPECT_EQ(p.padded_row[6], 0);
+  EXPECT_EQ(p.padded_row[17], 9);
+  // Text tokens keep the batch order; each points at its sequence's new rows.
+  EXPECT_EQ(p.text_row, (std::vector<int32_t>{10, 0, 1, 2, 3, 6, 7}));
+  EXPECT_EQ(p.token_ids, (std::vector<int32_t>{0, 6, 7, 8, 9, 12, 13}));
+  for (size_t i = 0; i < p.text_row.size(); ++i) EXPECT_EQ(p.pos1d[p.text_row[i]], p.token_ids[i]) << i;
+}
+
+TEST(PackBatch, InputOrderOnRequest) {
+  const test::ScopedEnv order("LAYOUTRT_PACK_ORDER", "input");
+  PreparedBatch p = hand_made_batch();
+  pack_batch(p);
+  EXPECT_EQ(p.seq_begin, (std::vector<int32_t>{0, 3, 9, 13}));
+  EXPECT_EQ(p.pos1d, (std::vector<int32_t>{0, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 16, 17}));
+  EXPECT_EQ(p.cls_row, (std::vector<int32_t>{1, 7, 11}));
+}
 
 TEST(StageTiming, CoversEveryStageOnTheCpu) {
   test::ScratchDir dir("stages");
