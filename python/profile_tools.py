@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """Helpers for scripts/gpu_check.sh's `profile` step (GPU machine).
 
-  profile_tools.py kernels NCU.csv OUT.md [--title T]
+  profile_tools.py kernels NCU.csv OUT.md [--title T] [--from-last REGEX]
       Per-kernel device time from `ncu --csv --metrics gpu__time_duration.sum` (one forward): kernels grouped by a
-      short name, launches, total microseconds and share, largest first, as a markdown table.
+      short name, launches, total microseconds and share, largest first, as a markdown table. --from-last: only the
+      launches from the last kernel whose name matches REGEX on (e.g. text_embedding: the last of several forwards,
+      after warm-up runs and GEMM tuning).
   profile_tools.py strip-bias CKPT_DIR OUT_DIR
       A copy of a LayoutLMv3 checkpoint without relative-position biases (has_relative_attention_bias and
       has_spatial_attention_bias false, the rel_pos tensors dropped): same shapes otherwise, so the attention stage of
@@ -48,6 +50,11 @@ def kernels(args):
         rows.append((r["Kernel Name"], v * UNIT_US.get(r.get("Metric Unit", "usecond"), 1.0)))
     if not rows:
         sys.exit(f"{args.csv}: no gpu__time_duration.sum rows (did ncu run?)")
+    if args.from_last:
+        starts = [i for i, (name, _) in enumerate(rows) if re.search(args.from_last, name)]
+        if not starts:
+            sys.exit(f"{args.csv}: no kernel matches --from-last {args.from_last!r}")
+        rows = rows[starts[-1]:]
     groups = defaultdict(lambda: [0, 0.0])
     for name, us in rows:
         g = groups[short_name(name)]
@@ -88,6 +95,7 @@ def main():
     k.add_argument("csv")
     k.add_argument("out")
     k.add_argument("--title", default="Per-kernel device time")
+    k.add_argument("--from-last", default="", help="keep the launches from the last kernel matching this regex on")
     s = sub.add_parser("strip-bias", help="checkpoint copy without relative-position biases")
     s.add_argument("ckpt")
     s.add_argument("out")
