@@ -282,7 +282,8 @@ for i, v in enumerate(variants):
     except (OSError, ValueError, KeyError):
         res.append((v or "(defaults)", {}))
 batches = sorted({b for _, rows in res for b in rows})
-lines = ["A/B of run-time switches, one plan, one call: compute ms (median), in brackets the attention / FFN stage ms "
+lines = ["A/B of run-time switches, one call, each variant on a plan built under it: compute ms (median), in brackets "
+         "the attention / FFN stage ms "
          "(one run with CUDA events between stages, graphs off).", "",
          "| variant | " + " | ".join(f"B = {b}" for b in batches) + " |", "| --- |" + " ---: |" * len(batches)]
 for name, rows in res:

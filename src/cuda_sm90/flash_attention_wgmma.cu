@@ -331,8 +331,9 @@ __global__ void __launch_bounds__(kThreads* kSplit, min_ctas<kSplit>()) flash_wg
 
   __syncthreads();  // every warp's last wgmma (reading Q, K, V) has completed
   if constexpr (kSplit > 1) {
-    // Merge: warpgroups 1 .. kSplit − 1 leave (O, max, partial sum) in their K/V buffers ([value][thread], no bank
-    // conflicts); warpgroup 0 rescales both sides to the common max (a side whose max is −∞ contributes 0) and adds.
+    // Merge: warpgroup w (1 .. kSplit − 1) leaves (O, max, partial sum) in warpgroup w − 1's K/V buffers, free once
+    // every wgmma has completed ([value][thread], no bank conflicts); warpgroup 0 rescales both sides to the common
+    // max (a side whose max is −∞ contributes 0) and adds.
     float* merge = reinterpret_cast<float*>(smem + kOffKV);
     if (wg > 0) {
       float* m = merge + (wg - 1) * (kKVBytes / 4) + tid;
