@@ -192,8 +192,8 @@ step_profile() {
     --warmup 3 --iters 20 --max-seconds 3 --stages --json "$WORK/prof_lookup.json" -q || rc=1
   LAYOUTRT_FUSED_GELU=0 x "$L" bench --plan "$WORK/prof_fp16.plan" --batch 1,8,32 --text-tokens 512 \
     --warmup 3 --iters 20 --max-seconds 3 --stages --json "$WORK/prof_unfused_gelu.json" -q || rc=1
-  LAYOUTRT_SM90_GEMM=pingpong x "$L" bench --plan "$WORK/prof_fp16.plan" --batch 1,8,32 --text-tokens 512 \
-    --warmup 3 --iters 20 --max-seconds 3 --stages --json "$WORK/prof_pingpong_gelu.json" -q || rc=1
+  LAYOUTRT_SM90_GEMM=off x "$L" bench --plan "$WORK/prof_fp16.plan" --batch 1,8,32 --text-tokens 512 \
+    --warmup 3 --iters 20 --max-seconds 3 --stages --json "$WORK/prof_sm90_off.json" -q || rc=1
   for shape in 4w 2w wg; do  # the kernel shapes that read the bias cache, forced (default: wg where available)
     LAYOUTRT_FLASH_SHAPE=$shape x "$L" bench --plan "$WORK/prof_fp16.plan" --batch 1,8,16,32 --text-tokens 512 \
       --warmup 3 --iters 20 --max-seconds 3 --stages --json "$WORK/prof_shape_$shape.json" -q || rc=1
@@ -229,12 +229,12 @@ for k in sorted(s4):
 open(f"{out}/flash_shape.md", "w").write("\n".join(rows) + "\n")
 print("\n".join(rows))
 rows = ["fp16, T=512 + 197 visual: the FFN's first linear as cuBLASLt GEMM + bias/GELU pass (LAYOUTRT_FUSED_GELU=0) vs "
-        "the Hopper CUTLASS kernel with bias + exact GELU in its epilogue (default where built). ms: FFN stage "
+        "the Hopper CUTLASS GEMMs (bias + exact GELU in the epilogue; default where built). ms: FFN stage "
         "(forward compute).\n",
-        "| batch | GEMM + GELU pass (LAYOUTRT_FUSED_GELU=0) | fused, ping-pong schedule, every M "
-        "(LAYOUTRT_SM90_GEMM=pingpong) | default (fused cooperative: 256x128 where M gives 2 waves of tiles, 128x192 below) |",
+        "| batch | GEMM + GELU pass (LAYOUTRT_FUSED_GELU=0) | fused, untimed default configuration by M "
+        "(LAYOUTRT_SM90_GEMM=off) | default (fused, configurations timed per shape) |",
         "| ---: | ---: | ---: | ---: |"]
-u, pp = load("prof_unfused_gelu"), load("prof_pingpong_gelu")
+u, pp = load("prof_unfused_gelu"), load("prof_sm90_off")
 cell = lambda d, k: f"{d[k]['stages_ms']['ffn']:.3f} ({d[k]['median_ms']:.3f})"
 for k in sorted(u):
     rows.append(f"| {k} | {cell(u, k)} | {cell(pp, k)} | {cell(c, k)} |")
@@ -250,7 +250,8 @@ step_ab() {
   # each run on a plan built under the same assignments (GPU_CHECK_AB_PRECISION, default fp16; build-time switches
   # such as LAYOUTRT_GEMM_CANDIDATES apply) at GPU_CHECK_AB_BATCHES (default 1,8,32) with --stages and
   # GPU_CHECK_AB_ARGS added to the bench command (e.g. "--lengths bench/funsd_test_token_counts.txt --pack");
-  # $OUT/ab.md tabulates median ms per variant and batch with the attention and FFN stages.
+  # $OUT/ab.md tabulates median ms per variant and batch with the attention and FFN stages; GPU_CHECK_AB_FUNSD=1 adds
+  # the 32 FUNSD-length documents padded and packed (B = 32) and their ratio per variant.
   local ckpt="$WORK/parity/ckpt" rc=0 i=0 v
   ensure_ckpt || return $?
   local variants
@@ -268,6 +269,14 @@ step_ab() {
     x env $v "$L" bench --plan "$WORK/ab.plan" --backend "$BACKEND" --batch "${GPU_CHECK_AB_BATCHES:-1,8,32}" \
       --text-tokens 512 --warmup "$WARMUP" --iters "$ITERS" --max-seconds "$MAX_SECONDS" --stages \
       ${GPU_CHECK_AB_ARGS:-} --json "$WORK/ab_$i.json" -q || rc=1
+    if [ "${GPU_CHECK_AB_FUNSD:-0}" = 1 ]; then  # + the 32 FUNSD-length documents padded and packed, B = 32
+      for mode in "" --pack; do
+        # shellcheck disable=SC2086
+        x env $v "$L" bench --plan "$WORK/ab.plan" --backend "$BACKEND" --batch 32 --text-tokens 512 \
+          --warmup "$WARMUP" --iters "$ITERS" --max-seconds "$MAX_SECONDS" --lengths bench/funsd_test_token_counts.txt \
+          $mode --json "$WORK/ab_${i}_funsd${mode:+_packed}.json" -q || rc=1
+      done
+    fi
     i=$((i + 1))
   done
   rm -f "$WORK/ab.plan"
@@ -282,16 +291,30 @@ for i, v in enumerate(variants):
     except (OSError, ValueError, KeyError):
         res.append((v or "(defaults)", {}))
 batches = sorted({b for _, rows in res for b in rows})
+def funsd(i, kind):
+    try:
+        return json.load(open(f"{w}/ab_{i}_{kind}.json"))["results"][0]["median_ms"]
+    except (OSError, ValueError, KeyError, IndexError):
+        return None
+has_funsd = any(funsd(i, "funsd") for i in range(len(variants)))
 lines = ["A/B of run-time switches, one call, each variant on a plan built under it: compute ms (median), in brackets "
          "the attention / FFN stage ms "
-         "(one run with CUDA events between stages, graphs off).", "",
-         "| variant | " + " | ".join(f"B = {b}" for b in batches) + " |", "| --- |" + " ---: |" * len(batches)]
-for name, rows in res:
+         "(one run with CUDA events between stages, graphs off)" +
+         ("; FUNSD: 32 documents of bench/funsd_test_token_counts.txt padded to 512 / packed, B = 32." if has_funsd
+          else "."), "",
+         "| variant | " + " | ".join(f"B = {b}" for b in batches) + (" | FUNSD padded | FUNSD packed | ratio |" if has_funsd
+                                                                     else " |"),
+         "| --- |" + " ---: |" * (len(batches) + (3 if has_funsd else 0))]
+for i, (name, rows) in enumerate(res):
     cells = []
     for b in batches:
         r = rows.get(b)
         st = (r or {}).get("stages_ms", {})
         cells.append(f"{r['median_ms']:.3f} ({st.get('attention', 0):.3f} / {st.get('ffn', 0):.3f})" if r else "—")
+    if has_funsd:
+        pad, pk = funsd(i, "funsd"), funsd(i, "funsd_packed")
+        cells += [f"{pad:.3f}" if pad else "—", f"{pk:.3f}" if pk else "—",
+                  f"{pad / pk:.3f}x" if pad and pk else "—"]
     lines.append(f"| `{name}` | " + " | ".join(cells) + " |")
 open(f"{out}/ab.md", "w").write("\n".join(lines) + "\n")
 print("\n".join(lines))

@@ -1,4 +1,4 @@
-// GEMM algorithm records in plans: export / import of the process-wide cuBLASLt algorithm table (gemm_algos.h).
+// GEMM algorithm records in plans: export / import of the process-wide GEMM algorithm table (gemm_algos.h).
 #include "cuda/gemm_algos.h"
 
 #include <cuda_runtime.h>
@@ -9,6 +9,7 @@
 #include <string>
 
 #include "cuda/cuda_check.h"
+#include "cuda/gemm_sm90.h"
 
 namespace layoutrt::cuda {
 
@@ -75,9 +76,13 @@ std::string export_gemm_algorithms(int device, uint64_t since_epoch) {
   for (const auto& [dk, e] : t.entries) {
     if (dk.first != device || e.used_epoch < since_epoch) continue;
     const GemmKey& k = dk.second;
-    list.push_back({{"m", k.m}, {"n", k.n}, {"k", k.k}, {"dtype", dtype_name(k.dtype)}, {"tf32", k.tf32},
-                    {"bias_epilogue", k.bias_epilogue}, {"align", {k.align_x, k.align_w, k.align_y}},
-                    {"algo", to_hex(e.algo)}});
+    nlohmann::json a = {{"m", k.m},       {"n", k.n},
+                        {"k", k.k},       {"dtype", dtype_name(k.dtype)},
+                        {"tf32", k.tf32}, {"bias_epilogue", k.bias_epilogue},
+                        {"gelu", k.gelu}, {"align", {k.align_x, k.align_w, k.align_y}},
+                        {"algo", to_hex(e.algo)}};
+    if (e.sm90_config >= 0) a["sm90"] = sm90_gemm_config_name(e.sm90_config);
+    list.push_back(a);
   }
   j["algorithms"] = list;
   return j.dump();
@@ -111,6 +116,7 @@ std::string import_gemm_algorithms(int device, const std::string& text) {
       const auto dt = dtype_from_name(a.at("dtype").get<std::string>());
       k.tf32 = a.at("tf32").get<bool>();
       k.bias_epilogue = a.at("bias_epilogue").get<bool>();
+      k.gelu = a.value("gelu", false);  // absent in plans made before the Hopper GEMMs were timed
       const auto al = a.at("align");
       k.align_x = al.at(0).get<uint16_t>(), k.align_w = al.at(1).get<uint16_t>(), k.align_y = al.at(2).get<uint16_t>();
       GemmAlgoEntry e;
@@ -118,11 +124,23 @@ std::string import_gemm_algorithms(int device, const std::string& text) {
         ++bad;
         continue;
       }
+      if (a.contains("sm90")) {
+        e.sm90_config = sm90_gemm_config_by_name(a.at("sm90").get<std::string>());
+        if (e.sm90_config < 0) {  // a configuration this build does not have
+          ++bad;
+          continue;
+        }
+      } else if (k.gelu) {  // fused-GELU keys run only on the Hopper GEMMs
+        ++bad;
+        continue;
+      }
       k.dtype = *dt;
       e.from_plan = true;
       // A key this process already chose for keeps its choice (contexts of one process compute identically).
       const auto [it, inserted] = t.entries.emplace(std::make_pair(device, k), e);
-      if (inserted || std::memcmp(&it->second.algo, &e.algo, sizeof(e.algo)) == 0) ++used;
+      if (inserted || (it->second.sm90_config == e.sm90_config &&
+                       std::memcmp(&it->second.algo, &e.algo, sizeof(e.algo)) == 0))
+        ++used;
       else ++kept;
     } catch (const nlohmann::json::exception&) {
       ++bad;

@@ -1,4 +1,4 @@
-// The process-wide table of cuBLASLt algorithms, one per (device, GEMM key): linear.cu picks (times) an algorithm the
+// The process-wide table of GEMM algorithms (cuBLASLt's, or the Hopper fused-GELU kernel's configuration), one per (device, GEMM key): linear.cu picks (times) an algorithm the
 // first time a key is met and every runner of the process then uses it, so all contexts compute identically. A plan
 // built on a GPU records the table's entries for the model's shapes (layoutrt build, BuildOptions::tune_gemm) and an
 // engine loading it on the same kind of device seeds the table from that record (gemm_algos.cpp), so no timing runs
@@ -26,9 +26,10 @@ struct GemmKey {
   DType dtype = DType::kF32;
   bool tf32 = false;
   bool bias_epilogue = false;
+  bool gelu = false;  // bias + exact GELU in the epilogue: only the Hopper fused kernel runs it (gemm_sm90.h)
   uint16_t align_x = 0, align_w = 0, align_y = 0;
   auto tie() const {
-    return std::make_tuple(m, n, k, static_cast<int>(dtype), tf32, bias_epilogue, align_x, align_w, align_y);
+    return std::make_tuple(m, n, k, static_cast<int>(dtype), tf32, bias_epilogue, gelu, align_x, align_w, align_y);
   }
   bool operator==(const GemmKey& o) const { return tie() == o.tie(); }
   bool operator<(const GemmKey& o) const { return tie() < o.tie(); }
@@ -36,6 +37,7 @@ struct GemmKey {
 
 struct GemmAlgoEntry {
   cublasLtMatmulAlgo_t algo{};
+  int sm90_config = -1;     // fused-GELU keys: the Hopper configuration that runs them (gemm_sm90.h)
   bool from_plan = false;   // seeded from a plan's record: checked (cublasLtMatmulAlgoCheck) on first use
   uint64_t used_epoch = 0;  // the epoch of its last first-use by a runner (what a tuning build records)
 };
@@ -51,7 +53,7 @@ struct GemmAlgoTable {
 // since (the shapes of the model the build just ran).
 uint64_t begin_gemm_epoch();
 // JSON text: {"device", "sm_count", "compute_capability", "cublaslt_version", "algorithms": [{m, n, k, dtype, tf32,
-// bias_epilogue, align: [x, w, y], algo: 128 hex digits}]}.
+// bias_epilogue, gelu, align: [x, w, y], algo: 128 hex digits, sm90: configuration name (fused-GELU keys)}]}.
 std::string export_gemm_algorithms(int device, uint64_t since_epoch);
 // Seeds the table from such a record when it was made on the same device model (name, SM count, compute capability)
 // and cuBLASLt version; returns a one-line status, starting with "warning: " when the record is not used.

@@ -13,12 +13,16 @@
 // this rounds once where GEMM-then-bias-pass rounded twice, and saves a [rows, N] read+write.
 //
 // On Hopper (compute capability 9.0), F16/BF16 GELU linears (the FFN's first layer) run instead as one CUTLASS kernel
-// with bias + exact GELU in its FP32 epilogue (src/cuda_sm90/gemm_bias_gelu.cu, when built with the CUTLASS headers;
-// LAYOUTRT_FUSED_GELU=0 turns it off for A/B checks): one rounding instead of two and no separate pass.
+// with bias + exact GELU in its FP32 epilogue (src/cuda_sm90/gemm_sm90.cuh, when built with the CUTLASS headers): one
+// rounding instead of two and no separate pass. Its configurations are this key's candidates (timed like cuBLASLt's
+// below, recorded in the plan by name). LAYOUTRT_FUSED_GELU=0 turns it off (cuBLASLt + the bias/GELU pass);
+// LAYOUTRT_SM90_GEMM=off runs its untimed default configuration, =<configuration name> forces one (A/B checks; read
+// when a shape is first met, and neither recorded process-wide).
 //
 // Descriptors, layouts and the chosen algorithm are cached per GemmKey (shape, dtype, compute mode, epilogue and the
 // operands' pointer alignment, which the heuristic may exploit). choose_algorithm() is the one place an algorithm is
-// picked: cuBLASLt's heuristic candidates, timed on first use (LAYOUTRT_GEMM_TUNE=0: the heuristic's first pick).
+// picked: cuBLASLt's heuristic candidates and the Hopper configurations, timed on first use (LAYOUTRT_GEMM_TUNE=0:
+// the heuristic's first pick; LAYOUTRT_GEMM_LOG=1 prints every candidate's time).
 // The choice is kept process-wide per (device, key) in GemmAlgoTable (gemm_algos.h), which a plan built on a GPU
 // seeds with the algorithms timed at build time; a seeded algorithm is validated with cublasLtMatmulAlgoCheck on
 // first use and re-chosen if cuBLASLt rejects it.
@@ -42,11 +46,17 @@
 
 namespace layoutrt::cuda {
 
-#ifndef LAYOUTRT_WITH_SM90_GEMM
-bool sm90_linear_bias_gelu(const TensorView&, const TensorView&, const TensorView&, const TensorView&, cudaStream_t) {
-  return false;  // built without the CUTLASS headers
-}
+#ifndef LAYOUTRT_WITH_SM90_GEMM  // built without the CUTLASS headers: no Hopper kernels
 bool sm90_fused_gemm_built() { return false; }
+int sm90_gemm_config_count() { return 0; }
+const char* sm90_gemm_config_name(int) { return "?"; }
+int sm90_gemm_config_by_name(const std::string&) { return -1; }
+bool sm90_gemm_applies(const TensorView&, const TensorView&, const TensorView&, const TensorView&) { return false; }
+bool sm90_linear_bias_gelu(int, const TensorView&, const TensorView&, const TensorView&, const TensorView&,
+                           cudaStream_t) {
+  return false;
+}
+int sm90_gemm_default_config(int64_t, int64_t) { return 0; }
 #endif
 
 namespace {
@@ -77,12 +87,13 @@ uint32_t pointer_alignment(const void* p) {
   while (al > 1 && (a & (al - 1))) al >>= 1;
   return al;
 }
-
-// Everything cuBLASLt needs to run one GemmKey; destroyed with the runner.
+// Everything needed to run one GemmKey; destroyed with the runner. Fused-GELU keys (GemmKey::gelu) have no cuBLASLt
+// descriptors: the Hopper configuration sm90_config runs them.
 struct GemmPlan {
   cublasLtMatmulDesc_t desc = nullptr;
   cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;  // A = W, B = x, C = D = y
   cublasLtMatmulAlgo_t algo{};
+  int sm90_config = -1;
   GemmPlan() = default;
   GemmPlan(const GemmPlan&) = delete;
   GemmPlan& operator=(const GemmPlan&) = delete;
@@ -97,17 +108,16 @@ struct GemmPlan {
 std::string shape_text(const GemmKey& k) {
   std::ostringstream s;
   s << "x[" << k.m << "," << k.k << "] · W[" << k.n << "," << k.k << "]ᵀ " << dtype_name(k.dtype)
-    << (k.tf32 ? " (TF32)" : "") << (k.bias_epilogue ? " +bias epilogue" : "") << ", alignment x/W/y " << k.align_x
-    << "/" << k.align_w << "/" << k.align_y << " bytes";
+    << (k.tf32 ? " (TF32)" : "") << (k.gelu ? " +bias+GELU epilogue" : k.bias_epilogue ? " +bias epilogue" : "")
+    << ", alignment x/W/y " << k.align_x << "/" << k.align_w << "/" << k.align_y << " bytes";
   return s.str();
 }
 
 // Operands of the call that first needs a GemmKey: lets choose_algorithm time candidates on the real data.
 struct TuneContext {
-  const void* w = nullptr;
-  const void* x = nullptr;
-  void* y = nullptr;
-  const void* bias = nullptr;
+  TensorView x, w, y;
+  TensorView bias;                   // F32, as given (the fused-GELU kernel's)
+  const void* typed_bias = nullptr;  // as cuBLASLt's bias epilogue reads it
   cudaStream_t stream = nullptr;
   void* workspace = nullptr;
 };
@@ -121,6 +131,26 @@ bool tuning_enabled() {
   return on;
 }
 
+bool tuning_log() {
+  static const bool on = [] {
+    const char* e = std::getenv("LAYOUTRT_GEMM_LOG");
+    return e && std::string(e) == "1";
+  }();
+  return on;
+}
+
+// LAYOUTRT_SM90_GEMM, read when a fused-GELU shape is first met: −1 = time the configurations (default), −2 = "off"
+// (the untimed default configuration), else the forced configuration.
+int sm90_mode() {
+  const char* e = std::getenv("LAYOUTRT_SM90_GEMM");
+  if (!e || !*e || std::string(e) == "tune") return -1;
+  if (std::string(e) == "off") return -2;
+  const int c = sm90_gemm_config_by_name(e);
+  if (c < 0)
+    throw_error(ErrorCode::kInvalidArgument, "LAYOUTRT_SM90_GEMM=", e, ": not off, tune or a configuration name");
+  return c;
+}
+
 // How many heuristic candidates are timed: LAYOUTRT_GEMM_CANDIDATES (1 .. kMaxCandidates, default 8).
 constexpr int kMaxCandidates = 64;
 int gemm_candidates() {
@@ -132,67 +162,107 @@ int gemm_candidates() {
   return n;
 }
 
-// The one place a GEMM algorithm is chosen: cuBLASLt's heuristic proposes up to gemm_candidates() algorithms within
-// our workspace and the operands' actual alignment; when tuning is on (and the stream is not being captured into a
-// graph) each is timed on the call's own operands (1 warm-up + 3 timed runs, CUDA events) and the fastest is kept for
-// this key. The heuristic's first pick is often not the fastest for the skinny-K / wide-N shapes of this model.
-// Throws kCuda naming the shape when nothing fits.
-cublasLtMatmulAlgo_t choose_algorithm(cublasLtHandle_t handle, const GemmKey& key, const GemmPlan& p,
-                                      const TuneContext* tc) {
-  const int candidates = gemm_candidates();
-  cublasLtMatmulPreference_t pref = nullptr;
-  LRT_CUBLAS(cublasLtMatmulPreferenceCreate(&pref));
-  struct PrefGuard {
-    cublasLtMatmulPreference_t p;
-    ~PrefGuard() { cublasLtMatmulPreferenceDestroy(p); }
-  } guard{pref};
-  const uint64_t ws = kWorkspaceBytes;
-  LRT_CUBLAS(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws)));
-  const uint32_t al_a = key.align_w, al_b = key.align_x, al_c = key.align_y;
-  LRT_CUBLAS(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &al_a, sizeof(al_a)));
-  LRT_CUBLAS(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &al_b, sizeof(al_b)));
-  LRT_CUBLAS(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &al_c, sizeof(al_c)));
-  LRT_CUBLAS(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &al_c, sizeof(al_c)));
+struct Choice {
+  cublasLtMatmulAlgo_t algo{};
+  int sm90_config = -1;  // fused-GELU keys
+};
 
+// The one place a GEMM algorithm is chosen. Candidates: cuBLASLt's heuristic proposals (up to gemm_candidates(), within
+// our workspace and the operands' actual alignment), or for fused-GELU keys the Hopper configurations. When tuning is
+// on (and the stream is not being captured into a graph) each is timed on the call's own operands (1 warm-up + 3
+// timed runs, CUDA events) and the fastest is kept for this key; otherwise cuBLASLt's first pick, or
+// sm90_gemm_default_config. The heuristic's first pick is often not the fastest for the skinny-K / wide-N shapes of
+// this model. Throws kCuda naming the shape when nothing fits.
+Choice choose_algorithm(cublasLtHandle_t handle, const GemmKey& key, const GemmPlan& p, const TuneContext* tc) {
+  const bool sm90 = key.gelu;
   cublasLtMatmulHeuristicResult_t results[kMaxCandidates] = {};
   int found = 0;
-  const cublasStatus_t st =
-      cublasLtMatmulAlgoGetHeuristic(handle, p.desc, p.a, p.b, p.c, p.c, pref, candidates, results, &found);
-  if (st == CUBLAS_STATUS_NOT_SUPPORTED || (st == CUBLAS_STATUS_SUCCESS && found == 0))
-    throw_error(ErrorCode::kCuda, "cuda linear: cuBLASLt has no algorithm for ", shape_text(key));
-  LRT_CUBLAS(st);
-  LRT_CUBLAS(results[0].state);
-  if (found == 1 || !tc || !tuning_enabled()) return results[0].algo;
+  if (!key.gelu) {
+    cublasLtMatmulPreference_t pref = nullptr;
+    LRT_CUBLAS(cublasLtMatmulPreferenceCreate(&pref));
+    struct PrefGuard {
+      cublasLtMatmulPreference_t p;
+      ~PrefGuard() { cublasLtMatmulPreferenceDestroy(p); }
+    } guard{pref};
+    const uint64_t ws = kWorkspaceBytes;
+    LRT_CUBLAS(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws)));
+    const uint32_t al_a = key.align_w, al_b = key.align_x, al_c = key.align_y;
+    LRT_CUBLAS(
+        cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &al_a, sizeof(al_a)));
+    LRT_CUBLAS(
+        cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &al_b, sizeof(al_b)));
+    LRT_CUBLAS(
+        cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &al_c, sizeof(al_c)));
+    LRT_CUBLAS(
+        cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &al_c, sizeof(al_c)));
+    const cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(handle, p.desc, p.a, p.b, p.c, p.c, pref,
+                                                             gemm_candidates(), results, &found);
+    if (st == CUBLAS_STATUS_NOT_SUPPORTED || (st == CUBLAS_STATUS_SUCCESS && found == 0))
+      throw_error(ErrorCode::kCuda, "cuda linear: cuBLASLt has no algorithm for ", shape_text(key));
+    LRT_CUBLAS(st);
+    LRT_CUBLAS(results[0].state);
+  }
+  Choice first;
+  if (found > 0) first.algo = results[0].algo;
+  else first.sm90_config = sm90_gemm_default_config(key.m, key.n);
+  if (found + (sm90 ? sm90_gemm_config_count() : 0) <= 1 || !tc || !tuning_enabled()) return first;
   cudaStreamCaptureStatus capturing = cudaStreamCaptureStatusNone;
   LRT_CUDA(cudaStreamIsCapturing(tc->stream, &capturing));
-  if (capturing != cudaStreamCaptureStatusNone) return results[0].algo;
+  if (capturing != cudaStreamCaptureStatusNone) return first;
 
-  if (key.bias_epilogue)
-    LRT_CUBLAS(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &tc->bias, sizeof(tc->bias)));
+  if (key.bias_epilogue && !key.gelu)
+    LRT_CUBLAS(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &tc->typed_bias,
+                                              sizeof(tc->typed_bias)));
   cudaEvent_t start = nullptr, stop = nullptr;
   LRT_CUDA(cudaEventCreate(&start));
   LRT_CUDA(cudaEventCreate(&stop));
+  struct EventGuard {
+    cudaEvent_t a, b;
+    ~EventGuard() {
+      cudaEventDestroy(a);
+      cudaEventDestroy(b);
+    }
+  } events{start, stop};
   const float alpha = 1.0f, beta = 0.0f;
-  int best = 0;
-  float best_ms = 0;
-  for (int i = 0; i < found; ++i) {
-    if (results[i].state != CUBLAS_STATUS_SUCCESS) continue;
-    auto launch = [&] {
-      return cublasLtMatmul(handle, p.desc, &alpha, tc->w, p.a, tc->x, p.b, &beta, tc->y, p.c, tc->y, p.c,
-                            &results[i].algo, tc->workspace, kWorkspaceBytes, tc->stream);
-    };
-    if (launch() != CUBLAS_STATUS_SUCCESS) continue;  // a candidate that cannot run is skipped
+  Choice best;
+  float best_ms = -1;
+  std::ostringstream log;
+  // Times launch() (already run once as the warm-up) over 3 runs; keeps c when fastest.
+  auto time = [&](const Choice& c, const std::string& name, auto&& launch) {
     LRT_CUDA(cudaEventRecord(start, tc->stream));
-    for (int r = 0; r < 3; ++r) LRT_CUBLAS(launch());
+    for (int r = 0; r < 3; ++r) launch();
     LRT_CUDA(cudaEventRecord(stop, tc->stream));
     LRT_CUDA(cudaEventSynchronize(stop));
     float ms = 0;
     LRT_CUDA(cudaEventElapsedTime(&ms, start, stop));
-    if (i == 0 || ms < best_ms) best = i, best_ms = ms;
+    if (best_ms < 0 || ms < best_ms) best = c, best_ms = ms;
+    if (tuning_log()) log << " " << name << " " << ms / 3 * 1000 << " us;";
+  };
+  for (int i = 0; i < found; ++i) {
+    if (results[i].state != CUBLAS_STATUS_SUCCESS) continue;
+    auto launch = [&] {
+      return cublasLtMatmul(handle, p.desc, &alpha, tc->w.data, p.a, tc->x.data, p.b, &beta, tc->y.data, p.c,
+                            tc->y.data, p.c, &results[i].algo, tc->workspace, kWorkspaceBytes, tc->stream);
+    };
+    if (launch() != CUBLAS_STATUS_SUCCESS) continue;  // a candidate that cannot run is skipped
+    Choice c;
+    c.algo = results[i].algo;
+    time(c, "cublaslt#" + std::to_string(i), [&] { LRT_CUBLAS(launch()); });
   }
-  cudaEventDestroy(start);
-  cudaEventDestroy(stop);
-  return results[best].algo;
+  for (int cfg = 0; sm90 && cfg < sm90_gemm_config_count(); ++cfg) {
+    auto launch = [&] { return sm90_linear_bias_gelu(cfg, tc->x, tc->w, tc->bias, tc->y, tc->stream); };
+    if (!launch()) continue;  // this configuration cannot implement the shape
+    Choice c;
+    c.sm90_config = cfg;
+    time(c, sm90_gemm_config_name(cfg), [&] {
+      if (!launch()) throw_error(ErrorCode::kInternal, "cuda linear: ", sm90_gemm_config_name(cfg), " declined a rerun");
+    });
+  }
+  if (best_ms < 0) return first;
+  if (tuning_log())
+    std::fprintf(stderr, "layoutrt: GEMM %s:%s chose %s\n", shape_text(key).c_str(), log.str().c_str(),
+                 best.sm90_config >= 0 ? sm90_gemm_config_name(best.sm90_config) : "cublaslt");
+  return best;
 }
 
 class CublasLtLinearRunner : public LinearRunner {
@@ -235,9 +305,6 @@ class CublasLtLinearRunner : public LinearRunner {
       return;
     }
     if (M > INT32_MAX || N > INT32_MAX || K > INT32_MAX) fail("dimension exceeds int32");
-    if (a.epilogue == Epilogue::kGeluErf && bias.defined() && fused_gelu_enabled() &&
-        sm90_linear_bias_gelu(x, w, bias, y, stream))
-      return;
 
     GemmKey key;
     key.m = M;
@@ -245,25 +312,35 @@ class CublasLtLinearRunner : public LinearRunner {
     key.k = K;
     key.dtype = x.dtype;
     key.tf32 = allow_tf32_ && x.dtype == DType::kF32;
-    // Fused bias where there is no activation: F32 output with the F32 bias (16-byte aligned), F16/BF16 output with
-    // the bias rounded to that dtype.
-    key.bias_epilogue = bias.defined() && a.epilogue == Epilogue::kNone &&
-                        (x.dtype != DType::kF32 || pointer_alignment(bias.data) >= 16);
-    const void* bias_ptr = !key.bias_epilogue ? nullptr
-                           : x.dtype == DType::kF32 ? bias.data
-                                                    : typed_bias(bias, x.dtype, stream);
+    // Bias + exact GELU in the Hopper kernel's epilogue where it takes the operands.
+    key.gelu = a.epilogue == Epilogue::kGeluErf && bias.defined() && fused_gelu_enabled() &&
+               sm90_gemm_applies(x, w, bias, y);
+    // Else a fused bias where there is no activation: F32 output with the F32 bias (16-byte aligned), F16/BF16 output
+    // with the bias rounded to that dtype.
+    key.bias_epilogue = key.gelu || (bias.defined() && a.epilogue == Epilogue::kNone &&
+                                     (x.dtype != DType::kF32 || pointer_alignment(bias.data) >= 16));
+    const void* bias_ptr = !key.bias_epilogue || key.gelu ? nullptr
+                           : x.dtype == DType::kF32           ? bias.data
+                                                              : typed_bias(bias, x.dtype, stream);
     key.align_x = static_cast<uint16_t>(pointer_alignment(x.data));
     key.align_w = static_cast<uint16_t>(pointer_alignment(w.data));
     key.align_y = static_cast<uint16_t>(pointer_alignment(y.data));
 
     TuneContext tc;
-    tc.w = w.data;
-    tc.x = x.data;
-    tc.y = y.data;
-    tc.bias = bias_ptr;
+    tc.x = x;
+    tc.w = w;
+    tc.y = y;
+    tc.bias = bias;
+    tc.typed_bias = bias_ptr;
     tc.stream = stream;
     tc.workspace = workspace_;
     GemmPlan& p = plan_for(key, tc);
+    if (key.gelu) {
+      if (!sm90_linear_bias_gelu(p.sm90_config, x, w, bias, y, stream))
+        throw_error(ErrorCode::kInternal, "cuda linear: the Hopper GEMM configuration ",
+                    sm90_gemm_config_name(p.sm90_config), " declined ", shape_text(key));
+      return;
+    }
     if (key.bias_epilogue) {
       const void* bp = bias_ptr;
       LRT_CUBLAS(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bp, sizeof(bp)));
@@ -297,38 +374,56 @@ class CublasLtLinearRunner : public LinearRunner {
     auto it = plans_.find(key);
     if (it != plans_.end()) return *it->second;
     auto p = std::make_unique<GemmPlan>();
-    const cudaDataType_t t = cuda_type(key.dtype);
-    const cublasComputeType_t compute = key.tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
-    LRT_CUBLAS(cublasLtMatmulDescCreate(&p->desc, compute, CUDA_R_32F));
-    const cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
-    LRT_CUBLAS(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta)));
-    LRT_CUBLAS(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof(tb)));
-    const cublasLtEpilogue_t epi = key.bias_epilogue ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_DEFAULT;
-    LRT_CUBLAS(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof(epi)));
-    if (key.bias_epilogue) {
-      const cudaDataType_t bt = t;  // the output's dtype (F32 bias for F32 GEMMs)
-      LRT_CUBLAS(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bt, sizeof(bt)));
+    if (!key.gelu) {  // cuBLASLt's descriptors (fused-GELU keys run only on the Hopper GEMMs)
+      const cudaDataType_t t = cuda_type(key.dtype);
+      const cublasComputeType_t compute = key.tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+      LRT_CUBLAS(cublasLtMatmulDescCreate(&p->desc, compute, CUDA_R_32F));
+      const cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
+      LRT_CUBLAS(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta)));
+      LRT_CUBLAS(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof(tb)));
+      const cublasLtEpilogue_t epi = key.bias_epilogue ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_DEFAULT;
+      LRT_CUBLAS(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof(epi)));
+      if (key.bias_epilogue) {
+        const cudaDataType_t bt = t;  // the output's dtype (F32 bias for F32 GEMMs)
+        LRT_CUBLAS(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bt, sizeof(bt)));
+      }
+      LRT_CUBLAS(
+          cublasLtMatrixLayoutCreate(&p->a, t, static_cast<uint64_t>(key.k), static_cast<uint64_t>(key.n), key.k));
+      LRT_CUBLAS(
+          cublasLtMatrixLayoutCreate(&p->b, t, static_cast<uint64_t>(key.k), static_cast<uint64_t>(key.m), key.k));
+      LRT_CUBLAS(
+          cublasLtMatrixLayoutCreate(&p->c, t, static_cast<uint64_t>(key.n), static_cast<uint64_t>(key.m), key.n));
     }
-    LRT_CUBLAS(cublasLtMatrixLayoutCreate(&p->a, t, static_cast<uint64_t>(key.k), static_cast<uint64_t>(key.n), key.k));
-    LRT_CUBLAS(cublasLtMatrixLayoutCreate(&p->b, t, static_cast<uint64_t>(key.k), static_cast<uint64_t>(key.m), key.k));
-    LRT_CUBLAS(cublasLtMatrixLayoutCreate(&p->c, t, static_cast<uint64_t>(key.n), static_cast<uint64_t>(key.m), key.n));
-    // One choice per (device, key) for the whole process, so every context (and every run) computes with the same
-    // algorithm: outputs do not depend on which context ran them. Tuned while the table is small (packed batches of
-    // ever-new row counts would otherwise re-tune forever).
-    int device = 0;
-    LRT_CUDA(cudaGetDevice(&device));
-    GemmAlgoTable& table = GemmAlgoTable::instance();
-    {
+    // A/B switches (LAYOUTRT_SM90_GEMM) for fused-GELU keys: a forced configuration, or "off" (the untimed default
+    // configuration); neither recorded in the process-wide table.
+    const int mode = key.gelu ? sm90_mode() : -1;
+    if (mode != -1) {
+      p->sm90_config = mode >= 0 ? mode : sm90_gemm_default_config(key.m, key.n);
+    } else {
+      // One choice per (device, key) for the whole process, so every context (and every run) computes with the same
+      // algorithm: outputs do not depend on which context ran them. Tuned while the table is small (packed batches
+      // of ever-new row counts would otherwise re-tune forever).
+      int device = 0;
+      LRT_CUDA(cudaGetDevice(&device));
+      GemmAlgoTable& table = GemmAlgoTable::instance();
       std::lock_guard<std::mutex> lock(table.mu);
       auto c = table.entries.find({device, key});
       if (c != table.entries.end() && c->second.from_plan) {
-        // From a plan: cuBLASLt must accept it for these descriptors on this device, else it is chosen afresh.
-        cublasLtMatmulHeuristicResult_t check{};
-        if (cublasLtMatmulAlgoCheck(handle_, p->desc, p->a, p->b, p->c, p->c, &c->second.algo, &check) !=
-                CUBLAS_STATUS_SUCCESS ||
-            check.state != CUBLAS_STATUS_SUCCESS || check.workspaceSize > kWorkspaceBytes) {
-          std::fprintf(stderr, "layoutrt: warning: the plan's GEMM algorithm for %s is rejected by cuBLASLt; re-tuned\n",
-                       shape_text(key).c_str());
+        // From a plan: a fused-GELU key must hold a Hopper configuration (its operands are the key's), any other key
+        // an algorithm cuBLASLt accepts for these descriptors on this device; else it is chosen afresh.
+        const char* why = nullptr;
+        if (key.gelu != (c->second.sm90_config >= 0)) {
+          why = key.gelu ? "is cuBLASLt's, which has no exact-GELU epilogue" : "is the fused-GELU kernel's";
+        } else if (!key.gelu) {
+          cublasLtMatmulHeuristicResult_t check{};
+          if (cublasLtMatmulAlgoCheck(handle_, p->desc, p->a, p->b, p->c, p->c, &c->second.algo, &check) !=
+                  CUBLAS_STATUS_SUCCESS ||
+              check.state != CUBLAS_STATUS_SUCCESS || check.workspaceSize > kWorkspaceBytes)
+            why = "is rejected by cuBLASLt";
+        }
+        if (why) {
+          std::fprintf(stderr, "layoutrt: warning: the plan's GEMM algorithm for %s %s; re-tuned\n",
+                       shape_text(key).c_str(), why);
           table.entries.erase(c);
           c = table.entries.end();
         } else {
@@ -336,12 +431,15 @@ class CublasLtLinearRunner : public LinearRunner {
         }
       }
       if (c == table.entries.end()) {
+        const Choice ch = choose_algorithm(handle_, key, *p, table.entries.size() < 512 ? &tc : nullptr);
         GemmAlgoEntry e;
-        e.algo = choose_algorithm(handle_, key, *p, table.entries.size() < 512 ? &tc : nullptr);
+        e.algo = ch.algo;
+        e.sm90_config = ch.sm90_config;
         c = table.entries.emplace(std::make_pair(device, key), e).first;
       }
       c->second.used_epoch = table.epoch;
       p->algo = c->second.algo;
+      p->sm90_config = c->second.sm90_config;
     }
     GemmPlan& ref = *p;
     plans_.emplace(key, std::move(p));

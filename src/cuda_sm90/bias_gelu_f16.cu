@@ -1,11 +1,8 @@
-// The F16 instantiations of the Hopper fused GEMM + bias + GELU (see bias_gelu_gemm.cuh).
-#include "cuda_sm90/bias_gelu_gemm.cuh"
+// The F16 instantiations of the Hopper fused GEMM + bias + GELU (see gemm_sm90.cuh).
+#include "cuda_sm90/gemm_sm90.cuh"
 
 namespace layoutrt::cuda::sm90 {
 
-bool run_f16(int config, const void* x, const void* w, const float* bias, void* y, int M, int N, int K,
-             cudaStream_t stream) {
-  return run_config<cutlass::half_t>(config, x, w, bias, y, M, N, K, stream);
-}
+bool run_f16(int config, const GemmCall& c) { return run_config<cutlass::half_t>(config, c); }
 
 }  // namespace layoutrt::cuda::sm90

@@ -240,38 +240,47 @@ TEST(CudaLinear, OddShapes) {
   }
 }
 
-// The Hopper fused GEMM + bias + exact GELU (CUTLASS, sm_90a) at the FFN's shapes, each schedule family, small
-// (M = 1, 709) and large M (4100, 22688 = B 32 x 709; no tile divides them); checked through
-// Backend::linear against the CPU twin, and the fused kernel must accept each shape it is meant to take (so the check
-// is of it, not of the fallback). Skipped on other GPUs or builds without the CUTLASS headers.
-TEST(CudaLinear, HopperFusedBiasGelu) {
-  REQUIRE_GPU();
+bool hopper_gemms_here(std::string* why) {
   int dev = 0, major = 0, minor = 0;
   cudaGetDevice(&dev);
   cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev);
   cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev);
-  if (!cuda::sm90_fused_gemm_built()) GTEST_SKIP() << "built without the CUTLASS headers (scripts/get_cutlass.sh)";
-  if (major != 9 || minor != 0) GTEST_SKIP() << "compute capability " << major << "." << minor << ", not 9.0";
-  // The schedule families (LAYOUTRT_SM90_GEMM, read per call); coop192: the cooperative 128 x 192 tile at every M.
-  for (const char* family : {"pingpong", "coop", "coop192"})
-  for (Precision prec : {Precision::kFP16, Precision::kBF16}) {
-    SCOPED_TRACE(family);
-    const test::ScopedEnv schedule("LAYOUTRT_SM90_GEMM", family);
-    auto gpu = make_cuda_backend(0, prec);
-    const DType dt = gpu->activation_dtype(prec);
-    uint32_t seed = 300;
-    for (int64_t M : {int64_t{1}, int64_t{709}, int64_t{4100}, int64_t{22688}}) {
-      check_linear(*gpu, prec, {M, 3072, 768, Epilogue::kGeluErf, true}, seed++);
-      DeviceBuffer x(*gpu, static_cast<size_t>(M * 768) * 2), w(*gpu, size_t{3072} * 768 * 2),
-          b(*gpu, size_t{3072} * 4), y(*gpu, static_cast<size_t>(M * 3072) * 2);
-      // Every family takes every M (the default: 128 x 192 tiles below two waves of 256 x 128, so M = 1 and 709 too).
-      EXPECT_TRUE(cuda::sm90_linear_bias_gelu(gpu_view(x, dt, {M, 768}), gpu_view(w, dt, {3072, 768}),
-                                              gpu_view(b, DType::kF32, {3072}), gpu_view(y, dt, {M, 3072}),
-                                              static_cast<cudaStream_t>(gpu->stream())))
-          << precision_name(prec) << " M " << M << ": the fused kernel declined";
-      gpu->synchronize();
+  if (!cuda::sm90_fused_gemm_built()) *why = "built without the CUTLASS headers (scripts/get_cutlass.sh)";
+  else if (major != 9 || minor != 0) *why = "compute capability " + std::to_string(major) + "." + std::to_string(minor) + ", not 9.0";
+  return why->empty();
+}
+
+// The Hopper fused GEMM + bias + exact GELU (CUTLASS, sm_90a) at the FFN's shapes, every configuration forced in turn
+// (LAYOUTRT_SM90_GEMM, read when a shape is first met; each backend has its own GEMM plans and a forced configuration
+// bypasses the process-wide table), small (M = 1, 709) and large M (4100, 22688 = B 32 x 709; no tile divides them);
+// checked through Backend::linear against the CPU twin, and each configuration must accept each shape when called
+// directly (so the check is of it, not of the fallback). Skipped on other GPUs or builds without the CUTLASS headers.
+TEST(CudaLinear, HopperFusedBiasGelu) {
+  REQUIRE_GPU();
+  std::string why;
+  if (!hopper_gemms_here(&why)) GTEST_SKIP() << why;
+  ASSERT_GE(cuda::sm90_gemm_config_count(), 1);
+  for (int cfg = 0; cfg < cuda::sm90_gemm_config_count(); ++cfg)
+    for (Precision prec : {Precision::kFP16, Precision::kBF16}) {
+      const std::string name = cuda::sm90_gemm_config_name(cfg);
+      SCOPED_TRACE(name);
+      EXPECT_EQ(cuda::sm90_gemm_config_by_name(name), cfg);
+      const test::ScopedEnv force("LAYOUTRT_SM90_GEMM", name.c_str());
+      auto gpu = make_cuda_backend(0, prec);
+      const DType dt = gpu->activation_dtype(prec);
+      uint32_t seed = 300;
+      for (int64_t M : {int64_t{1}, int64_t{709}, int64_t{4100}, int64_t{22688}}) {
+        check_linear(*gpu, prec, {M, 3072, 768, Epilogue::kGeluErf, true}, seed++);
+        DeviceBuffer x(*gpu, static_cast<size_t>(M * 768) * 2), w(*gpu, size_t{3072} * 768 * 2),
+            b(*gpu, size_t{3072} * 4), y(*gpu, static_cast<size_t>(M * 3072) * 2);
+        const TensorView xv = gpu_view(x, dt, {M, 768}), wv = gpu_view(w, dt, {3072, 768}),
+                         bv = gpu_view(b, DType::kF32, {3072}), yv = gpu_view(y, dt, {M, 3072});
+        EXPECT_TRUE(cuda::sm90_gemm_applies(xv, wv, bv, yv));
+        EXPECT_TRUE(cuda::sm90_linear_bias_gelu(cfg, xv, wv, bv, yv, static_cast<cudaStream_t>(gpu->stream())))
+            << precision_name(prec) << " M " << M << ": the configuration declined";
+        gpu->synchronize();
+      }
     }
-  }
 }
 
 // Operands at offsets the heuristic must not assume away: x starting at row 1 of a K = 13 matrix (F32: 4-byte

@@ -5,11 +5,14 @@
 // the CLI (LAYOUTRT_CLI): the algorithm table is per process.
 #include <gtest/gtest.h>
 
+#include <cuda_runtime.h>
+#include <sys/wait.h>
+
 #include <cstdio>
 #include <nlohmann/json.hpp>
 #include <string>
-#include <sys/wait.h>
 
+#include "cuda/gemm_sm90.h"
 #include "layoutrt/engine.h"
 #include "ops/backend.h"
 #include "plan/plan_format.h"
@@ -100,7 +103,7 @@ TEST_F(GemmTuning, AlgorithmsCublasLtRejectsAreReChosen) {
   });
   const CliResult c = cli(compare_args(p));
   EXPECT_EQ(c.rc, 0) << c.output;
-  EXPECT_TRUE(contains(c.output, "rejected by cuBLASLt; re-tuned")) << c.output;
+  EXPECT_TRUE(contains(c.output, "is rejected by cuBLASLt; re-tuned")) << c.output;
   // Malformed record: ignored with a warning, never a failure.
   const std::string q = edited_plan(plan_, dir_->file("malformed.plan"), [](nlohmann::json& h) {
     h["gemm_tuning"]["algorithms"] = {{{"m", "many"}}};
@@ -108,6 +111,51 @@ TEST_F(GemmTuning, AlgorithmsCublasLtRejectsAreReChosen) {
   const CliResult d = cli(compare_args(q));
   EXPECT_EQ(d.rc, 0) << d.output;
   EXPECT_TRUE(contains(d.output, "unreadable entries ignored")) << d.output;
+}
+
+// FP16 on Hopper with the CUTLASS GEMMs built: the record names the configuration of every key a Hopper GEMM won
+// (at least the fused bias + GELU keys, which only they run), a fresh process uses them without a warning, and a
+// record naming a configuration this build does not have is ignored with a warning (the key re-tuned).
+TEST_F(GemmTuning, HopperConfigurationsAreRecordedByName) {
+  int dev = 0, major = 0, minor = 0;
+  cudaGetDevice(&dev);
+  cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev);
+  cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev);
+  if (!cuda::sm90_fused_gemm_built() || major != 9 || minor != 0)
+    GTEST_SKIP() << "needs the Hopper GEMMs (CUTLASS headers, compute capability 9.0)";
+  BuildOptions o;
+  o.checkpoint_dir = test::fixtures("models/token_cls");
+  o.precision = Precision::kFP16;
+  o.max_batch = 2;
+  o.max_text_tokens = 137;
+  o.tune_gemm = layoutrt::GemmTuning::kOn;
+  const std::string plan = dir_->file("tuned_fp16.plan");
+  build_plan(o, plan);
+  const nlohmann::json h = PlanFile::open(plan).header();
+  int gelu = 0, named = 0;
+  for (const auto& a : h.at("gemm_tuning").at("algorithms")) {
+    if (a.value("gelu", false)) {
+      ++gelu;
+      EXPECT_TRUE(a.contains("sm90")) << a.dump();
+    }
+    if (a.contains("sm90")) {
+      ++named;
+      EXPECT_GE(cuda::sm90_gemm_config_by_name(a.at("sm90").get<std::string>()), 0) << a.dump();
+    }
+  }
+  EXPECT_GE(gelu, 2) << "batches 1 and 2: the FFN's first linear";
+  EXPECT_GE(named, gelu);
+  const CliResult b = cli("bench --plan '" + plan + "' --batch 1,2 --text-tokens 137 --warmup 1 --iters 3 -q");
+  ASSERT_EQ(b.rc, 0) << b.output;
+  EXPECT_TRUE(contains(b.output, " GEMM algorithms from the plan (tuned on ")) << b.output;
+  EXPECT_FALSE(contains(b.output, "warning")) << b.output;
+  const std::string p = edited_plan(plan, dir_->file("unknown_config.plan"), [](nlohmann::json& h) {
+    for (auto& a : h["gemm_tuning"]["algorithms"])
+      if (a.contains("sm90")) a["sm90"] = "warp_drive_512x512";
+  });
+  const CliResult c = cli("bench --plan '" + p + "' --batch 1 --text-tokens 137 --warmup 1 --iters 2 -q");
+  EXPECT_EQ(c.rc, 0) << c.output;
+  EXPECT_TRUE(contains(c.output, "unreadable entries ignored")) << c.output;
 }
 
 }  // namespace

@@ -1,0 +1,148 @@
+// y = GELU(x · Wᵀ + b) in one kernel on Hopper (sm_90a): CUTLASS 3 TMA + wgmma GEMMs whose epilogue adds the F32
+// bias and applies transformers' exact erf GELU in FP32 (GeluPoly below: gelu_poly of src/cuda/gelu_poly.h, the erf
+// GELU to ~2e-7 with fewer operations than CUTLASS's erff-based GELU<float>), rounding once to F16/BF16. They replace
+// cuBLASLt's plain GEMM + the bias/GELU pass of elementwise.cu (cuBLASLt's own GELU epilogue is the tanh
+// approximation), saving the [rows, 3072] write + read + write of the FFN's intermediate activations. linear.cu times
+// the configurations per shape (like cuBLASLt's candidates) and records the winner in the plan by name.
+//
+// Measured and not kept (H200, 2026-12-01, bench/results/2026-12-01-h200-sm90-gemm.md): the same kernels with a plain
+// or + bias epilogue, and CUTLASS's stream-K scheduler (128 × 128, 128 × 192, 128 × 256 tiles), timed beside cuBLASLt
+// for every linear of the encoder at M = 196 … 22688: cuBLASLt won every plain / + bias shape but one (QKV at M = 709:
+// stream-K 10.5 vs 11.5 us, yet the forward at B = 1 0.755 vs 0.734 ms: stream-K clears its barrier workspace with a
+// memset before every launch, one more graph node per GEMM), stream-K never won the GELU shapes. For the GELU shapes
+// also cooperative 128 × 144 and ping-pong 64 × 144 (132 and 264 tiles at M = 709: one full wave): 18.2 / 18.7 vs
+// 13.5 us at M = 709 and about twice the time at large M. Ping-pong 64 × 128 and 128 × 128 lost on an H100
+// (2026-11-24-h100-fused-gelu.md). Of the two kept, 128 × 192 wins from M = 709 to 22688 except at some row counts
+// (M = 15015, 16177: 256 × 128, 141 vs 145 us) — hence timed per shape rather than a rule by M.
+//
+// Layouts (row-major torch tensors): x [M, K] = A row-major; W [N, K] = B column-major (K × N); y [M, N] = D
+// row-major; bias [N] per column of D. No source C.
+//
+// This header holds the kernel template and the configuration table; bias_gelu_f16.cu / bias_gelu_bf16.cu instantiate
+// it (two translation units compile in parallel), gemm_sm90.cu dispatches. Built only when the CUTLASS headers are
+// found (CMake: LAYOUTRT_CUTLASS_DIR, scripts/get_cutlass.sh) and only for sm_90a.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "cute/tensor.hpp"
+#include "cutlass/cutlass.h"
+#include "cutlass/epilogue/collective/collective_builder.hpp"
+#include "cutlass/epilogue/fusion/operations.hpp"
+#include "cutlass/epilogue/thread/activation.h"
+#include "cutlass/gemm/collective/collective_builder.hpp"
+#include "cutlass/gemm/device/gemm_universal_adapter.h"
+#include "cutlass/gemm/kernel/gemm_universal.hpp"
+#include "cutlass/util/packed_stride.hpp"
+#include "cuda/gelu_poly.h"
+#include "cuda/gemm_sm90.h"
+
+namespace layoutrt::cuda::sm90 {
+
+using namespace cute;
+
+// The epilogue's activation: gelu_poly (src/cuda/gelu_poly.h: the exact GELU to ~2e-7, a polynomial and one exp2
+// instead of erff) on every FP32 element of a fragment.
+template <class T>
+struct GeluPoly {
+  static const bool kIsHeavy = true;
+  CUTLASS_HOST_DEVICE T operator()(T const& v) const { return T(gelu_poly(static_cast<float>(v))); }
+};
+template <class T, int N>
+struct GeluPoly<cutlass::Array<T, N>> {
+  static const bool kIsHeavy = true;
+  CUTLASS_HOST_DEVICE cutlass::Array<T, N> operator()(cutlass::Array<T, N> const& v) const {
+    cutlass::Array<T, N> y;
+    CUTLASS_PRAGMA_UNROLL
+    for (int i = 0; i < N; ++i) y[i] = T(gelu_poly(static_cast<float>(v[i])));
+    return y;
+  }
+};
+
+// Operands of one call (pointers checked by the dispatcher: 16-byte aligned, K and N multiples of 8).
+struct GemmCall {
+  const void* x = nullptr;
+  const void* w = nullptr;
+  const float* bias = nullptr;
+  void* y = nullptr;
+  int M = 0, N = 0, K = 0;
+  int sm_count = 0;
+  cudaStream_t stream = nullptr;
+};
+
+template <class Element, class TileShape, class ClusterShape, class MainloopSchedule, class EpilogueSchedule>
+struct BiasGeluGemm {
+  static constexpr int kAlign = 128 / cutlass::sizeof_bits<Element>::value;  // 8 elements: 16-byte TMA rows
+  using LayoutA = cutlass::layout::RowMajor;
+  using LayoutB = cutlass::layout::ColumnMajor;
+  using LayoutD = cutlass::layout::RowMajor;
+  using Fusion = cutlass::epilogue::fusion::LinCombPerColBiasEltAct<GeluPoly, Element, float, float /* bias */, Element,
+                                                                    float>;
+  using Epilogue = typename cutlass::epilogue::collective::CollectiveBuilder<
+      cutlass::arch::Sm90, cutlass::arch::OpClassTensorOp, TileShape, ClusterShape,
+      cutlass::epilogue::collective::EpilogueTileAuto, float, float, void, LayoutD, kAlign, Element, LayoutD, kAlign,
+      EpilogueSchedule, Fusion>::CollectiveOp;
+  using Mainloop = typename cutlass::gemm::collective::CollectiveBuilder<
+      cutlass::arch::Sm90, cutlass::arch::OpClassTensorOp, Element, LayoutA, kAlign, Element, LayoutB, kAlign, float,
+      TileShape, ClusterShape,
+      cutlass::gemm::collective::StageCountAutoCarveout<static_cast<int>(sizeof(typename Epilogue::SharedStorage))>,
+      MainloopSchedule>::CollectiveOp;
+  using Kernel = cutlass::gemm::kernel::GemmUniversal<Shape<int, int, int, int>, Mainloop, Epilogue>;
+  using Gemm = cutlass::gemm::device::GemmUniversalAdapter<Kernel>;
+
+  static typename Gemm::Arguments arguments(const GemmCall& c) {
+    using StrideA = typename Kernel::StrideA;
+    using StrideB = typename Kernel::StrideB;
+    using StrideC = typename Kernel::StrideC;
+    using StrideD = typename Kernel::StrideD;
+    typename Gemm::Arguments args{
+        cutlass::gemm::GemmUniversalMode::kGemm,
+        {c.M, c.N, c.K, 1},
+        {static_cast<const Element*>(c.x), cutlass::make_cute_packed_stride(StrideA{}, make_shape(c.M, c.K, 1)),
+         static_cast<const Element*>(c.w), cutlass::make_cute_packed_stride(StrideB{}, make_shape(c.N, c.K, 1))},
+        {{},
+         nullptr,
+         cutlass::make_cute_packed_stride(StrideC{}, make_shape(c.M, c.N, 1)),
+         static_cast<Element*>(c.y),
+         cutlass::make_cute_packed_stride(StrideD{}, make_shape(c.M, c.N, 1))}};
+    args.epilogue.thread.alpha = 1.0f;
+    args.epilogue.thread.beta = 0.0f;
+    args.epilogue.thread.bias_ptr = c.bias;
+    int dev = 0;
+    cudaGetDevice(&dev);
+    args.hw_info.device_id = dev;
+    args.hw_info.sm_count = c.sm_count;
+    return args;
+  }
+
+  // False, having launched nothing, where CUTLASS cannot implement the problem.
+  static bool run(const GemmCall& c) {
+    const typename Gemm::Arguments args = arguments(c);
+    Gemm gemm;
+    if (gemm.can_implement(args) != cutlass::Status::kSuccess) return false;
+    if (Gemm::get_workspace_size(args) != 0) return false;  // the persistent schedules used here need none
+    if (gemm.initialize(args, nullptr, c.stream) != cutlass::Status::kSuccess) return false;
+    return gemm.run(c.stream) == cutlass::Status::kSuccess;
+  }
+};
+
+// The configurations, in the order of kConfigNames (gemm_sm90.cu): cooperative (two consumer warp groups share a tile
+// and both then run the epilogue), CUTLASS's persistent tile scheduler; tile M × N × 64, cluster.
+template <class Element>
+bool run_config(int config, const GemmCall& c) {
+  using Coop = cutlass::gemm::KernelTmaWarpSpecializedCooperative;
+  using CoopEpi = cutlass::epilogue::TmaWarpSpecializedCooperative;
+  switch (config) {
+    case 0: return BiasGeluGemm<Element, Shape<_256, _128, _64>, Shape<_2, _1, _1>, Coop, CoopEpi>::run(c);
+    case 1: return BiasGeluGemm<Element, Shape<_128, _192, _64>, Shape<_1, _1, _1>, Coop, CoopEpi>::run(c);
+    default: return false;
+  }
+}
+constexpr int kConfigs = 2;
+
+bool run_f16(int config, const GemmCall& c);
+bool run_bf16(int config, const GemmCall& c);
+
+}  // namespace layoutrt::cuda::sm90
