@@ -6,6 +6,11 @@
       short name, launches, total microseconds and share, largest first, as a markdown table. --from-last: only the
       launches from the last kernel whose name matches REGEX on (e.g. text_embedding: the last of several forwards,
       after warm-up runs and GEMM tuning).
+  profile_tools.py stalls OUT.md NAME=SOURCE.csv ... [--top N]
+      The hottest instructions of one kernel launch per run from ncu's source page (`ncu --page source --print-source
+      sass --csv`, warp stall sampling): per instruction its share of all samples of that launch, in each run, the
+      instructions ranked by their largest share (scripts/attention_stalls.sh). Runs of different kernel
+      instantiations (the B = 1 attention kernel splits its keys over two warpgroups) list their own rows.
   profile_tools.py strip-bias CKPT_DIR OUT_DIR
       A copy of a LayoutLMv3 checkpoint without relative-position biases (has_relative_attention_bias and
       has_spatial_attention_bias false, the rel_pos tensors dropped): same shapes otherwise, so the attention stage of
@@ -88,6 +93,48 @@ def strip_bias(args):
           + ", ".join(sorted(k for k in tensors if k not in kept)))
 
 
+def source_page(path):
+    """(instruction text, stall samples) per SASS line of the first kernel in an ncu source-page CSV."""
+    rows = list(csv.reader(open(path, newline="")))
+    head = next((i for i, r in enumerate(rows) if r and r[0] == "Address"), None)
+    if head is None:
+        sys.exit(f"{path}: no source page (no 'Address' header row)")
+    hdr = rows[head]
+    src, smp = hdr.index("Source"), hdr.index("Warp Stall Sampling (All Samples)")
+    out = []
+    for r in rows[head + 1:]:
+        if len(r) != len(hdr):
+            break  # the next kernel's header or the end
+        out.append((" ".join(r[src].split()), float(r[smp] or 0)))
+    return out
+
+
+def stalls(args):
+    runs = []
+    for spec in args.runs:
+        name, _, path = spec.partition("=")
+        if not path:
+            sys.exit(f"{spec}: expected NAME=SOURCE.csv")
+        lines = source_page(path)
+        total = sum(v for _, v in lines) or 1.0
+        runs.append((name, lines, total))
+    # An instruction is identified by its index and text (the runs profile the same binary, so the SASS matches).
+    share = defaultdict(dict)
+    for name, lines, total in runs:
+        for i, (text, v) in enumerate(lines):
+            share[(i, text)][name] = 100.0 * v / total
+    ranked = sorted(share.items(), key=lambda kv: -max(kv[1].values()))[: args.top]
+    names = [n for n, _, _ in runs]
+    md = ["Hottest instructions (share of the launch's warp stall samples; # = index in the SASS listing):", "",
+          "| # | instruction | " + " | ".join(names) + " |", "| ---: | --- |" + " ---: |" * len(names)]
+    for (i, text), per in ranked:
+        md.append(f"| {i} | `{text}` | " + " | ".join(f"{per.get(n, 0):.1f} %" for n in names) + " |")
+    md.append("")
+    md.append("Samples per run: " + ", ".join(f"{n} {int(t)}" for n, _, t in runs) + ".")
+    open(args.out, "w").write("\n".join(md) + "\n")
+    print("\n".join(md))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -96,11 +143,15 @@ def main():
     k.add_argument("out")
     k.add_argument("--title", default="Per-kernel device time")
     k.add_argument("--from-last", default="", help="keep the launches from the last kernel matching this regex on")
+    t = sub.add_parser("stalls", help="hottest instructions from ncu source-page CSVs")
+    t.add_argument("out")
+    t.add_argument("runs", nargs="+", help="NAME=SOURCE.csv")
+    t.add_argument("--top", type=int, default=15)
     s = sub.add_parser("strip-bias", help="checkpoint copy without relative-position biases")
     s.add_argument("ckpt")
     s.add_argument("out")
     a = ap.parse_args()
-    {"kernels": kernels, "strip-bias": strip_bias}[a.cmd](a)
+    {"kernels": kernels, "stalls": stalls, "strip-bias": strip_bias}[a.cmd](a)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 # Where the flash attention kernel's warps wait (GPU machine, after scripts/gpu_check.sh's build step): ncu's warp
 # stall sampling of one attention launch (layer 4 of a forward, graphs off) at B = 1, B = 32 and the packed FUNSD batch,
 # totals per stall reason and per SASS instruction. Writes $OUT/stalls.tgz (stall_<run>.txt: totals; sass_<run>.csv:
-# ncu's source page, per instruction) and prints the totals. ATTENTION_STALLS_SASS=0 skips the per-instruction pass.
+# ncu's source page, per instruction) and $OUT/stalls.md (the hottest instructions, python/profile_tools.py stalls) and
+# prints both. ATTENTION_STALLS_SASS=0 skips the per-instruction pass.
 #   OUT=/some/dir bash scripts/attention_stalls.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -38,4 +39,9 @@ for run in "${runs[@]}"; do
   grep -E "duration|pcsamp" "$W/stall_$name.txt" | sed 's/  */ /g'
 done
 tar czf "$OUT/stalls.tgz" -C "$W" "${files[@]}"
+if [ "${ATTENTION_STALLS_SASS:-1}" != 0 ]; then
+  pages=()
+  for run in "${runs[@]}"; do pages+=("${run%%:*}=$W/sass_${run%%:*}.csv"); done
+  python3 python/profile_tools.py stalls "$OUT/stalls.md" "${pages[@]}"
+fi
 rm -f "$W/stalls.plan"
