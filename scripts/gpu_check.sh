@@ -128,6 +128,24 @@ step_parity() {
   return $rc
 }
 
+# The 32 FUNSD-length documents (the test split's token counts) at B = 32 on plan $1, padded to 512 then packed, each
+# run's JSON to $2.json / $2_packed.json; further arguments go to both bench commands, BENCH_ENV (VAR=value ...) to
+# their environment.
+bench_funsd() {
+  local plan=$1 json=$2 mode rc=0 pre=()
+  shift 2
+  # shellcheck disable=SC2206  # the assignments, split on spaces
+  [ -n "${BENCH_ENV:-}" ] && pre=(env $BENCH_ENV)
+  for mode in "" --pack; do
+    # shellcheck disable=SC2086  # $mode: empty or --pack
+    x "${pre[@]}" "$L" bench --plan "$plan" --backend "$BACKEND" --batch 32 --text-tokens 512 --warmup "$WARMUP" --iters "$ITERS" \
+      --max-seconds "$MAX_SECONDS" --lengths bench/funsd_test_token_counts.txt $mode \
+      --json "$json${mode:+_packed}.json" "$@" || rc=1
+  done
+  return $rc
+}
+export -f bench_funsd
+
 step_bench() {
   local ckpt="$WORK/parity/ckpt" rc=0
   ensure_ckpt || return $?
@@ -141,13 +159,8 @@ step_bench() {
     x "$L" bench --plan "$WORK/bench_$p.plan" --backend "$BACKEND" --batch "$BATCHES" --text-tokens 512 --warmup "$WARMUP" \
       --iters "$ITERS" --max-seconds "$MAX_SECONDS" --json "$WORK/bench_$p.json" --markdown "$WORK/speed_layoutrt.md" \
       --stages || rc=1
-    if [ $p = fp16 ]; then
-      # 32 FUNSD-length documents (the test split's token counts), padded to 512 vs packed.
-      for mode in "" --pack; do
-        x "$L" bench --plan "$WORK/bench_$p.plan" --backend "$BACKEND" --batch 32 --text-tokens 512 --warmup "$WARMUP" \
-          --iters "$ITERS" --max-seconds "$MAX_SECONDS" --lengths bench/funsd_test_token_counts.txt $mode \
-          --json "$WORK/bench_funsd${mode:+_packed}.json" --markdown "$WORK/speed_funsd.md" --stages || rc=1
-      done
+    if [ $p = fp16 ]; then  # padded to 512 vs packed
+      bench_funsd "$WORK/bench_$p.plan" "$WORK/bench_funsd" --markdown "$WORK/speed_funsd.md" --stages || rc=1
     fi
     rm -f "$WORK/bench_$p.plan"
   done
@@ -270,12 +283,7 @@ step_ab() {
       --text-tokens 512 --warmup "$WARMUP" --iters "$ITERS" --max-seconds "$MAX_SECONDS" --stages \
       ${GPU_CHECK_AB_ARGS:-} --json "$WORK/ab_$i.json" -q || rc=1
     if [ "${GPU_CHECK_AB_FUNSD:-0}" = 1 ]; then  # + the 32 FUNSD-length documents padded and packed, B = 32
-      for mode in "" --pack; do
-        # shellcheck disable=SC2086
-        x env $v "$L" bench --plan "$WORK/ab.plan" --backend "$BACKEND" --batch 32 --text-tokens 512 \
-          --warmup "$WARMUP" --iters "$ITERS" --max-seconds "$MAX_SECONDS" --lengths bench/funsd_test_token_counts.txt \
-          $mode --json "$WORK/ab_${i}_funsd${mode:+_packed}.json" -q || rc=1
-      done
+      BENCH_ENV=$v bench_funsd "$WORK/ab.plan" "$WORK/ab_${i}_funsd" -q || rc=1
     fi
     i=$((i + 1))
   done
