@@ -28,7 +28,7 @@
 // 32 bytes within the swizzled row and V by 16 rows (2048 bytes).
 //
 // Per key tile t: wait for tile t's copies, fence them to the async proxy, barrier; issue tile t+1's copies (other
-// buffer) and the key-valid bytes of tile t+2; S = bias pieces (F16 → FP32), then load tile t+1's pieces; S += Q·Kᵀ
+// buffer, masked by the key-valid bytes loaded in the previous iteration) and the loads of tile t+2's key-valid bytes; S = bias pieces (F16 → FP32), then load tile t+1's pieces; S += Q·Kᵀ
 // (4 SS wgmma, m64n64k16); online softmax; O ·= corr where a row's max moved; O += P·V (4 RS wgmma: P from the S
 // registers rounded to the dtype, V from shared memory). Epilogue: O / l rounded, staged in the (swizzled) Q tile,
 // 16-byte stores of the rows inside the sequence.
@@ -232,13 +232,21 @@ __global__ void __launch_bounds__(kThreads* kSplit, min_ctas<kSplit>()) flash_wg
   const int my_tiles = num_tiles > wg ? (num_tiles - wg + kSplit - 1) / kSplit : 0;
   // Copies: thread tid moves chunk c0 of rows r0 + 16·it (it < 4) of every 64-row tile.
   const int r0 = tid >> 3, c0 = tid & 7;
-  auto valid_bits = [&](int tile) {  // bit it: row r0 + 16·it of key tile `tile` is a valid key of the sequence
-    uint32_t bits = 0;
+  // The key-valid bytes of rows r0 + 16·it of key tile `tile` (0 past the sequence's end), loaded one iteration before
+  // valid_bits turns them into the copy mask: consumed at once, their global-load latency stalled every iteration
+  // (ncu stall sampling, H200: the comparison was the kernel's hottest instruction, 9 % of samples at B = 32).
+  auto load_valid = [&](int tile, uint8_t (&raw)[4]) {
 #pragma unroll
     for (int it = 0; it < 4; ++it) {
       const int j = tile * kBN + r0 + 16 * it;
-      if (j < L && p.key_valid[seq0 + j] != 0) bits |= 1u << it;
+      raw[it] = j < L ? p.key_valid[seq0 + j] : uint8_t{0};
     }
+  };
+  auto valid_bits = [](const uint8_t (&raw)[4]) {  // bit it: row r0 + 16·it is a valid key of the sequence
+    uint32_t bits = 0;
+#pragma unroll
+    for (int it = 0; it < 4; ++it)
+      if (raw[it] != 0) bits |= 1u << it;
     return bits;
   };
   auto load_kv = [&](int tile, int buf, uint32_t bits) {
@@ -270,10 +278,15 @@ __global__ void __launch_bounds__(kThreads* kSplit, min_ctas<kSplit>()) flash_wg
         cp_async_16(base + kOffQ + swz128(r, c0), gQ + int64_t{in ? q0 + r : q0} * ld + c0 * 8, in);
       }
     }
-    if (my_tiles > 0) load_kv(wg, 0, valid_bits(wg));
+    if (my_tiles > 0) {
+      uint8_t raw0[4];
+      load_valid(wg, raw0);
+      load_kv(wg, 0, valid_bits(raw0));
+    }
     cp_async_commit();
   }
-  uint32_t bits_next = my_tiles > 1 ? valid_bits(wg + kSplit) : 0u;  // of the tile issued next
+  uint8_t raw_next[4] = {0, 0, 0, 0};  // key-valid bytes of the tile issued next
+  if (my_tiles > 1) load_valid(wg + kSplit, raw_next);
   uint4 bias[kBN / 16];  // tile t's bias pieces, loaded during the warpgroup's previous iteration
   if (my_tiles > 0) load_bias(wg, bias);
   if constexpr (kSplit > 1) {  // Q (copied by warpgroup 0) visible to every warpgroup
@@ -294,10 +307,10 @@ __global__ void __launch_bounds__(kThreads* kSplit, min_ctas<kSplit>()) flash_wg
     fence_proxy_async();
     wg_barrier<kSplit>(wg);  // visible to the warpgroup's wgmma; the other buffer (previous tile) is no longer read
     if (i + 1 < my_tiles) {
-      load_kv(t + kSplit, buf ^ 1, bits_next);
+      load_kv(t + kSplit, buf ^ 1, valid_bits(raw_next));
       cp_async_commit();
     }
-    bits_next = i + 2 < my_tiles ? valid_bits(t + 2 * kSplit) : 0u;
+    if (i + 2 < my_tiles) load_valid(t + 2 * kSplit, raw_next);
 
     // S = bias block, then S += Q · Kᵀ.
     float s[8][4];
