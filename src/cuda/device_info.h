@@ -29,6 +29,12 @@ inline int device_attribute() {
   return v;
 }
 
+// Whether the current device is compute capability 9.0 (Hopper: the sm_90a kernels of src/cuda_sm90 run there only).
+inline bool device_is_sm90() {
+  return device_attribute<cudaDevAttrComputeCapabilityMajor>() == 9 &&
+         device_attribute<cudaDevAttrComputeCapabilityMinor>() == 0;
+}
+
 inline bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
 
 }  // namespace layoutrt::cuda

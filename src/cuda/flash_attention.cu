@@ -762,8 +762,7 @@ void sm90_flash_attention(const flash::FlashParams&, dim3, bool, int, cudaStream
 #endif
 
 bool flash_wgmma_available(int head_dim) {
-  return head_dim == 64 && sm90_flash_built() && device_attribute<cudaDevAttrComputeCapabilityMajor>() == 9 &&
-         device_attribute<cudaDevAttrComputeCapabilityMinor>() == 0;
+  return head_dim == 64 && sm90_flash_built() && device_is_sm90();
 }
 
 bool flash_attention_supported(const AttentionArgs& a) { return unsupported_reason(a) == nullptr; }

@@ -124,13 +124,9 @@ std::string import_gemm_algorithms(int device, const std::string& text) {
         ++bad;
         continue;
       }
-      if (a.contains("sm90")) {
-        e.sm90_config = sm90_gemm_config_by_name(a.at("sm90").get<std::string>());
-        if (e.sm90_config < 0) {  // a configuration this build does not have
-          ++bad;
-          continue;
-        }
-      } else if (k.gelu) {  // fused-GELU keys run only on the Hopper GEMMs
+      // Fused-GELU keys, and only they, name a Hopper configuration this build has (only it runs them).
+      if (a.contains("sm90")) e.sm90_config = sm90_gemm_config_by_name(a.at("sm90").get<std::string>());
+      if (k.gelu != (e.sm90_config >= 0)) {
         ++bad;
         continue;
       }

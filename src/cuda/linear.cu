@@ -174,7 +174,6 @@ struct Choice {
 // sm90_gemm_default_config. The heuristic's first pick is often not the fastest for the skinny-K / wide-N shapes of
 // this model. Throws kCuda naming the shape when nothing fits.
 Choice choose_algorithm(cublasLtHandle_t handle, const GemmKey& key, const GemmPlan& p, const TuneContext* tc) {
-  const bool sm90 = key.gelu;
   cublasLtMatmulHeuristicResult_t results[kMaxCandidates] = {};
   int found = 0;
   if (!key.gelu) {
@@ -205,7 +204,7 @@ Choice choose_algorithm(cublasLtHandle_t handle, const GemmKey& key, const GemmP
   Choice first;
   if (found > 0) first.algo = results[0].algo;
   else first.sm90_config = sm90_gemm_default_config(key.m, key.n);
-  if (found + (sm90 ? sm90_gemm_config_count() : 0) <= 1 || !tc || !tuning_enabled()) return first;
+  if (found + (key.gelu ? sm90_gemm_config_count() : 0) <= 1 || !tc || !tuning_enabled()) return first;
   cudaStreamCaptureStatus capturing = cudaStreamCaptureStatusNone;
   LRT_CUDA(cudaStreamIsCapturing(tc->stream, &capturing));
   if (capturing != cudaStreamCaptureStatusNone) return first;
@@ -249,7 +248,7 @@ Choice choose_algorithm(cublasLtHandle_t handle, const GemmKey& key, const GemmP
     c.algo = results[i].algo;
     time(c, "cublaslt#" + std::to_string(i), [&] { LRT_CUBLAS(launch()); });
   }
-  for (int cfg = 0; sm90 && cfg < sm90_gemm_config_count(); ++cfg) {
+  for (int cfg = 0; key.gelu && cfg < sm90_gemm_config_count(); ++cfg) {
     auto launch = [&] { return sm90_linear_bias_gelu(cfg, tc->x, tc->w, tc->bias, tc->y, tc->stream); };
     if (!launch()) continue;  // this configuration cannot implement the shape
     Choice c;
@@ -409,21 +408,15 @@ class CublasLtLinearRunner : public LinearRunner {
       std::lock_guard<std::mutex> lock(table.mu);
       auto c = table.entries.find({device, key});
       if (c != table.entries.end() && c->second.from_plan) {
-        // From a plan: a fused-GELU key must hold a Hopper configuration (its operands are the key's), any other key
-        // an algorithm cuBLASLt accepts for these descriptors on this device; else it is chosen afresh.
-        const char* why = nullptr;
-        if (key.gelu != (c->second.sm90_config >= 0)) {
-          why = key.gelu ? "is cuBLASLt's, which has no exact-GELU epilogue" : "is the fused-GELU kernel's";
-        } else if (!key.gelu) {
-          cublasLtMatmulHeuristicResult_t check{};
-          if (cublasLtMatmulAlgoCheck(handle_, p->desc, p->a, p->b, p->c, p->c, &c->second.algo, &check) !=
-                  CUBLAS_STATUS_SUCCESS ||
-              check.state != CUBLAS_STATUS_SUCCESS || check.workspaceSize > kWorkspaceBytes)
-            why = "is rejected by cuBLASLt";
-        }
-        if (why) {
-          std::fprintf(stderr, "layoutrt: warning: the plan's GEMM algorithm for %s %s; re-tuned\n",
-                       shape_text(key).c_str(), why);
+        // From a plan: a cuBLASLt algorithm must be accepted for these descriptors on this device, else it is chosen
+        // afresh (a fused-GELU key's Hopper configuration, checked by name on import, takes the key's operands).
+        cublasLtMatmulHeuristicResult_t check{};
+        if (!key.gelu &&
+            (cublasLtMatmulAlgoCheck(handle_, p->desc, p->a, p->b, p->c, p->c, &c->second.algo, &check) !=
+                 CUBLAS_STATUS_SUCCESS ||
+             check.state != CUBLAS_STATUS_SUCCESS || check.workspaceSize > kWorkspaceBytes)) {
+          std::fprintf(stderr, "layoutrt: warning: the plan's GEMM algorithm for %s is rejected by cuBLASLt; re-tuned\n",
+                       shape_text(key).c_str());
           table.entries.erase(c);
           c = table.entries.end();
         } else {

@@ -16,11 +16,6 @@ namespace {
 // In the order of sm90::run_config's cases.
 constexpr const char* kConfigNames[sm90::kConfigs] = {"coop_256x128_c2x1", "coop_128x192"};
 
-bool is_sm90() {
-  return device_attribute<cudaDevAttrComputeCapabilityMajor>() == 9 &&
-         device_attribute<cudaDevAttrComputeCapabilityMinor>() == 0;
-}
-
 }  // namespace
 
 bool sm90_fused_gemm_built() { return true; }
@@ -48,7 +43,7 @@ int sm90_gemm_default_config(int64_t M, int64_t N) {
 }
 
 bool sm90_gemm_applies(const TensorView& x, const TensorView& w, const TensorView& bias, const TensorView& y) {
-  if (!is_sm90()) return false;
+  if (!device_is_sm90()) return false;
   if (x.rank != 2 || w.rank != 2 || y.rank != 2 || !bias.defined() || bias.rank != 1) return false;
   if (x.dtype != w.dtype || y.dtype != x.dtype || (x.dtype != DType::kF16 && x.dtype != DType::kBF16)) return false;
   if (bias.dtype != DType::kF32) return false;

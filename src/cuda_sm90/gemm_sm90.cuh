@@ -37,7 +37,6 @@
 #include "cutlass/gemm/kernel/gemm_universal.hpp"
 #include "cutlass/util/packed_stride.hpp"
 #include "cuda/gelu_poly.h"
-#include "cuda/gemm_sm90.h"
 
 namespace layoutrt::cuda::sm90 {
 

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "cuda/cuda_ops.h"
+#include "cuda/device_info.h"
 #include "cuda/gemm_sm90.h"
 #include "ops/backend.h"
 #include "test_util.h"
@@ -240,16 +241,6 @@ TEST(CudaLinear, OddShapes) {
   }
 }
 
-bool hopper_gemms_here(std::string* why) {
-  int dev = 0, major = 0, minor = 0;
-  cudaGetDevice(&dev);
-  cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev);
-  cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev);
-  if (!cuda::sm90_fused_gemm_built()) *why = "built without the CUTLASS headers (scripts/get_cutlass.sh)";
-  else if (major != 9 || minor != 0) *why = "compute capability " + std::to_string(major) + "." + std::to_string(minor) + ", not 9.0";
-  return why->empty();
-}
-
 // The Hopper fused GEMM + bias + exact GELU (CUTLASS, sm_90a) at the FFN's shapes, every configuration forced in turn
 // (LAYOUTRT_SM90_GEMM, read when a shape is first met; each backend has its own GEMM plans and a forced configuration
 // bypasses the process-wide table), small (M = 1, 709) and large M (4100, 22688 = B 32 x 709; no tile divides them);
@@ -257,8 +248,8 @@ bool hopper_gemms_here(std::string* why) {
 // directly (so the check is of it, not of the fallback). Skipped on other GPUs or builds without the CUTLASS headers.
 TEST(CudaLinear, HopperFusedBiasGelu) {
   REQUIRE_GPU();
-  std::string why;
-  if (!hopper_gemms_here(&why)) GTEST_SKIP() << why;
+  if (!cuda::sm90_fused_gemm_built()) GTEST_SKIP() << "built without the CUTLASS headers (scripts/get_cutlass.sh)";
+  if (!cuda::device_is_sm90()) GTEST_SKIP() << "not a compute capability 9.0 device";
   ASSERT_GE(cuda::sm90_gemm_config_count(), 1);
   for (int cfg = 0; cfg < cuda::sm90_gemm_config_count(); ++cfg)
     for (Precision prec : {Precision::kFP16, Precision::kBF16}) {

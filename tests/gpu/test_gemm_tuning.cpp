@@ -5,13 +5,13 @@
 // the CLI (LAYOUTRT_CLI): the algorithm table is per process.
 #include <gtest/gtest.h>
 
-#include <cuda_runtime.h>
 #include <sys/wait.h>
 
 #include <cstdio>
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "cuda/device_info.h"
 #include "cuda/gemm_sm90.h"
 #include "layoutrt/engine.h"
 #include "ops/backend.h"
@@ -117,11 +117,7 @@ TEST_F(GemmTuning, AlgorithmsCublasLtRejectsAreReChosen) {
 // (at least the fused bias + GELU keys, which only they run), a fresh process uses them without a warning, and a
 // record naming a configuration this build does not have is ignored with a warning (the key re-tuned).
 TEST_F(GemmTuning, HopperConfigurationsAreRecordedByName) {
-  int dev = 0, major = 0, minor = 0;
-  cudaGetDevice(&dev);
-  cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev);
-  cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev);
-  if (!cuda::sm90_fused_gemm_built() || major != 9 || minor != 0)
+  if (!cuda::sm90_fused_gemm_built() || !cuda::device_is_sm90())
     GTEST_SKIP() << "needs the Hopper GEMMs (CUTLASS headers, compute capability 9.0)";
   BuildOptions o;
   o.checkpoint_dir = test::fixtures("models/token_cls");
