@@ -138,7 +138,7 @@ bench_funsd() {
   [ -n "${BENCH_ENV:-}" ] && pre=(env $BENCH_ENV)
   for mode in "" --pack; do
     # shellcheck disable=SC2086  # $mode: empty or --pack
-    x "${pre[@]}" "$L" bench --plan "$plan" --backend "$BACKEND" --batch 32 --text-tokens 512 --warmup "$WARMUP" --iters "$ITERS" \
+    x "${pre[@]}" "${BENCH_BIN:-$L}" bench --plan "$plan" --backend "$BACKEND" --batch 32 --text-tokens 512 --warmup "$WARMUP" --iters "$ITERS" \
       --max-seconds "$MAX_SECONDS" --lengths bench/funsd_test_token_counts.txt $mode \
       --json "$json${mode:+_packed}.json" "$@" || rc=1
   done
@@ -257,6 +257,26 @@ PY
   rm -f "$WORK"/prof_*.plan
   return $rc
 }
+# Builds a second layoutrt with the files under $1 (at their repository paths) in place of the tree's, into $2.
+build_alt() {
+  local alt=$1 dest=$2 f rc=0
+  local files
+  mapfile -t files < <(cd "$alt" && find . -type f | sed 's|^\./||')
+  ((${#files[@]})) || { echo "build_alt: no files under $alt"; return 1; }
+  for f in "${files[@]}"; do
+    [ -f "$ROOT/$f" ] || { echo "build_alt: $f is not in the tree"; return 1; }
+    cp -p "$ROOT/$f" "$WORK/alt_orig_$(echo "$f" | tr / _)"
+    cp "$alt/$f" "$ROOT/$f"
+  done
+  echo "build_alt: ${files[*]} from $alt"
+  x ninja -C "$BUILD_DIR" layoutrt > "$WORK/build_alt.log" 2>&1 && cp "$L" "$dest" || { rc=1; tail -30 "$WORK/build_alt.log"; }
+  for f in "${files[@]}"; do
+    cp "$WORK/alt_orig_$(echo "$f" | tr / _)" "$ROOT/$f" && touch "$ROOT/$f"
+  done
+  ninja -C "$BUILD_DIR" layoutrt > "$WORK/build_restore.log" 2>&1 || { rc=1; tail -30 "$WORK/build_restore.log"; }
+  return $rc
+}
+export -f build_alt
 step_ab() {
   # A/B timing of run-time switches (opt-in: GPU_CHECK_STEPS=...,ab), all in this one call: GPU_CHECK_AB is a
   # ';'-separated list of variants, each a space-separated list of VAR=value assignments (an empty one = the defaults),
@@ -265,8 +285,15 @@ step_ab() {
   # GPU_CHECK_AB_ARGS added to the bench command (e.g. "--lengths bench/funsd_test_token_counts.txt --pack");
   # $OUT/ab.md tabulates median ms per variant and batch with the attention and FFN stages; GPU_CHECK_AB_FUNSD=1 adds
   # the 32 FUNSD-length documents padded and packed (B = 32) and their ratio per variant.
-  local ckpt="$WORK/parity/ckpt" rc=0 i=0 v
+  # Source A/B in the same call: GPU_CHECK_AB_ALT=<dir> holds files at their repository paths (e.g. the base version
+  # of a kernel, `git show main:src/x.cu > ab_alt/src/x.cu`); a second `layoutrt` is built with them swapped in (only
+  # the changed translation units recompile, then the originals are restored and rebuilt), and a variant containing
+  # the word @alt runs that binary (e.g. GPU_CHECK_AB="; @alt").
+  local ckpt="$WORK/parity/ckpt" rc=0 i=0 v bin
   ensure_ckpt || return $?
+  if [ -n "${GPU_CHECK_AB_ALT:-}" ]; then
+    build_alt "$GPU_CHECK_AB_ALT" "$WORK/layoutrt_alt" || return 1
+  fi
   local variants
   IFS=';' read -r -a variants <<< "${GPU_CHECK_AB-; LAYOUTRT_FLASH_SPLIT=1; LAYOUTRT_FUSED_GELU=0}"
   ((${#variants[@]})) || variants=("")  # GPU_CHECK_AB="": the defaults alone
@@ -274,16 +301,18 @@ step_ab() {
   for v in "${variants[@]}"; do
     v=$(echo "$v" | xargs)  # trimmed
     echo "$v" >> "$WORK/ab_variants.txt"
+    bin=$L
+    if [[ " $v " == *" @alt "* ]]; then bin=$WORK/layoutrt_alt; v=$(echo " $v " | sed 's/ @alt / /' | xargs); fi
     # The plan is built under the variant too: build-time switches (GEMM tuning) apply.
     # shellcheck disable=SC2086  # $v: the assignments, split on spaces
-    x env $v "$L" build --checkpoint "$ckpt" --precision "${GPU_CHECK_AB_PRECISION:-fp16}" --max-batch 32 \
+    x env $v "$bin" build --checkpoint "$ckpt" --precision "${GPU_CHECK_AB_PRECISION:-fp16}" --max-batch 32 \
       --output "$WORK/ab.plan" -q || { rc=1; i=$((i + 1)); continue; }
     # shellcheck disable=SC2086
-    x env $v "$L" bench --plan "$WORK/ab.plan" --backend "$BACKEND" --batch "${GPU_CHECK_AB_BATCHES:-1,8,32}" \
+    x env $v "$bin" bench --plan "$WORK/ab.plan" --backend "$BACKEND" --batch "${GPU_CHECK_AB_BATCHES:-1,8,32}" \
       --text-tokens 512 --warmup "$WARMUP" --iters "$ITERS" --max-seconds "$MAX_SECONDS" --stages \
       ${GPU_CHECK_AB_ARGS:-} --json "$WORK/ab_$i.json" -q || rc=1
     if [ "${GPU_CHECK_AB_FUNSD:-0}" = 1 ]; then  # + the 32 FUNSD-length documents padded and packed, B = 32
-      BENCH_ENV=$v bench_funsd "$WORK/ab.plan" "$WORK/ab_${i}_funsd" -q || rc=1
+      BENCH_ENV=$v BENCH_BIN=$bin bench_funsd "$WORK/ab.plan" "$WORK/ab_${i}_funsd" -q || rc=1
     fi
     i=$((i + 1))
   done
