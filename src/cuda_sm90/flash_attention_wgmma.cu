@@ -46,6 +46,9 @@
 // order; H200, 2026-12-01): the kernel 15.8 vs 16.9 us per layer (ncu, graphs off) but the forward 0.714 vs 0.709 ms
 // (two or three warpgroups per query tile across CTAs: 0.748 – 0.776 ms) — not kept. At B = 1 this kernel is not
 // limited by one CTA's serial walk over the key tiles: a third of the walk per CTA bought 7 %.
+// Key-valid bytes loaded one iteration before they mask the copies (the hottest stall was their compare right after
+// the load: bench/results/2026-12-01-h200-attention-stalls.md), H200, one call against the previous kernel: attention
+// stage at B = 32 2.412 vs 2.605 ms, B = 8 0.690 vs 0.766, B = 1 0.222 vs 0.239; the forward B = 32 9.829 vs 9.995 ms.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
