@@ -257,7 +257,8 @@ PY
   rm -f "$WORK"/prof_*.plan
   return $rc
 }
-# Builds a second layoutrt with the files under $1 (at their repository paths) in place of the tree's, into $2.
+# Builds a second layoutrt with the files under $1 (at their repository paths) in place of the tree's, into $2. The
+# tree's files are put back afterwards, also when the step is stopped (time limit) while the alternative is in place.
 build_alt() {
   local alt=$1 dest=$2 f rc=0
   local files
@@ -265,14 +266,24 @@ build_alt() {
   ((${#files[@]})) || { echo "build_alt: no files under $alt"; return 1; }
   for f in "${files[@]}"; do
     [ -f "$ROOT/$f" ] || { echo "build_alt: $f is not in the tree"; return 1; }
+  done
+  ALT_FILES=("${files[@]}")
+  restore_alt() {
+    local g
+    for g in "${ALT_FILES[@]}"; do
+      [ -f "$WORK/alt_orig_$(echo "$g" | tr / _)" ] || continue
+      mv "$WORK/alt_orig_$(echo "$g" | tr / _)" "$ROOT/$g" && touch "$ROOT/$g"
+    done
+  }
+  trap 'restore_alt; exit 143' TERM INT
+  for f in "${files[@]}"; do
     cp -p "$ROOT/$f" "$WORK/alt_orig_$(echo "$f" | tr / _)"
     cp "$alt/$f" "$ROOT/$f"
   done
   echo "build_alt: ${files[*]} from $alt"
   x ninja -C "$BUILD_DIR" layoutrt > "$WORK/build_alt.log" 2>&1 && cp "$L" "$dest" || { rc=1; tail -30 "$WORK/build_alt.log"; }
-  for f in "${files[@]}"; do
-    cp "$WORK/alt_orig_$(echo "$f" | tr / _)" "$ROOT/$f" && touch "$ROOT/$f"
-  done
+  restore_alt
+  trap - TERM INT
   ninja -C "$BUILD_DIR" layoutrt > "$WORK/build_restore.log" 2>&1 || { rc=1; tail -30 "$WORK/build_restore.log"; }
   return $rc
 }
