@@ -25,21 +25,24 @@ runs=("b1:--batch 1 --text-tokens 512" "b32:--batch 32 --text-tokens 512"
       "funsd_packed:--batch 32 --lengths bench/funsd_test_token_counts.txt --pack")
 files=()
 wanted=" ${STALLS_RUNS:-b1 b32 funsd_packed} "
+# One forward of bench arguments $args (graphs off) under ncu with $2.. , the sampled launch as configured; limit $1 s.
+profile_run() {
+  local limit=$1
+  shift
+  # shellcheck disable=SC2086  # STALLS_ENV: the assignments, split on spaces
+  env ${STALLS_ENV:-} LAYOUTRT_CUDA_GRAPHS=0 timeout "$limit" "$NCU" --clock-control none --cache-control none \
+    -k "regex:${STALLS_KERNEL:-flash_wgmma}" --launch-skip 15 --launch-count 1 "$@" \
+    "$L" bench --plan "$W/stalls.plan" "${args[@]}" --warmup 1 --iters 1 -q > /dev/null 2>&1
+}
 for run in "${runs[@]}"; do
   name=${run%%:*}
   [[ "$wanted" == *" $name "* ]] || continue
   # shellcheck disable=SC2206  # the bench arguments, split on spaces
   args=(${run#*:})
-  common=(--clock-control none --cache-control none -k "regex:${STALLS_KERNEL:-flash_wgmma}" --launch-skip 15 --launch-count 1)
-  # shellcheck disable=SC2086
-  env ${STALLS_ENV:-} LAYOUTRT_CUDA_GRAPHS=0 timeout 120 "$NCU" "${common[@]}" --metrics "$metrics" --log-file "$W/stall_$name.txt" \
-    "$L" bench --plan "$W/stalls.plan" "${args[@]}" --warmup 1 --iters 1 -q > /dev/null 2>&1
+  profile_run 120 --metrics "$metrics" --log-file "$W/stall_$name.txt"
   files+=("stall_$name.txt")
   if [ "${ATTENTION_STALLS_SASS:-1}" != 0 ]; then
-    # shellcheck disable=SC2086
-    env ${STALLS_ENV:-} LAYOUTRT_CUDA_GRAPHS=0 timeout 150 "$NCU" "${common[@]}" --set full --import-source yes --page source \
-      --print-source sass --csv --log-file "$W/sass_$name.csv" \
-      "$L" bench --plan "$W/stalls.plan" "${args[@]}" --warmup 1 --iters 1 -q > /dev/null 2>&1
+    profile_run 150 --set full --import-source yes --page source --print-source sass --csv --log-file "$W/sass_$name.csv"
     files+=("sass_$name.csv")
   fi
   echo "== $name"

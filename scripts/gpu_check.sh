@@ -270,16 +270,17 @@ build_alt() {
     [ -f "$ROOT/$f" ] || { echo "build_alt: $f is not in the tree"; return 1; }
   done
   ALT_FILES=("${files[@]}")
+  alt_backup() { echo "$WORK/alt_orig_${1//\//_}"; }  # where the tree's version of file $1 waits meanwhile
   restore_alt() {
     local g
     for g in "${ALT_FILES[@]}"; do
-      [ -f "$WORK/alt_orig_$(echo "$g" | tr / _)" ] || continue
-      mv "$WORK/alt_orig_$(echo "$g" | tr / _)" "$ROOT/$g" && touch "$ROOT/$g"
+      [ -f "$(alt_backup "$g")" ] || continue
+      mv "$(alt_backup "$g")" "$ROOT/$g" && touch "$ROOT/$g"
     done
   }
   trap 'restore_alt; exit 143' TERM INT
   for f in "${files[@]}"; do
-    cp -p "$ROOT/$f" "$WORK/alt_orig_$(echo "$f" | tr / _)"
+    cp -p "$ROOT/$f" "$(alt_backup "$f")"
     cp "$alt/$f" "$ROOT/$f"
   done
   echo "build_alt: ${files[*]} from $alt"

@@ -28,10 +28,10 @@
 // 32 bytes within the swizzled row and V by 16 rows (2048 bytes).
 //
 // Per key tile t: wait for tile t's copies, fence them to the async proxy, barrier; issue tile t+1's copies (other
-// buffer, masked by the key-valid bytes loaded in the previous iteration) and the loads of tile t+2's key-valid bytes; S = bias pieces (F16 → FP32), then load tile t+1's pieces; S += Q·Kᵀ
-// (4 SS wgmma, m64n64k16); online softmax; O ·= corr where a row's max moved; O += P·V (4 RS wgmma: P from the S
-// registers rounded to the dtype, V from shared memory). Epilogue: O / l rounded, staged in the (swizzled) Q tile,
-// 16-byte stores of the rows inside the sequence.
+// buffer, masked by the key-valid bytes loaded in the previous iteration) and the loads of tile t+2's key-valid bytes;
+// S = bias pieces (F16 → FP32), then load tile t+1's pieces; S += Q·Kᵀ (4 SS wgmma, m64n64k16); online softmax; O ·=
+// corr where a row's max moved; O += P·V (4 RS wgmma: P from the S registers rounded to the dtype, V from shared
+// memory). Epilogue: O / l rounded, staged in the (swizzled) Q tile, 16-byte stores of the rows inside the sequence.
 //
 // Measured on an H100 (fp16, B = 32, L = 709, 12 heads; ms per layer-call, the test's timing): bias blocks through
 // shared memory (cp.async beside K/V, three CTAs per SM) 0.263; in registers (four CTAs per SM) 0.229 — kept;
