@@ -36,8 +36,9 @@ void attention(const AttentionArgs& a) {
   const bool has1d = a.bias1d.defined(), has2d = a.bias_x.defined();
   const int64_t n1 = 2 * int64_t{a.max_dist_1d} + 1, n2 = 2 * int64_t{a.max_dist_2d} + 1;
 
+  const int32_t* seq_begin = a.seq_begin + a.first_seq;
   for (int64_t s = 0; s < a.num_seqs; ++s) {
-    const int64_t begin = a.seq_begin[s], L = a.seq_begin[s + 1] - begin;
+    const int64_t begin = seq_begin[s], L = seq_begin[s + 1] - begin;
     for (int h = 0; h < a.num_heads; ++h) {
       // transformers scales q before the product: (q / sqrt(d)) · kᵀ.
       for (int64_t j = 0; j < L; ++j) {

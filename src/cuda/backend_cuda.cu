@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "cuda/cuda_check.h"
 #include "cuda/cuda_ops.h"
@@ -83,6 +84,7 @@ class CudaBackend : public Backend {
     LRT_CUDA(cudaGetDeviceProperties(&prop, device_));
     name_ = prop.name;
     LRT_CUDA(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+    cur_ = stream_;
   }
 
   ~CudaBackend() override {
@@ -90,12 +92,18 @@ class CudaBackend : public Backend {
     cudaSetDevice(device_);
     cudaStreamSynchronize(stream_);
     if (side_) cudaStreamSynchronize(side_);
+    for (const Lane& l : lanes_) cudaStreamSynchronize(l.stream);
     linear_.reset();
     if (recorded_begin_) cudaEventDestroy(recorded_begin_);
     if (recorded_end_) cudaEventDestroy(recorded_end_);
     if (fork_) cudaEventDestroy(fork_);
     if (join_) cudaEventDestroy(join_);
     if (side_) cudaStreamDestroy(side_);
+    for (const Lane& l : lanes_) {
+      cudaEventDestroy(l.join);
+      cudaStreamDestroy(l.stream);
+    }
+    if (lanes_fork_) cudaEventDestroy(lanes_fork_);
     cudaStreamDestroy(stream_);
     if (stage_) cudaFreeHost(stage_);
     (void)cudaGetLastError();
@@ -170,7 +178,7 @@ class CudaBackend : public Backend {
   }
   void synchronize() override {
     activate();
-    join_side();
+    finish_side();
     LRT_CUDA(cudaStreamSynchronize(stream_));
     stage_used_ = 0;
   }
@@ -214,7 +222,7 @@ class CudaBackend : public Backend {
       bad_view(op, "index arrays missing");
     if (a.out_f32.defined()) expect_f32_matrix_like(op, "out_f32", a.out_f32, a.out);
     activate();
-    cuda::text_embedding(a, stream_);
+    cuda::text_embedding(a, cur_);
   }
 
   void patch_embedding(const PatchEmbeddingArgs& a) override {
@@ -250,15 +258,15 @@ class CudaBackend : public Backend {
       bad_view(op, "pos_embed " + dims_str(a.pos_embed) + " must be F32 [P+1, H]");
     if (!a.pixels || !a.cls_row) bad_view(op, "pixels / cls_row missing");
     activate();
-    cuda::im2col_patches(a, stream_);
+    cuda::im2col_patches(a, cur_);
     // proj = patches · Wᵀ WITHOUT the conv bias: visual_rows adds it in FP32 (cuda_ops.h), like the CPU twin.
-    linear_runner().run({a.patches, W, TensorView(), a.proj, Epilogue::kNone}, stream_);
-    cuda::visual_rows(a, stream_);
+    linear_runner().run({a.patches, W, TensorView(), a.proj, Epilogue::kNone}, cur_, cur_lane_);
+    cuda::visual_rows(a, cur_);
   }
 
   void linear(const LinearArgs& a) override {
     activate();
-    linear_runner().run(a, stream_);  // checks its views
+    linear_runner().run(a, cur_, cur_lane_);  // checks its views
   }
 
   void layer_norm(const LayerNormArgs& a) override {
@@ -278,7 +286,7 @@ class CudaBackend : public Backend {
     if (a.out_f32.defined()) expect_f32_matrix_like(op, "out_f32", a.out_f32, a.out);
     if (a.x.dim(0) == 0) return;
     activate();
-    cuda::layer_norm(a, stream_);
+    cuda::layer_norm(a, cur_);
   }
 
   // LAYOUTRT_ATTENTION=reference|flash forces one attention kernel (A/B checks, benchmarks); default: flash where it
@@ -325,35 +333,64 @@ class CudaBackend : public Backend {
       LRT_CUDA(cudaEventCreateWithFlags(&fork_, cudaEventDisableTiming));
       LRT_CUDA(cudaEventCreateWithFlags(&join_, cudaEventDisableTiming));
     }
-    LRT_CUDA(cudaEventRecord(fork_, stream_));
+    LRT_CUDA(cudaEventRecord(fork_, cur_));
     LRT_CUDA(cudaStreamWaitEvent(side_, fork_, 0));
     side_pending_ = true;
+    side_recorded_ = false;
+    side_joined_.clear();
     if (cuda::flash_prepare_bias(a, side_)) choices_["attention_bias"] = "cache";
   }
-  // stream_ waits for the side stream's work (prepare_attention), once.
-  void join_side() {
+  // Stream s waits for the side stream's work (prepare_attention), once per stream: every lane's attention needs it.
+  void join_side(cudaStream_t s) {
     if (!side_pending_) return;
-    side_pending_ = false;
-    LRT_CUDA(cudaEventRecord(join_, side_));
-    LRT_CUDA(cudaStreamWaitEvent(stream_, join_, 0));
+    if (!side_recorded_) {
+      LRT_CUDA(cudaEventRecord(join_, side_));
+      side_recorded_ = true;
+    }
+    if (std::find(side_joined_.begin(), side_joined_.end(), s) != side_joined_.end()) return;
+    LRT_CUDA(cudaStreamWaitEvent(s, join_, 0));
+    side_joined_.push_back(s);
   }
-  std::map<std::string, std::string> kernel_choices() const override { return choices_; }
+  // The end of a forward: stream_ joined with the side stream (a capture must end joined), nothing pending.
+  void finish_side() {
+    join_side(stream_);
+    side_pending_ = false;
+  }
+  std::map<std::string, std::string> kernel_choices() const override {
+    std::map<std::string, std::string> c = Backend::kernel_choices();
+    c.insert(choices_.begin(), choices_.end());
+    return c;
+  }
 
-  void attention(const AttentionArgs& a) override {
+  void attention(const AttentionArgs& args) override {
     activate();
-    join_side();
+    join_side(cur_);
+    if (args.first_seq < 0 || args.num_seqs < 0)
+      bad_view("attention", "sequences [" + std::to_string(args.first_seq) + ", +" + std::to_string(args.num_seqs) + ")");
+    // A part of the batch (a lane): the kernels see its sequences as a batch of their own, the bias cache from its
+    // first sequence on (the cache is sequence-major, see flash_common.cuh cache_block).
+    AttentionArgs a = args;
+    if (a.first_seq > 0) {
+      a.seq_begin += a.first_seq;
+      if (a.bias_cache.defined()) {
+        const size_t per_seq = cuda::flash_bias_cache_bytes(1, a.max_seq_len, a.num_heads, a.head_dim);
+        a.bias_cache = TensorView(static_cast<char*>(a.bias_cache.data) + a.first_seq * per_seq, DType::kF16,
+                                  Device::kCUDA, {static_cast<int64_t>(a.num_seqs * per_seq / 2)});
+      }
+      a.first_seq = 0;
+    }
     // The fused flash kernel (FP16/BF16, tensor cores, bias in-kernel or from the cache) where it applies; the
     // reference kernel (scores in shared memory) otherwise.
     const std::string& choice = attention_choice();
     if (choice != "reference" && cuda::flash_attention_supported(a)) {
       choices_["attention"] = "flash";
-      return cuda::flash_attention(a, stream_);
+      return cuda::flash_attention(a, cur_);
     }
     if (choice == "flash")
       throw_error(ErrorCode::kUnsupported, "LAYOUTRT_ATTENTION=flash: the flash kernel does not support this case (",
                   dtype_name(a.qkv.dtype), ", head_dim ", a.head_dim, ")");
     choices_["attention"] = "reference";
-    cuda::attention(a, stream_);  // checks its views
+    cuda::attention(a, cur_);  // checks its views
   }
 
   void run_recorded(uint64_t key, const std::function<void()>& ops) override {
@@ -367,7 +404,7 @@ class CudaBackend : public Backend {
     // The side stream (prepare_attention) is joined inside the recorded ops: a capture must end joined.
     const std::function<void()> joined = [&] {
       ops();
-      join_side();
+      finish_side();
     };
     if (stage_timing_) {
       joined();  // events between ops: eager
@@ -392,6 +429,67 @@ class CudaBackend : public Backend {
   void stage(const char* name) override {
     if (stage_timing_) stages_.mark(name, stream_);
   }
+
+  // Lanes (ops/backend.h): lane 0 is stream_, lane i a stream of its own (made on first use, which is never inside a
+  // capture: every shape key runs eagerly before it is recorded), forked from stream_ by begin_lanes and joined back
+  // by end_lanes. Each lane's GEMMs get their own cuBLASLt workspace (LinearRunner). Under stage timing the lanes run
+  // in turn on stream_ (the stage events are on stream_), with the same shapes.
+  // Policy without LAYOUTRT_LANES: two lanes for FP16 / BF16 activations from kLaneMinRows rows on (≥ 2 sequences),
+  // else one. Measured on an H200 (fp16 plan, compute ms, one lane → two, one call;
+  // bench/results/2026-12-01-h200-lanes.md): B = 2 1.028 → 1.131 and B = 4 1.542 → 1.649 (slower: each lane's
+  // grids are too small to fill the GPU alone, and the attention's split-KV shape takes over), B = 8 2.769 → 2.696,
+  // B = 16 4.990 → 4.933, B = 32 9.733 → 9.573, 32 FUNSD-length documents padded 9.543 → 9.353 and packed
+  // 6.079 → 5.928; three lanes were slower than two at B = 8 – 32. FP32 / TF32 plans (GEMM-bound, not measured) keep
+  // one lane.
+  static constexpr int64_t kLaneMinRows = 5000;
+  int lanes_for(int64_t num_seqs, int64_t rows) const override {
+    if (lanes_env_ > 0) return Backend::lanes_for(num_seqs, rows);
+    const bool half = precision_ == Precision::kFP16 || precision_ == Precision::kBF16 || precision_ == Precision::kMixed;
+    return half && num_seqs >= 2 && rows >= kLaneMinRows ? 2 : 1;
+  }
+  void begin_lanes(int n) override {
+    cur_ = stream_;  // lanes left open by a forward that threw are abandoned
+    cur_lane_ = 0;
+    Backend::begin_lanes(n);
+    lanes_active_ = n;
+    if (n <= 1 || stage_timing_) return;
+    activate();
+    if (static_cast<int>(lanes_.size()) < n - 1) {
+      cudaStreamCaptureStatus capturing = cudaStreamCaptureStatusNone;
+      LRT_CUDA(cudaStreamIsCapturing(stream_, &capturing));
+      if (capturing != cudaStreamCaptureStatusNone)
+        throw_error(ErrorCode::kInternal, "cuda backend: a new lane stream requested inside a graph capture");
+      if (!lanes_fork_) LRT_CUDA(cudaEventCreateWithFlags(&lanes_fork_, cudaEventDisableTiming));
+      while (static_cast<int>(lanes_.size()) < n - 1) {
+        Lane l;
+        LRT_CUDA(cudaStreamCreateWithFlags(&l.stream, cudaStreamNonBlocking));
+        LRT_CUDA(cudaEventCreateWithFlags(&l.join, cudaEventDisableTiming));
+        lanes_.push_back(l);
+      }
+    }
+    LRT_CUDA(cudaEventRecord(lanes_fork_, stream_));
+    for (int i = 0; i < n - 1; ++i) LRT_CUDA(cudaStreamWaitEvent(lanes_[i].stream, lanes_fork_, 0));
+  }
+  void lane(int i) override {
+    if (i < 0 || i >= std::max(lanes_active_, 1))
+      throw_error(ErrorCode::kInternal, "cuda backend: lane ", i, " of ", lanes_active_);
+    if (lanes_active_ <= 1 || stage_timing_) return;
+    cur_ = i == 0 ? stream_ : lanes_[i - 1].stream;
+    cur_lane_ = i;
+  }
+  void end_lanes() override {
+    const int n = lanes_active_;
+    lanes_active_ = 0;
+    cur_ = stream_;
+    cur_lane_ = 0;
+    Backend::end_lanes();
+    if (n <= 1 || stage_timing_) return;
+    activate();
+    for (int i = 0; i < n - 1; ++i) {
+      LRT_CUDA(cudaEventRecord(lanes_[i].join, lanes_[i].stream));
+      LRT_CUDA(cudaStreamWaitEvent(stream_, lanes_[i].join, 0));
+    }
+  }
   std::map<std::string, double> stage_times_ms() override { return stages_.read_ms(); }
 
   void gather_rows(const GatherRowsArgs& a) override {
@@ -405,7 +503,7 @@ class CudaBackend : public Backend {
       bad_view(op, "out " + dims_str(a.out) + " must be F32 [" + std::to_string(a.n) + ", " + std::to_string(H) + "]");
     if (!a.rows) bad_view(op, "rows missing");
     activate();
-    cuda::gather_rows(a, stream_);
+    cuda::gather_rows(a, cur_);
   }
 
  private:
@@ -413,7 +511,15 @@ class CudaBackend : public Backend {
   void activate() const { LRT_CUDA(cudaSetDevice(device_)); }
   // Created on first use: the Engine's own backend only uploads weights and never needs cuBLASLt or its workspace.
   cuda::LinearRunner& linear_runner() {
-    if (!linear_) linear_ = cuda::LinearRunner::create(precision_ == Precision::kTF32);
+    if (!linear_) {
+      linear_ = cuda::LinearRunner::create(precision_ == Precision::kTF32);
+      // Before it times GEMM candidates (first use of a shape, never inside a capture) the runner waits for every
+      // lane: the timings must not share the GPU with another lane's kernels.
+      linear_->set_quiesce([this] {
+        LRT_CUDA(cudaStreamSynchronize(stream_));
+        for (const Lane& l : lanes_) LRT_CUDA(cudaStreamSynchronize(l.stream));
+      });
+    }
     return *linear_;
   }
 
@@ -423,7 +529,17 @@ class CudaBackend : public Backend {
   cudaStream_t stream_ = nullptr;
   cudaStream_t side_ = nullptr;  // prepare_attention's work, forked from and joined back into stream_
   cudaEvent_t fork_ = nullptr, join_ = nullptr;
-  bool side_pending_ = false;
+  bool side_pending_ = false, side_recorded_ = false;
+  std::vector<cudaStream_t> side_joined_;  // streams that waited for the side stream's work this forward
+  // Lanes beyond lane 0 (= stream_); cur_ is the stream ops go to (stream_ outside lanes).
+  struct Lane {
+    cudaStream_t stream = nullptr;
+    cudaEvent_t join = nullptr;
+  };
+  std::vector<Lane> lanes_;
+  cudaEvent_t lanes_fork_ = nullptr;
+  int lanes_active_ = 0, cur_lane_ = 0;
+  cudaStream_t cur_ = nullptr;
   // Pinned staging ring for small host-to-device copies (copy_to_device).
   static constexpr size_t kStageBytes = size_t{4} << 20, kStageCopyBytes = size_t{1} << 20;
   void* stage_ = nullptr;

@@ -8,6 +8,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 
 #include "ops/backend.h"
@@ -52,7 +53,12 @@ class LinearRunner {
  public:
   static std::unique_ptr<LinearRunner> create(bool allow_tf32);
   virtual ~LinearRunner() = default;
-  virtual void run(const LinearArgs& a, cudaStream_t stream) = 0;
+  // `lane`: which of the caller's concurrent streams (Backend lanes) this is; each lane's GEMMs get a cuBLASLt
+  // workspace of their own (made on the lane's first GEMM, never inside a graph capture).
+  virtual void run(const LinearArgs& a, cudaStream_t stream, int lane = 0) = 0;
+  // Called before GEMM candidates are timed (first use of a shape, outside captures): the caller waits there for any
+  // of its other streams that could share the GPU with the timed runs.
+  virtual void set_quiesce(std::function<void()> quiesce) = 0;
 };
 
 // ---- attention.cu --------------------------------------------------------------------------------------------------

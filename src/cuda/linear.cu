@@ -31,6 +31,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -38,6 +39,7 @@
 #include <utility>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "cuda/cuda_check.h"
 #include "cuda/cuda_ops.h"
@@ -120,6 +122,7 @@ struct TuneContext {
   const void* typed_bias = nullptr;  // as cuBLASLt's bias epilogue reads it
   cudaStream_t stream = nullptr;
   void* workspace = nullptr;
+  const std::function<void()>* quiesce = nullptr;  // waits for the caller's other streams before timing
 };
 
 // GEMM autotuning: LAYOUTRT_GEMM_TUNE=0 keeps cuBLASLt's first heuristic choice.
@@ -208,6 +211,7 @@ Choice choose_algorithm(cublasLtHandle_t handle, const GemmKey& key, const GemmP
   cudaStreamCaptureStatus capturing = cudaStreamCaptureStatusNone;
   LRT_CUDA(cudaStreamIsCapturing(tc->stream, &capturing));
   if (capturing != cudaStreamCaptureStatusNone) return first;
+  if (tc->quiesce && *tc->quiesce) (*tc->quiesce)();
 
   if (key.bias_epilogue && !key.gelu)
     LRT_CUBLAS(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &tc->typed_bias,
@@ -268,21 +272,25 @@ class CublasLtLinearRunner : public LinearRunner {
  public:
   explicit CublasLtLinearRunner(bool allow_tf32) : allow_tf32_(allow_tf32) {
     LRT_CUBLAS(cublasLtCreate(&handle_));
-    const cudaError_t e = cudaMalloc(&workspace_, kWorkspaceBytes);
+    void* ws = nullptr;
+    const cudaError_t e = cudaMalloc(&ws, kWorkspaceBytes);
     if (e != cudaSuccess) {
       cublasLtDestroy(handle_);
       throw_cuda(e, "cudaMalloc(cuBLASLt workspace, 32 MiB)", __FILE__, __LINE__);
     }
+    workspaces_.push_back(ws);
   }
   ~CublasLtLinearRunner() override {
     plans_.clear();
-    // cudaFree waits for work queued on the device, so the workspace is not freed under a running GEMM.
-    cudaFree(workspace_);
+    // cudaFree waits for work queued on the device, so a workspace is not freed under a running GEMM.
+    for (void* ws : workspaces_) cudaFree(ws);
     for (auto& [k, p] : typed_biases_) cudaFree(p);
     cublasLtDestroy(handle_);
   }
 
-  void run(const LinearArgs& a, cudaStream_t stream) override {
+  void set_quiesce(std::function<void()> quiesce) override { quiesce_ = std::move(quiesce); }
+
+  void run(const LinearArgs& a, cudaStream_t stream, int lane) override {
     const TensorView &x = a.x, &w = a.weight, &y = a.y, &bias = a.bias;
     auto fail = [&](const char* what) {
       throw_error(ErrorCode::kInternal, "cuda linear: ", what, ": x ", dtype_name(x.dtype), " [", x.dims[0], ",",
@@ -332,7 +340,8 @@ class CublasLtLinearRunner : public LinearRunner {
     tc.bias = bias;
     tc.typed_bias = bias_ptr;
     tc.stream = stream;
-    tc.workspace = workspace_;
+    tc.workspace = workspace(lane, stream);
+    tc.quiesce = &quiesce_;
     GemmPlan& p = plan_for(key, tc);
     if (key.gelu) {
       if (!sm90_linear_bias_gelu(p.sm90_config, x, w, bias, y, stream))
@@ -346,12 +355,27 @@ class CublasLtLinearRunner : public LinearRunner {
     }
     const float alpha = 1.0f, beta = 0.0f;
     LRT_CUBLAS(cublasLtMatmul(handle_, p.desc, &alpha, w.data, p.a, x.data, p.b, &beta, y.data, p.c, y.data, p.c,
-                              &p.algo, workspace_, kWorkspaceBytes, stream));
+                              &p.algo, tc.workspace, kWorkspaceBytes, stream));
     if (!key.bias_epilogue && (bias.defined() || a.epilogue != Epilogue::kNone))
       bias_activation(y, bias, a.epilogue, stream);
   }
 
  private:
+  // Lane `lane`'s cuBLASLt workspace: concurrent GEMMs must not share one (split-K algorithms reduce through it).
+  void* workspace(int lane, cudaStream_t stream) {
+    if (lane < 0 || lane > 7) throw_error(ErrorCode::kInternal, "cuda linear: lane ", lane, " out of range");
+    while (static_cast<int>(workspaces_.size()) <= lane) {
+      cudaStreamCaptureStatus capturing = cudaStreamCaptureStatusNone;
+      LRT_CUDA(cudaStreamIsCapturing(stream, &capturing));
+      if (capturing != cudaStreamCaptureStatusNone)
+        throw_error(ErrorCode::kInternal, "cuda linear: a workspace for lane ", lane, " requested inside a capture");
+      void* ws = nullptr;
+      LRT_CUDA(cudaMalloc(&ws, kWorkspaceBytes));
+      workspaces_.push_back(ws);
+    }
+    return workspaces_[lane];
+  }
+
   // The F32 bias rounded to `t`, converted on first use (never inside a graph capture: every key runs eagerly before
   // it is recorded) and kept for the runner's life — the engine's weights outlive every context's runner.
   const void* typed_bias(const TensorView& bias, DType t, cudaStream_t stream) {
@@ -441,7 +465,8 @@ class CublasLtLinearRunner : public LinearRunner {
 
   bool allow_tf32_;
   cublasLtHandle_t handle_ = nullptr;
-  void* workspace_ = nullptr;
+  std::vector<void*> workspaces_;  // per lane, [0] made with the runner
+  std::function<void()> quiesce_;
   std::map<GemmKey, std::unique_ptr<GemmPlan>> plans_;
   std::map<std::pair<const void*, DType>, void*> typed_biases_;
 };

@@ -1,6 +1,26 @@
 #include "ops/backend.h"
 
+#include <algorithm>
+#include <cstdlib>
+#include <string>
+
+#include "layoutrt/error.h"
+
 namespace layoutrt {
+
+Backend::Backend() {
+  if (const char* env = std::getenv("LAYOUTRT_LANES"); env && *env) {
+    char* end = nullptr;
+    const long n = std::strtol(env, &end, 10);
+    if (*end != '\0' || n < 1 || n > 8)
+      throw_error(ErrorCode::kInvalidArgument, "LAYOUTRT_LANES=", env, ": expected a lane count 1 .. 8");
+    lanes_env_ = static_cast<int>(n);
+  }
+}
+
+int Backend::lanes_for(int64_t num_seqs, int64_t /*rows*/) const {
+  return static_cast<int>(std::clamp<int64_t>(lanes_env_ > 0 ? lanes_env_ : 1, 1, std::max<int64_t>(num_seqs, 1)));
+}
 
 void Backend::enable_stage_timing(bool on) {
   stage_timing_ = on;
@@ -23,6 +43,11 @@ void Backend::run_recorded(uint64_t /*key*/, const std::function<void()>& ops) {
   const auto t0 = std::chrono::steady_clock::now();
   ops();
   last_recorded_ms_ = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+}
+
+std::map<std::string, std::string> Backend::kernel_choices() const {
+  if (lanes_used_ == 0) return {};
+  return {{"lanes", std::to_string(lanes_used_)}};
 }
 
 double Backend::last_recorded_ms() { return last_recorded_ms_; }

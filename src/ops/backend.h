@@ -89,7 +89,11 @@ struct LayerNormArgs {
 struct AttentionArgs {
   int64_t num_seqs = 0;
   int64_t max_seq_len = 0;
-  const int32_t* seq_begin = nullptr;  // [num_seqs + 1] device row offsets
+  const int32_t* seq_begin = nullptr;  // [first_seq + num_seqs + 1] device row offsets
+  // The sequences computed are [first_seq, first_seq + num_seqs) of the batch that seq_begin (and prepare_attention)
+  // describe: a lane of the forward (Backend::lanes_for) takes a part of the batch. qkv, out and the per-row arrays
+  // keep the whole batch's rows; only the rows of those sequences are read and written.
+  int64_t first_seq = 0;
   const int32_t* pos1d = nullptr;      // [rows] 1D bias position (plain arange per modality)
   const int32_t* pos_x = nullptr;      // [rows] 2D bias x (bbox left)
   const int32_t* pos_y = nullptr;      // [rows] 2D bias y (bbox bottom)
@@ -165,12 +169,31 @@ class Backend {
   // bias blocks, see AttentionArgs::bias_cache). Queued like an op (inside run_recorded). Default: nothing.
   virtual void prepare_attention(AttentionArgs& a) { (void)a; }
   // The kernels the last forward took where a backend chooses at run time (CUDA: "attention" flash|reference,
-  // "attention_bias" cache|lookup|none): `layoutrt bench` prints them, tests assert them. Default: none.
-  virtual std::map<std::string, std::string> kernel_choices() const { return {}; }
+  // "attention_bias" cache|lookup|none; every backend: "lanes", the lane count of the last begin_lanes): `layoutrt
+  // bench` prints them, tests assert them. Empty before any forward.
+  virtual std::map<std::string, std::string> kernel_choices() const;
   virtual void gather_rows(const GatherRowsArgs& a) = 0;
 
+  // Lanes: independent op sequences that may run concurrently (CUDA: one stream each, forked from the backend's
+  // stream and joined back into it; the CPU runs them in turn). The forward splits a batch's sequences into lanes
+  // of about equal rows for the encoder layers, so one lane's kernels fill the SMs another's leave idle (the last
+  // partial wave of a GEMM, the short tail of an attention grid). Ops of different lanes must not write what another
+  // lane reads or writes.
+  // lanes_for: how many lanes the backend wants for a batch of num_seqs sequences and `rows` rows (1: no split).
+  // LAYOUTRT_LANES=n (read when the backend is made) forces n on any backend (capped at num_seqs); otherwise the
+  // backend's policy (CPU: 1).
+  virtual int lanes_for(int64_t num_seqs, int64_t rows) const;
+  // begin_lanes(n) opens n lanes (lane 0 current); lane(i) directs the following ops to lane i; end_lanes() joins them.
+  virtual void begin_lanes(int n) { lanes_open_ = lanes_used_ = n; }
+  virtual void lane(int i) { (void)i; }
+  virtual void end_lanes() { lanes_open_ = 0; }
+
  protected:
+  Backend();
   bool stage_timing_ = false;
+  int lanes_env_ = 0;    // LAYOUTRT_LANES, 0 when unset
+  int lanes_open_ = 0;   // lanes of the begin_lanes in progress
+  int lanes_used_ = 0;   // lanes of the last begin_lanes (kernel_choices)
 
  private:
   std::map<std::string, double> stage_ms_;

@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstring>
+#include <vector>
 
 #include "layoutrt/error.h"
 #include "plan/plan_layout.h"
@@ -106,23 +108,62 @@ Tensor download(Backend& be, const TensorView& v, Shape shape) {
   return t;
 }
 
-// One encoder layer (post-LN): attention -> out-proj + residual + LN -> FFN + residual + LN. x is updated in place.
-// With an FP32 residual stream r (defined), x / x1 are its FP16/BF16 copies that the GEMMs read, and each LayerNorm
-// adds its residual from r and writes r back in place.
-void encoder_layer(Backend& be, const ModelWeights& w, Workspace& ws, int layer, const TensorView& x,
-                   const TensorView& x1, const TensorView& r, const AttentionArgs& attn_meta) {
+// A lane's part of the batch (Backend::lanes_for): sequences [first_seq, first_seq + num_seqs), rows [row0, row1).
+struct LanePart {
+  int64_t first_seq = 0, num_seqs = 0, row0 = 0, row1 = 0;
+};
+
+// Splits the batch's sequences into n parts of consecutive sequences with about equal rows (the GEMMs' work; a part
+// gets at least one sequence). seq_begin: [B + 1] row offsets.
+std::vector<LanePart> split_lanes(const std::vector<int32_t>& seq_begin, int n) {
+  const int64_t B = static_cast<int64_t>(seq_begin.size()) - 1;
+  n = static_cast<int>(std::clamp<int64_t>(n, 1, std::max<int64_t>(B, 1)));
+  std::vector<LanePart> parts;
+  int64_t s = 0;
+  for (int i = 0; i < n; ++i) {
+    LanePart p;
+    p.first_seq = s;
+    // End at the sequence boundary nearest to the i+1-th n-th of the rows, leaving a sequence for each later part.
+    int64_t e = B - (n - 1 - i);
+    if (i + 1 < n) {
+      const double target = static_cast<double>(seq_begin[B]) * (i + 1) / n;
+      int64_t best = s + 1;
+      for (int64_t k = s + 1; k <= e; ++k)
+        if (std::abs(seq_begin[k] - target) < std::abs(seq_begin[best] - target)) best = k;
+      e = best;
+    }
+    p.num_seqs = e - s;
+    p.row0 = seq_begin[s];
+    p.row1 = seq_begin[e];
+    parts.push_back(p);
+    s = e;
+  }
+  return parts;
+}
+
+// One encoder layer (post-LN) over a lane's rows: attention -> out-proj + residual + LN -> FFN + residual + LN. x is
+// updated in place. With an FP32 residual stream r (defined), x / x1 are its FP16/BF16 copies that the GEMMs read,
+// and each LayerNorm adds its residual from r and writes r back in place. x, x1, r and the scratch matrices are the
+// whole batch's; the layer touches rows [part.row0, part.row1) only.
+void encoder_layer(Backend& be, const ModelWeights& w, Workspace& ws, int layer, const TensorView& x_all,
+                   const TensorView& x1_all, const TensorView& r_all, const AttentionArgs& attn_meta,
+                   const LanePart& part) {
   const LayoutLMv3Config& c = w.config;
-  const int64_t rows = x.dim(0);
+  const int64_t rows = x_all.dim(0), r0 = part.row0, n = part.row1 - part.row0;
   auto W = [&](const char* what) { return w.at(layer_tensor(layer, what)); };
-  const TensorView qkv = ws.qkv.rows(0, rows), ctx = ws.ctx.rows(0, rows), tmp = ws.tmp.rows(0, rows),
-                   ff = ws.ff.rows(0, rows);
+  auto mine = [&](const TensorView& t) { return t.defined() ? t.rows(r0, n) : t; };
+  const TensorView x = mine(x_all), x1 = mine(x1_all), r = mine(r_all);
+  const TensorView qkv = mine(ws.qkv), ctx = mine(ws.ctx), tmp = mine(ws.tmp), ff = mine(ws.ff);
 
   be.stage("qkv");
   be.linear({x, W("attention.qkv.weight"), W("attention.qkv.bias"), qkv, Epilogue::kNone});
   be.stage("attention");
+  // The attention indexes rows through seq_begin: it gets the whole batch's matrices and its sequences.
   AttentionArgs a = attn_meta;
-  a.qkv = qkv;
-  a.out = ctx;
+  a.first_seq = part.first_seq;
+  a.num_seqs = part.num_seqs;
+  a.qkv = ws.qkv.rows(0, rows);
+  a.out = ws.ctx.rows(0, rows);
   be.attention(a);
   be.stage("out_proj_ln");
   // The out-projection's bias is added by the LayerNorm (x_bias), in FP32, one pass fewer.
@@ -249,6 +290,7 @@ Outputs run_forward(Backend& be, const ModelWeights& w, Workspace& ws, const Pre
   // joined before the first attention, so it overlaps the embeddings and layer 0's QKV GEMM. Its time is then not in
   // any stage of bench --stages.
   AttentionArgs layer_meta = meta;
+  const std::vector<LanePart> lanes = split_lanes(pb.seq_begin, be.lanes_for(B, rows));
   auto network = [&] {
     be.prepare_attention(layer_meta);
     be.stage("embeddings");
@@ -299,7 +341,14 @@ Outputs run_forward(Backend& be, const ModelWeights& w, Workspace& ws, const Pre
       be.layer_norm({emb_out, TensorView(), w.at("LayerNorm.weight"), w.at("LayerNorm.bias"), x, eps, TensorView(), r});
     }
     be.stage("attention");
-    for (int l = 0; l < c.num_hidden_layers; ++l) encoder_layer(be, w, ws, l, x, x1, r, layer_meta);
+    // The layers lane by lane, interleaved per layer (what runs eagerly is issued in the order it can overlap).
+    be.begin_lanes(static_cast<int>(lanes.size()));
+    for (int l = 0; l < c.num_hidden_layers; ++l)
+      for (size_t i = 0; i < lanes.size(); ++i) {
+        be.lane(static_cast<int>(i));
+        encoder_layer(be, w, ws, l, x, x1, r, layer_meta, lanes[i]);
+      }
+    be.end_lanes();
     be.stage("head");
     if (n > 0) {
       be.gather_rows({final_hidden, ws.head_rows, n, ws.head_in.rows(0, n)});
@@ -316,10 +365,12 @@ Outputs run_forward(Backend& be, const ModelWeights& w, Workspace& ws, const Pre
     be.stage(nullptr);
   };
   uint64_t key = 0xcbf29ce484222325ull;  // FNV-1a over every shape the recording depends on
-  for (int64_t v : {B, T, V, rows, pb.max_seq_rows, num_text, n, int64_t{pb.packed}}) {
+  auto mix = [&](int64_t v) {
     key ^= static_cast<uint64_t>(v);
     key *= 0x100000001b3ull;
-  }
+  };
+  for (int64_t v : {B, T, V, rows, pb.max_seq_rows, num_text, n, int64_t{pb.packed}}) mix(v);
+  for (const LanePart& p : lanes) mix(p.num_seqs), mix(p.row1);  // the lanes' grids and GEMM shapes
   be.run_recorded(key, network);
   be.synchronize();  // the copies back would wait anyway; here it splits "forward" from "download"
   lap("forward");

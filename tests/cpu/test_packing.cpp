@@ -1,4 +1,5 @@
 // Padding-free batches (RunOptions::pack): real tokens' outputs equal the padded run's; dropped positions read 0 / -1.
+#include <cstring>
 #include <numeric>
 
 #include "io/model_io.h"
@@ -145,6 +146,58 @@ TEST(PackBatch, InputOrderOnRequest) {
   EXPECT_EQ(p.seq_begin, (std::vector<int32_t>{0, 3, 9, 13}));
   EXPECT_EQ(p.pos1d, (std::vector<int32_t>{0, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 16, 17}));
   EXPECT_EQ(p.cls_row, (std::vector<int32_t>{1, 7, 11}));
+}
+
+// Lanes (Backend::lanes_for, LAYOUTRT_LANES): the encoder layers of a batch split into parts of consecutive sequences
+// that run as separate op sequences. On the CPU every row's arithmetic is the same whichever part it is in, so every
+// output must equal the one-lane run's, padded and packed; the lane count must reach the backend (capped at the batch).
+TEST(Lanes, SplitBatchGivesTheSameOutputs) {
+  test::ScratchDir dir("lanes");
+  BuildOptions o;
+  o.checkpoint_dir = test::fixtures("models/token_cls");
+  o.max_batch = 3;
+  build_plan(o, dir.file("m.plan"));
+  EngineOptions eo;
+  eo.backend = BackendKind::kCPU;
+  auto engine = Engine::load(dir.file("m.plan"), eo);
+  const Inputs in = load_inputs(test::fixtures("inputs/b3_pad137"));
+  for (const bool pack : {false, true}) {
+    RunOptions ro;
+    ro.output_hidden_state = true;
+    ro.pack = pack;
+    Outputs one;
+    {
+      const test::ScopedEnv env("LAYOUTRT_LANES", "1");
+      auto ctx = engine->create_context();
+      one = ctx->run(in, ro);
+      EXPECT_EQ(ctx->kernel_choices().at("lanes"), "1");
+    }
+    for (const char* lanes : {"2", "3", "8"}) {
+      SCOPED_TRACE(std::string(pack ? "packed" : "padded") + ", LAYOUTRT_LANES=" + lanes);
+      const test::ScopedEnv env("LAYOUTRT_LANES", lanes);
+      auto ctx = engine->create_context();
+      const Outputs got = ctx->run(in, ro);
+      EXPECT_EQ(ctx->kernel_choices().at("lanes"), std::string(lanes) == "8" ? "3" : lanes) << "capped at B = 3";
+      ASSERT_EQ(got.tensors.size(), one.tensors.size());
+      for (const auto& [name, t] : one.tensors) {
+        const Tensor& u = got.at(name);
+        ASSERT_EQ(u.shape(), t.shape()) << name;
+        if (name == "labels") {
+          EXPECT_EQ(std::memcmp(u.data(), t.data(), t.nbytes()), 0) << name;
+        } else {
+          EXPECT_LE(test::compare(u, t).rel_l2, 1e-6) << name;
+        }
+      }
+    }
+  }
+  const test::ScopedEnv bad("LAYOUTRT_LANES", "0");
+  try {
+    engine->create_context();
+    ADD_FAILURE() << "LAYOUTRT_LANES=0 accepted";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+    EXPECT_NE(std::string(e.what()).find("LAYOUTRT_LANES=0"), std::string::npos) << e.what();
+  }
 }
 
 TEST(StageTiming, CoversEveryStageOnTheCpu) {

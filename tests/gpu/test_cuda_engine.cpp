@@ -348,23 +348,30 @@ TEST(CudaEngine, FlashKernelAndBiasCacheMatchTheCpuEngine) {
       const Outputs cpu = cpu_ctx->run(in, ro);
       want[pack] = std::map<std::string, Tensor>(cpu.tensors.begin(), cpu.tensors.end());
     }
-    for (Precision p : {Precision::kFP16, Precision::kBF16, Precision::kMixed}) {
-      const std::string what = "heads " + std::to_string(heads) + " " + precision_name(p);
-      SCOPED_TRACE(what);
-      auto engine = Engine::load(plan(p));
-      auto ctx = engine->create_context();
-      EXPECT_TRUE(ctx->kernel_choices().empty()) << "before any run";
-      for (bool pack : {false, true}) {
-        ro.pack = pack;
-        const Outputs got = ctx->run(in, ro);
-        const auto k = ctx->kernel_choices();
-        ASSERT_TRUE(k.count("attention") && k.count("attention_bias"));
-        EXPECT_EQ(k.at("attention"), "flash");
-        // Mixed plans keep the biases FP32 (their policy): always looked up.
-        EXPECT_EQ(k.at("attention_bias"), p == Precision::kMixed ? "lookup" : cached);
-        expect_outputs_close(got, want[pack], tolerance_for(p), what + (pack ? " packed" : " padded"));
+    // Lanes (LAYOUTRT_LANES=2): the batch's sequences split in two parts on two streams; the second part's attention
+    // reads the bias cache from its first sequence on. Run three times (eager, graph capture, graph replay).
+    for (const char* lanes : {"1", "2"})
+      for (Precision p : {Precision::kFP16, Precision::kBF16, Precision::kMixed}) {
+        const std::string what = "heads " + std::to_string(heads) + " " + precision_name(p) + " lanes " + lanes;
+        SCOPED_TRACE(what);
+        const test::ScopedEnv env("LAYOUTRT_LANES", lanes);
+        auto engine = Engine::load(plan(p));
+        auto ctx = engine->create_context();
+        EXPECT_TRUE(ctx->kernel_choices().empty()) << "before any run";
+        for (bool pack : {false, true})
+          for (int rep = 0; rep < (lanes[0] == '2' ? 3 : 1); ++rep) {
+            ro.pack = pack;
+            const Outputs got = ctx->run(in, ro);
+            const auto k = ctx->kernel_choices();
+            ASSERT_TRUE(k.count("attention") && k.count("attention_bias") && k.count("lanes"));
+            EXPECT_EQ(k.at("attention"), "flash");
+            EXPECT_EQ(k.at("lanes"), lanes);
+            // Mixed plans keep the biases FP32 (their policy): always looked up.
+            EXPECT_EQ(k.at("attention_bias"), p == Precision::kMixed ? "lookup" : cached);
+            expect_outputs_close(got, want[pack], tolerance_for(p),
+                                 what + (pack ? " packed" : " padded") + " run " + std::to_string(rep));
+          }
       }
-    }
   }
   // head_dim 16 (the fixtures): the reference kernel.
   auto ctx = engine_for("token_cls", Precision::kFP32)->create_context();
