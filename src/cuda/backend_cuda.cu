@@ -366,7 +366,8 @@ class CudaBackend : public Backend {
     activate();
     join_side(cur_);
     if (args.first_seq < 0 || args.num_seqs < 0)
-      bad_view("attention", "sequences [" + std::to_string(args.first_seq) + ", +" + std::to_string(args.num_seqs) + ")");
+      bad_view("attention",
+               "sequences [" + std::to_string(args.first_seq) + ", +" + std::to_string(args.num_seqs) + ")");
     // A part of the batch (a lane): the kernels see its sequences as a batch of their own, the bias cache from its
     // first sequence on (the cache is sequence-major, see flash_common.cuh cache_block).
     AttentionArgs a = args;
@@ -439,12 +440,13 @@ class CudaBackend : public Backend {
   // bench/results/2026-12-01-h200-lanes.md): B = 2 1.028 → 1.131 and B = 4 1.542 → 1.649 (slower: each lane's
   // grids are too small to fill the GPU alone, and the attention's split-KV shape takes over), B = 8 2.769 → 2.696,
   // B = 16 4.990 → 4.933, B = 32 9.733 → 9.573, 32 FUNSD-length documents padded 9.543 → 9.353 and packed
-  // 6.079 → 5.928; three lanes were slower than two at B = 8 – 32. FP32 / TF32 plans (GEMM-bound, not measured) keep
-  // one lane.
+  // 6.079 → 5.928; three lanes were slower than two at B = 8 – 32; bf16 B = 4 1.532 → 1.634, B = 32 9.510 → 9.258.
+  // FP32 plans (GEMM-bound) keep one lane: fp32 B = 8 49.96 → 50.65 ms, B = 32 185.7 → 186.0 with two.
   static constexpr int64_t kLaneMinRows = 5000;
   int lanes_for(int64_t num_seqs, int64_t rows) const override {
     if (lanes_env_ > 0) return Backend::lanes_for(num_seqs, rows);
-    const bool half = precision_ == Precision::kFP16 || precision_ == Precision::kBF16 || precision_ == Precision::kMixed;
+    const bool half =
+        precision_ == Precision::kFP16 || precision_ == Precision::kBF16 || precision_ == Precision::kMixed;
     return half && num_seqs >= 2 && rows >= kLaneMinRows ? 2 : 1;
   }
   void begin_lanes(int n) override {

@@ -49,6 +49,12 @@
 // Key-valid bytes loaded one iteration before they mask the copies (the hottest stall was their compare right after
 // the load: bench/results/2026-12-01-h200-attention-stalls.md), H200, one call against the previous kernel: attention
 // stage at B = 32 2.412 vs 2.605 ms, B = 8 0.690 vs 0.766, B = 1 0.222 vs 0.239; the forward B = 32 9.829 vs 9.995 ms.
+// Two CTA shapes measured against this one and not kept (H200, 2026-12-01, bench/results/2026-12-01-h200-lanes.md; code
+// on branches wip/attention-two-query-tiles and wip/attention-persistent): two warpgroups owning 128 query rows and
+// sharing every K/V tile (CTA-wide barrier per key tile, two CTAs per SM): attention stage B = 32 2.885 vs 2.381 ms;
+// persistent CTAs walking query tiles of several sequences with the next tile's Q, K/V, key-valid bytes and bias
+// prefetched across the boundary: 3.23 vs 2.68 ms. Four independent one-warpgroup CTAs per SM hide each other's
+// start-up better than either.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
