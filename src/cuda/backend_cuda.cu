@@ -396,6 +396,10 @@ class CudaBackend : public Backend {
 
   void run_recorded(uint64_t key, const std::function<void()>& ops) override {
     activate();
+    // Ops start on stream_ even when an earlier forward threw with lanes open (its lane streams are abandoned).
+    cur_ = stream_;
+    cur_lane_ = 0;
+    lanes_active_ = 0;
     linear_runner();  // created (it allocates) before any capture
     if (!recorded_begin_) {
       LRT_CUDA(cudaEventCreate(&recorded_begin_));
@@ -450,7 +454,7 @@ class CudaBackend : public Backend {
     return half && num_seqs >= 2 && rows >= kLaneMinRows ? 2 : 1;
   }
   void begin_lanes(int n) override {
-    cur_ = stream_;  // lanes left open by a forward that threw are abandoned
+    cur_ = stream_;
     cur_lane_ = 0;
     Backend::begin_lanes(n);
     lanes_active_ = n;
