@@ -445,7 +445,8 @@ class CudaBackend : public Backend {
   // grids are too small to fill the GPU alone, and the attention's split-KV shape takes over), B = 8 2.769 → 2.696,
   // B = 16 4.990 → 4.933, B = 32 9.733 → 9.573, 32 FUNSD-length documents padded 9.543 → 9.353 and packed
   // 6.079 → 5.928; three lanes were slower than two at B = 8 – 32; bf16 B = 4 1.532 → 1.634, B = 32 9.510 → 9.258.
-  // FP32 plans (GEMM-bound) keep one lane: fp32 B = 8 49.96 → 50.65 ms, B = 32 185.7 → 186.0 with two.
+  // FP32 plans (GEMM-bound) keep one lane: fp32 B = 8 49.96 → 50.65 ms, B = 32 185.7 → 186.0 with two. Mixed plans
+  // (F16 GEMMs as fp16, the biases looked up per score) take two like fp16; their speed with lanes was not timed.
   static constexpr int64_t kLaneMinRows = 5000;
   int lanes_for(int64_t num_seqs, int64_t rows) const override {
     if (lanes_env_ > 0) return Backend::lanes_for(num_seqs, rows);
