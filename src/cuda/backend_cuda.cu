@@ -22,6 +22,12 @@
 namespace layoutrt {
 namespace cuda {
 
+bool stream_capturing(cudaStream_t stream) {
+  cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+  LRT_CUDA(cudaStreamIsCapturing(stream, &status));
+  return status != cudaStreamCaptureStatusNone;
+}
+
 bool sync_check_enabled() {
   static const bool enabled = [] {
     const char* v = std::getenv("LAYOUTRT_CUDA_SYNC_CHECK");
@@ -455,16 +461,12 @@ class CudaBackend : public Backend {
     return half && num_seqs >= 2 && rows >= kLaneMinRows ? 2 : 1;
   }
   void begin_lanes(int n) override {
-    cur_ = stream_;
-    cur_lane_ = 0;
     Backend::begin_lanes(n);
     lanes_active_ = n;
     if (n <= 1 || stage_timing_) return;
     activate();
     if (static_cast<int>(lanes_.size()) < n - 1) {
-      cudaStreamCaptureStatus capturing = cudaStreamCaptureStatusNone;
-      LRT_CUDA(cudaStreamIsCapturing(stream_, &capturing));
-      if (capturing != cudaStreamCaptureStatusNone)
+      if (cuda::stream_capturing(stream_))
         throw_error(ErrorCode::kInternal, "cuda backend: a new lane stream requested inside a graph capture");
       if (!lanes_fork_) LRT_CUDA(cudaEventCreateWithFlags(&lanes_fork_, cudaEventDisableTiming));
       while (static_cast<int>(lanes_.size()) < n - 1) {
@@ -489,7 +491,6 @@ class CudaBackend : public Backend {
     lanes_active_ = 0;
     cur_ = stream_;
     cur_lane_ = 0;
-    Backend::end_lanes();
     if (n <= 1 || stage_timing_) return;
     activate();
     for (int i = 0; i < n - 1; ++i) {

@@ -20,6 +20,9 @@ namespace layoutrt::cuda {
               cublasLtGetStatusString(s), ")");
 }
 
+// Whether `stream` is being captured into a CUDA graph (allocations, stream creation and timing must not happen then).
+bool stream_capturing(cudaStream_t stream);
+
 // Set LAYOUTRT_CUDA_SYNC_CHECK=1 to synchronise after every kernel launch (pins an asynchronous fault on its kernel).
 bool sync_check_enabled();
 

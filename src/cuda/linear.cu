@@ -208,9 +208,7 @@ Choice choose_algorithm(cublasLtHandle_t handle, const GemmKey& key, const GemmP
   if (found > 0) first.algo = results[0].algo;
   else first.sm90_config = sm90_gemm_default_config(key.m, key.n);
   if (found + (key.gelu ? sm90_gemm_config_count() : 0) <= 1 || !tc || !tuning_enabled()) return first;
-  cudaStreamCaptureStatus capturing = cudaStreamCaptureStatusNone;
-  LRT_CUDA(cudaStreamIsCapturing(tc->stream, &capturing));
-  if (capturing != cudaStreamCaptureStatusNone) return first;
+  if (stream_capturing(tc->stream)) return first;
   if (tc->quiesce && *tc->quiesce) (*tc->quiesce)();
 
   if (key.bias_epilogue && !key.gelu)
@@ -365,9 +363,7 @@ class CublasLtLinearRunner : public LinearRunner {
   void* workspace(int lane, cudaStream_t stream) {
     if (lane < 0 || lane > 7) throw_error(ErrorCode::kInternal, "cuda linear: lane ", lane, " out of range");
     while (static_cast<int>(workspaces_.size()) <= lane) {
-      cudaStreamCaptureStatus capturing = cudaStreamCaptureStatusNone;
-      LRT_CUDA(cudaStreamIsCapturing(stream, &capturing));
-      if (capturing != cudaStreamCaptureStatusNone)
+      if (stream_capturing(stream))
         throw_error(ErrorCode::kInternal, "cuda linear: a workspace for lane ", lane, " requested inside a capture");
       void* ws = nullptr;
       LRT_CUDA(cudaMalloc(&ws, kWorkspaceBytes));
@@ -382,9 +378,7 @@ class CublasLtLinearRunner : public LinearRunner {
     const auto k = std::make_pair(bias.data, t);
     auto it = typed_biases_.find(k);
     if (it != typed_biases_.end()) return it->second;
-    cudaStreamCaptureStatus capturing = cudaStreamCaptureStatusNone;
-    LRT_CUDA(cudaStreamIsCapturing(stream, &capturing));
-    if (capturing != cudaStreamCaptureStatusNone)
+    if (stream_capturing(stream))
       throw_error(ErrorCode::kInternal, "cuda linear: bias conversion requested inside a graph capture");
     void* p = nullptr;
     LRT_CUDA(cudaMalloc(&p, static_cast<size_t>(bias.numel()) * dtype_size(t)));

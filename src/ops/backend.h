@@ -184,15 +184,14 @@ class Backend {
   // backend's policy (CPU: 1).
   virtual int lanes_for(int64_t num_seqs, int64_t rows) const;
   // begin_lanes(n) opens n lanes (lane 0 current); lane(i) directs the following ops to lane i; end_lanes() joins them.
-  virtual void begin_lanes(int n) { lanes_open_ = lanes_used_ = n; }
+  virtual void begin_lanes(int n) { lanes_used_ = n; }
   virtual void lane(int i) { (void)i; }
-  virtual void end_lanes() { lanes_open_ = 0; }
+  virtual void end_lanes() {}
 
  protected:
   Backend();
   bool stage_timing_ = false;
   int lanes_env_ = 0;    // LAYOUTRT_LANES, 0 when unset
-  int lanes_open_ = 0;   // lanes of the begin_lanes in progress
   int lanes_used_ = 0;   // lanes of the last begin_lanes (kernel_choices)
 
  private:
