@@ -5,7 +5,9 @@
 //  - warp-per-row (the engine's shapes): a warp owns a row and holds it in registers, 16-byte vector loads/stores,
 //    statistics by warp shuffles only — no shared memory, no __syncthreads. Used when the row is a whole number of
 //    32 lanes × 16-byte vectors, at most kMaxIters vectors per lane (H = 768 in F16: 3; in F32: 6; H = 1024 F16: 4),
-//    and every pointer is 16-byte aligned. 4 rows per 128-thread CTA.
+//    and every pointer is 16-byte aligned. 4 rows per 128-thread CTA. Launches of up to kEarlyAffineRows rows load
+//    the affine's weight and bias with the row (latency-bound: about one wave of rows), larger ones after the
+//    statistics (fewer registers, more rows in flight); see launch_warp.
 //  - CTA-per-row (anything else): 256 threads stage the row in shared memory, block reductions.
 // `out` and `out_f32` may alias x or the residual in both: every element is read before its own position is written,
 // by the same thread.
@@ -79,7 +81,7 @@ __device__ __forceinline__ void store_row_part(T* p, const float* v) {
 
 // Warp-per-row. A lane handles ITERS vectors of 16 bytes of the OUTPUT dtype (kN = 16 / sizeof(TO) values each);
 // x and the residual (TO or wider, e.g. an FP32 residual stream) are loaded as the same kN values.
-template <class TX, class TR, class TO, int ITERS, bool kOut32>
+template <class TX, class TR, class TO, int ITERS, bool kOut32, bool kEarly>
 __global__ void __launch_bounds__(32 * kWarpRowsPerCta) layer_norm_warp_kernel(
     const TX* x, const TR* residual, const float* __restrict__ x_bias, const float* __restrict__ w,
     const float* __restrict__ b, int64_t rows, float eps, TO* out, float* out32) {
@@ -88,11 +90,26 @@ __global__ void __launch_bounds__(32 * kWarpRowsPerCta) layer_norm_warp_kernel(
   const int lane = threadIdx.x & 31;
   const int64_t r = static_cast<int64_t>(blockIdx.x) * kWarpRowsPerCta + (threadIdx.x >> 5);
   if (r >= rows) return;
-  float v[ITERS][kN];
+  // The affine's weight and bias: with kEarly loaded with the row, before the reductions, so their latency does not
+  // sit between the statistics and the stores (for launches of about one wave of rows: latency-bound); otherwise
+  // where they are used (fewer registers, more rows in flight: the bandwidth-bound large launches). See launch_warp.
+  constexpr bool kEarlyAffine = kEarly;
+  float v[ITERS][kN], wv[ITERS][kN], bv[ITERS][kN];
+  auto load_affine = [&](int it) {
+    const int col = (it * 32 + lane) * kN;
+#pragma unroll
+    for (int e = 0; e < kN; e += 4) {
+      const float4 ww = *reinterpret_cast<const float4*>(w + col + e);
+      const float4 bb = *reinterpret_cast<const float4*>(b + col + e);
+      wv[it][e] = ww.x, wv[it][e + 1] = ww.y, wv[it][e + 2] = ww.z, wv[it][e + 3] = ww.w;
+      bv[it][e] = bb.x, bv[it][e + 1] = bb.y, bv[it][e + 2] = bb.z, bv[it][e + 3] = bb.w;
+    }
+  };
 #pragma unroll
   for (int it = 0; it < ITERS; ++it) {
     const int col = (it * 32 + lane) * kN;
     load_row_part<TX, kN>(x + r * n + col, v[it]);
+    if constexpr (kEarlyAffine) load_affine(it);
     if (x_bias) {
 #pragma unroll
       for (int e = 0; e < kN; e += 4) {
@@ -125,23 +142,27 @@ __global__ void __launch_bounds__(32 * kWarpRowsPerCta) layer_norm_warp_kernel(
 #pragma unroll
   for (int it = 0; it < ITERS; ++it) {
     const int col = (it * 32 + lane) * kN;
+    if constexpr (!kEarlyAffine) load_affine(it);
 #pragma unroll
-    for (int e = 0; e < kN; e += 4) {
-      const float4 ww = *reinterpret_cast<const float4*>(w + col + e);
-      const float4 bb = *reinterpret_cast<const float4*>(b + col + e);
-      v[it][e + 0] = (v[it][e + 0] - mean) * inv * ww.x + bb.x;
-      v[it][e + 1] = (v[it][e + 1] - mean) * inv * ww.y + bb.y;
-      v[it][e + 2] = (v[it][e + 2] - mean) * inv * ww.z + bb.z;
-      v[it][e + 3] = (v[it][e + 3] - mean) * inv * ww.w + bb.w;
-    }
+    for (int e = 0; e < kN; ++e) v[it][e] = (v[it][e] - mean) * inv * wv[it][e] + bv[it][e];
     store_row_part<TO, kN>(out + r * n + col, v[it]);
     if constexpr (kOut32) store_row_part<float, kN>(out32 + r * n + col, v[it]);
   }
 }
 
+// Early affine loads (kEarly) up to kEarlyAffineRows rows and where the row's weight and bias fit in registers beside
+// it (≤ 24 values per lane: H = 768; wider rows spill). H200, fp16 forward, three alternating runs each (bench/results/
+// 2026-12-01-h200-layernorm-early-affine.md): B = 1 (709 rows) 0.712 vs 0.730 ms, B = 8 (two lanes of 2836 rows)
+// 2.657 vs 2.693 ms, but B = 32 (lanes of 11344 rows) 9.614 vs 9.507 ms — there the extra registers cost occupancy.
+constexpr int64_t kEarlyAffineRows = 4096;
 template <class TX, class TR, class TO, int ITERS>
 void launch_warp(const LayerNormArgs& a, const float* xb, float* out32, int64_t rows, cudaStream_t stream) {
-  auto kernel = out32 ? layer_norm_warp_kernel<TX, TR, TO, ITERS, true> : layer_norm_warp_kernel<TX, TR, TO, ITERS, false>;
+  constexpr bool kFits = ITERS * Vec<TO>::kN <= 24;
+  const bool early = kFits && rows <= kEarlyAffineRows;
+  auto kernel = out32 ? (early ? layer_norm_warp_kernel<TX, TR, TO, ITERS, true, kFits>
+                               : layer_norm_warp_kernel<TX, TR, TO, ITERS, true, false>)
+                      : (early ? layer_norm_warp_kernel<TX, TR, TO, ITERS, false, kFits>
+                               : layer_norm_warp_kernel<TX, TR, TO, ITERS, false, false>);
   kernel<<<ceil_div(rows, kWarpRowsPerCta), 32 * kWarpRowsPerCta, 0, stream>>>(
       a.x.as<TX>(), a.residual.defined() ? a.residual.as<TR>() : nullptr, xb, a.weight.as<float>(), a.bias.as<float>(),
       rows, a.eps, a.out.as<TO>(), out32);

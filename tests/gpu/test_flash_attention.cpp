@@ -491,6 +491,17 @@ TEST(FlashAttention, MixedBatch) {
     c.seed = ++seed;
     check_case(c);
   }
+  // Many sequences (40, 70: more than a warp's lanes, grid z beyond the engine's lanes), lengths 1 … 709 around the
+  // 64-row tile edges, every mask kind.
+  for (int n : {40, 70}) {
+    AttnCase c;
+    c.name = std::to_string(n) + " mixed lengths f16";
+    for (int i = 0; i < n; ++i) c.lens.push_back(i % 9 == 4 ? 709 : 1 + (i * 97) % 260);
+    c.masks = {KeyMask::kRandom, KeyMask::kAllValid, KeyMask::kMaskedTail, KeyMask::kAllMasked, KeyMask::kMaskedHead};
+    c.dtype = DType::kF16;
+    c.seed = ++seed;
+    check_case(c);
+  }
 }
 
 // Large scores (q, k of std 3.5: scores of std ≈ 12, extremes ≈ ±40 in natural units): the online max must rescale
