@@ -62,6 +62,12 @@ step_system() {
 '| transformers', transformers.__version__, '| safetensors', safetensors.__version__, '| numpy', numpy.__version__)"
   nproc
   git -C "$ROOT" log --oneline -1 2>/dev/null || true
+  # What actually ran: a runner may copy the working tree beside an older .git (the device tool does), so the line
+  # above can name an earlier commit. This digest of the files the build and the checks read is the same on any
+  # checkout with the same sources (run these lines there to compare).
+  echo "sources sha256: $(cd "$ROOT" && find CMakeLists.txt src include tests python scripts bench -type f \
+    -not -path "bench/results/*" -not -path "*/__pycache__/*" 2>/dev/null | LC_ALL=C sort | xargs sha256sum |
+    sha256sum | cut -c1-16)"
 }
 
 # The random-weight checkpoint the bench / profile / ab steps time (the parity step's, written here when it did not run).
