@@ -93,7 +93,6 @@ __global__ void __launch_bounds__(32 * kWarpRowsPerCta) layer_norm_warp_kernel(
   // The affine's weight and bias: with kEarly loaded with the row, before the reductions, so their latency does not
   // sit between the statistics and the stores (for launches of about one wave of rows: latency-bound); otherwise
   // where they are used (fewer registers, more rows in flight: the bandwidth-bound large launches). See launch_warp.
-  constexpr bool kEarlyAffine = kEarly;
   float v[ITERS][kN], wv[ITERS][kN], bv[ITERS][kN];
   auto load_affine = [&](int it) {
     const int col = (it * 32 + lane) * kN;
@@ -109,7 +108,7 @@ __global__ void __launch_bounds__(32 * kWarpRowsPerCta) layer_norm_warp_kernel(
   for (int it = 0; it < ITERS; ++it) {
     const int col = (it * 32 + lane) * kN;
     load_row_part<TX, kN>(x + r * n + col, v[it]);
-    if constexpr (kEarlyAffine) load_affine(it);
+    if constexpr (kEarly) load_affine(it);
     if (x_bias) {
 #pragma unroll
       for (int e = 0; e < kN; e += 4) {
@@ -142,7 +141,7 @@ __global__ void __launch_bounds__(32 * kWarpRowsPerCta) layer_norm_warp_kernel(
 #pragma unroll
   for (int it = 0; it < ITERS; ++it) {
     const int col = (it * 32 + lane) * kN;
-    if constexpr (!kEarlyAffine) load_affine(it);
+    if constexpr (!kEarly) load_affine(it);
 #pragma unroll
     for (int e = 0; e < kN; ++e) v[it][e] = (v[it][e] - mean) * inv * wv[it][e] + bv[it][e];
     store_row_part<TO, kN>(out + r * n + col, v[it]);

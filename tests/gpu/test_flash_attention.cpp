@@ -491,8 +491,7 @@ TEST(FlashAttention, MixedBatch) {
     c.seed = ++seed;
     check_case(c);
   }
-  // Many sequences (40, 70: more than a warp's lanes, grid z beyond the engine's lanes), lengths 1 … 709 around the
-  // 64-row tile edges, every mask kind.
+  // Many sequences in one batch (40, 70), lengths 1 … 709 around the 64-row tile edges, every mask kind.
   for (int n : {40, 70}) {
     AttnCase c;
     c.name = std::to_string(n) + " mixed lengths f16";
