@@ -460,10 +460,14 @@ class CudaBackend : public Backend {
         precision_ == Precision::kFP16 || precision_ == Precision::kBF16 || precision_ == Precision::kMixed;
     return half && num_seqs >= 2 && rows >= kLaneMinRows ? 2 : 1;
   }
+  // Lanes run concurrently on their own streams unless there is one lane, or stage timing is on (its events time
+  // the stages in turn on stream_, so the lanes then run one after the other there).
+  bool lanes_concurrent(int n) const { return n > 1 && !stage_timing_; }
   void begin_lanes(int n) override {
+    if (n < 1 || n > kMaxLanes) throw_error(ErrorCode::kInternal, "cuda backend: ", n, " lanes requested");
     Backend::begin_lanes(n);
     lanes_active_ = n;
-    if (n <= 1 || stage_timing_) return;
+    if (!lanes_concurrent(n)) return;
     activate();
     if (static_cast<int>(lanes_.size()) < n - 1) {
       if (cuda::stream_capturing(stream_))
@@ -482,7 +486,7 @@ class CudaBackend : public Backend {
   void lane(int i) override {
     if (i < 0 || i >= std::max(lanes_active_, 1))
       throw_error(ErrorCode::kInternal, "cuda backend: lane ", i, " of ", lanes_active_);
-    if (lanes_active_ <= 1 || stage_timing_) return;
+    if (!lanes_concurrent(lanes_active_)) return;
     cur_ = i == 0 ? stream_ : lanes_[i - 1].stream;
     cur_lane_ = i;
   }
@@ -491,7 +495,7 @@ class CudaBackend : public Backend {
     lanes_active_ = 0;
     cur_ = stream_;
     cur_lane_ = 0;
-    if (n <= 1 || stage_timing_) return;
+    if (!lanes_concurrent(n)) return;
     activate();
     for (int i = 0; i < n - 1; ++i) {
       LRT_CUDA(cudaEventRecord(lanes_[i].join, lanes_[i].stream));

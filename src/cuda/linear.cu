@@ -361,7 +361,7 @@ class CublasLtLinearRunner : public LinearRunner {
  private:
   // Lane `lane`'s cuBLASLt workspace: concurrent GEMMs must not share one (split-K algorithms reduce through it).
   void* workspace(int lane, cudaStream_t stream) {
-    if (lane < 0 || lane > 7) throw_error(ErrorCode::kInternal, "cuda linear: lane ", lane, " out of range");
+    if (lane < 0 || lane >= Backend::kMaxLanes) throw_error(ErrorCode::kInternal, "cuda linear: lane ", lane, " out of range");
     while (static_cast<int>(workspaces_.size()) <= lane) {
       if (stream_capturing(stream))
         throw_error(ErrorCode::kInternal, "cuda linear: a workspace for lane ", lane, " requested inside a capture");

@@ -12,8 +12,8 @@ Backend::Backend() {
   if (const char* env = std::getenv("LAYOUTRT_LANES"); env && *env) {
     char* end = nullptr;
     const long n = std::strtol(env, &end, 10);
-    if (*end != '\0' || n < 1 || n > 8)
-      throw_error(ErrorCode::kInvalidArgument, "LAYOUTRT_LANES=", env, ": expected a lane count 1 .. 8");
+    if (*end != '\0' || n < 1 || n > kMaxLanes)
+      throw_error(ErrorCode::kInvalidArgument, "LAYOUTRT_LANES=", env, ": expected a lane count 1 .. ", kMaxLanes);
     lanes_env_ = static_cast<int>(n);
   }
 }

@@ -183,6 +183,9 @@ class Backend {
   // LAYOUTRT_LANES=n (read when the backend is made) forces n on any backend (capped at num_seqs); otherwise the
   // backend's policy (CPU: 1).
   virtual int lanes_for(int64_t num_seqs, int64_t rows) const;
+  // The most lanes any backend opens (LAYOUTRT_LANES accepts 1 .. kMaxLanes; the CUDA GEMM runner keeps one
+  // workspace per lane).
+  static constexpr int kMaxLanes = 8;
   // begin_lanes(n) opens n lanes (lane 0 current); lane(i) directs the following ops to lane i; end_lanes() joins them.
   virtual void begin_lanes(int n) { lanes_used_ = n; }
   virtual void lane(int i) { (void)i; }

@@ -4,6 +4,7 @@
 
 #include "io/model_io.h"
 #include "layoutrt/engine.h"
+#include "ops/backend.h"
 #include "runtime/batch.h"
 #include "test_util.h"
 
@@ -190,13 +191,16 @@ TEST(Lanes, SplitBatchGivesTheSameOutputs) {
       }
     }
   }
-  const test::ScopedEnv bad("LAYOUTRT_LANES", "0");
-  try {
-    engine->create_context();
-    ADD_FAILURE() << "LAYOUTRT_LANES=0 accepted";
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
-    EXPECT_NE(std::string(e.what()).find("LAYOUTRT_LANES=0"), std::string::npos) << e.what();
+  // Out of 1 .. Backend::kMaxLanes: refused with the variable's value.
+  for (const std::string v : {std::string("0"), std::to_string(Backend::kMaxLanes + 1), std::string("2x")}) {
+    const test::ScopedEnv bad("LAYOUTRT_LANES", v.c_str());
+    try {
+      engine->create_context();
+      ADD_FAILURE() << "LAYOUTRT_LANES=" << v << " accepted";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+      EXPECT_NE(std::string(e.what()).find("LAYOUTRT_LANES=" + v), std::string::npos) << e.what();
+    }
   }
 }
 
