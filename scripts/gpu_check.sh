@@ -31,6 +31,14 @@ if [ "$QUICK" = 1 ]; then
 else
   export BATCHES=1,2,4,8,16,32 PARITY_BATCHES=1,3,8,32 ITERS=30 WARMUP=5 TORCH_MODES=eager-fp32,eager-fp16,compile-fp16
 fi
+# Overrides for a narrower or different comparison (e.g. torch.compile max-autotune at B = 32 beside the bench:
+# GPU_CHECK_STEPS=build,bench,baseline GPU_CHECK_BATCHES=32 GPU_CHECK_TORCH_MODES=compile-fp16
+# GPU_CHECK_COMPILE_MODE=max-autotune GPU_CHECK_COMPILE_BUDGET_S=400 GPU_CHECK_PLANS=fp16): the batches of bench and
+# baseline, torch's modes, its torch.compile mode (default reduce-overhead) and compile-time budget (default 110 s;
+# the baseline step's time limit grows with it), the bench step's plans (default fp32 fp16 fp16-f32res bf16).
+export BATCHES=${GPU_CHECK_BATCHES:-$BATCHES} TORCH_MODES=${GPU_CHECK_TORCH_MODES:-$TORCH_MODES}
+export PLANS=${GPU_CHECK_PLANS:-fp32 fp16 fp16-f32res bf16}
+export COMPILE_MODE=${GPU_CHECK_COMPILE_MODE:-reduce-overhead} COMPILE_BUDGET_S=${GPU_CHECK_COMPILE_BUDGET_S:-110}
 # Dry runs off the GPU machine: GPU_CHECK_BACKEND=cpu (layoutrt --backend cpu, torch on the CPU) and GPU_CHECK_TINY=1
 # (fixture-sized model instead of the base shapes).
 export BACKEND=${GPU_CHECK_BACKEND:-cuda}
@@ -159,7 +167,7 @@ step_bench() {
   ensure_ckpt || return $?
   rm -f "$WORK/speed_layoutrt.md"
   # fp16-f32res: fp16 with the FP32 residual stream (--residual f32), what it costs.
-  for p in fp32 fp16 fp16-f32res bf16; do
+  for p in $PLANS; do
     local prec=${p%-f32res} residual=native
     [ "$p" != "$prec" ] && residual=f32
     x "$L" build --checkpoint "$ckpt" --precision $prec --residual $residual --max-batch 32 --output "$WORK/bench_$p.plan" \
@@ -178,7 +186,8 @@ step_bench() {
 step_baseline() {
   rm -f "$WORK/speed_torch.md"
   x python3 python/torch_baseline.py --batches "$BATCHES" --text-tokens 512 --modes "$TORCH_MODES" --warmup "$WARMUP" \
-    --iters "$ITERS" --max-seconds "$MAX_SECONDS" --compile-budget-s 110 --json "$WORK/torch.json" \
+    --iters "$ITERS" --max-seconds "$MAX_SECONDS" --compile-mode "$COMPILE_MODE" --compile-budget-s "$COMPILE_BUDGET_S" \
+    --json "$WORK/torch.json" \
     --markdown "$WORK/speed_torch.md" --device "$TORCH_DEVICE" $TINY
 }
 step_profile() {
@@ -380,7 +389,7 @@ PY
 }
 export -f ensure_ckpt step_system step_build step_buckets step_ctest step_parity step_bench step_baseline step_profile step_ab
 
-declare -A LIMIT=([system]=30 [build]=300 [buckets]=60 [ctest]=300 [parity]=240 [bench]=190 [baseline]=200 [profile]=240 [ab]=240)
+declare -A LIMIT=([system]=30 [build]=300 [buckets]=60 [ctest]=300 [parity]=240 [bench]=190 [baseline]=$((90 + COMPILE_BUDGET_S)) [profile]=240 [ab]=240)
 SUMMARY=()
 FAILED=0
 run_step() {

@@ -28,6 +28,9 @@ struct PreparedBatch {
   std::vector<uint8_t> key_valid;
   std::vector<int32_t> seq_begin;  // batch + 1
   std::vector<int32_t> cls_row;    // batch: row of the visual CLS token
+  // Packed with lanes (pack_batch): lane i takes sequences [lane_seq_begin[i], lane_seq_begin[i + 1]); empty: the
+  // forward splits the sequences at the row boundaries nearest equal rows.
+  std::vector<int32_t> lane_seq_begin;
   Tensor pixels;                   // [B, C, S, S] F32 (converted if needed), undefined without visual rows
 };
 
@@ -35,11 +38,16 @@ struct PreparedBatch {
 // box coordinate (1000, or less when the 2D tables are smaller).
 PreparedBatch prepare_batch(const LayoutLMv3Config& c, const ModelInfo& info, const Inputs& in);
 
-// Padding-free layout: drops text rows with attention_mask 0 and renumbers the rest, sequence by sequence, longest
-// sequence first (seq_begin becomes the cumulative row offsets in that order, so its index is no longer the batch
-// index; cls_row, text_row and padded_row map every batch position to its row). Everything a kept row computes is
-// unchanged.
-void pack_batch(PreparedBatch& p);
+// Padding-free layout: drops text rows with attention_mask 0 and renumbers the rest, sequence by sequence (seq_begin
+// becomes the cumulative row offsets in that order, so its index is no longer the batch index; cls_row, text_row and
+// padded_row map every batch position to its row). Everything a kept row computes is unchanged. The order, by
+// LAYOUTRT_PACK_ORDER: "lanes" (default) deals the sequences, longest first, to `lanes` groups of about equal rows
+// (each to the group with the fewest rows so far), the groups one after the other, each longest first, and records
+// them in lane_seq_begin for the forward's lanes (with lanes = 1: longest first); "longest": longest first over the
+// whole batch, the lanes then split at the row boundary nearest equal rows; "input": the batch's order, same split.
+void pack_batch(PreparedBatch& p, int lanes = 1);
+// The rows pack_batch keeps (visual rows and text rows with attention_mask 1), for choosing the lane count first.
+int64_t packed_rows(const PreparedBatch& p);
 
 // The visual tokens' boxes for the 2D bias (transformers' create_visual_bbox): CLS [1, 1, 999, 999], then patch (r, c)
 // of the n x n grid [1000c/n, 1000r/n, 1000(c+1)/n, 1000(r+1)/n] with truncating integer division. [V][4].

@@ -225,7 +225,8 @@ Outputs ContextImpl::run(const Inputs& inputs, const RunOptions& options) {
   const auto t0 = std::chrono::steady_clock::now();
   host_times_.clear();
   PreparedBatch batch = prepare_batch(engine_->weights().config, engine_->info(), inputs);
-  if (options.pack && engine_->weights().head != HeadKind::kQuestionAnswering) pack_batch(batch);
+  if (options.pack && engine_->weights().head != HeadKind::kQuestionAnswering)
+    pack_batch(batch, backend_->lanes_for(batch.batch, packed_rows(batch)));  // the forward's lane count
   host_times_["prepare"] = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   if (!options.time_stages) return run_forward(*backend_, engine_->weights(), *workspace_, batch, options, &host_times_);
   backend_->enable_stage_timing(true);

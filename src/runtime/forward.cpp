@@ -113,12 +113,21 @@ struct LanePart {
   int64_t first_seq = 0, num_seqs = 0, row0 = 0, row1 = 0;
 };
 
-// Splits the batch's sequences into n parts of consecutive sequences with about equal rows (the GEMMs' work; a part
-// gets at least one sequence). seq_begin: [B + 1] row offsets.
-std::vector<LanePart> split_lanes(const std::vector<int32_t>& seq_begin, int n) {
+// Splits the batch's sequences into n parts of consecutive sequences: pack_batch's lane groups when it made n of
+// them (lane_seq_begin), else parts of about equal rows (the GEMMs' work; a part gets at least one sequence).
+// seq_begin: [B + 1] row offsets.
+std::vector<LanePart> split_lanes(const std::vector<int32_t>& seq_begin, const std::vector<int32_t>& lane_seq_begin,
+                                  int n) {
   const int64_t B = static_cast<int64_t>(seq_begin.size()) - 1;
   n = static_cast<int>(std::clamp<int64_t>(n, 1, std::max<int64_t>(B, 1)));
   std::vector<LanePart> parts;
+  if (static_cast<int64_t>(lane_seq_begin.size()) == n + 1 && lane_seq_begin.back() == B) {
+    for (int i = 0; i < n; ++i) {
+      const int64_t s = lane_seq_begin[i], e = lane_seq_begin[i + 1];
+      parts.push_back({s, e - s, seq_begin[s], seq_begin[e]});
+    }
+    return parts;
+  }
   int64_t s = 0;
   for (int i = 0; i < n; ++i) {
     LanePart p;
@@ -290,7 +299,7 @@ Outputs run_forward(Backend& be, const ModelWeights& w, Workspace& ws, const Pre
   // joined before the first attention, so it overlaps the embeddings and layer 0's QKV GEMM. Its time is then not in
   // any stage of bench --stages.
   AttentionArgs layer_meta = meta;
-  const std::vector<LanePart> lanes = split_lanes(pb.seq_begin, be.lanes_for(B, rows));
+  const std::vector<LanePart> lanes = split_lanes(pb.seq_begin, pb.lane_seq_begin, be.lanes_for(B, rows));
   auto network = [&] {
     be.prepare_attention(layer_meta);
     be.stage("embeddings");

@@ -87,17 +87,17 @@ namespace layoutrt {
 namespace {
 
 // pack_batch's row layout: real rows of each sequence contiguous, longest sequence first (LAYOUTRT_PACK_ORDER=input:
-// the batch's order), and every batch position mapped to its new row. A hand-made batch of three sequences of
-// T = 4 text + 2 visual rows with 1, 4 and 2 real text tokens; pos1d holds each padded row's own index, so the
-// compacted per-row arrays show where every row went.
-PreparedBatch hand_made_batch() {
+// the batch's order), and every batch position mapped to its new row. A hand-made batch of sequences of T = 4 text +
+// 2 visual rows with real_text[b] real text tokens (by default three with 1, 4 and 2); pos1d holds each padded row's
+// own index, so the compacted per-row arrays show where every row went.
+PreparedBatch hand_made_batch(const std::vector<int>& real_text = {1, 4, 2}) {
   PreparedBatch p;
-  p.batch = 3;
+  const int64_t B = static_cast<int64_t>(real_text.size());
+  p.batch = B;
   p.text_len = 4;
   p.visual_len = 2;
   const int64_t L = 6;
-  const int real_text[3] = {1, 4, 2};
-  for (int64_t b = 0; b < 3; ++b) {
+  for (int64_t b = 0; b < B; ++b) {
     for (int64_t r = 0; r < L; ++r) {
       const int32_t row = static_cast<int32_t>(b * L + r);
       p.pos1d.push_back(row);
@@ -114,8 +114,8 @@ PreparedBatch hand_made_batch() {
     }
     p.cls_row.push_back(static_cast<int32_t>(b * L + 4));
   }
-  p.seq_begin = {0, 6, 12, 18};
-  p.padded_row.resize(18);
+  for (int64_t b = 0; b <= B; ++b) p.seq_begin.push_back(static_cast<int32_t>(b * L));
+  p.padded_row.resize(B * L);
   std::iota(p.padded_row.begin(), p.padded_row.end(), 0);
   p.max_seq_rows = L;
   return p;
@@ -138,6 +138,46 @@ TEST(PackBatch, LongestSequenceFirst) {
   EXPECT_EQ(p.text_row, (std::vector<int32_t>{10, 0, 1, 2, 3, 6, 7}));
   EXPECT_EQ(p.token_ids, (std::vector<int32_t>{0, 6, 7, 8, 9, 12, 13}));
   for (size_t i = 0; i < p.text_row.size(); ++i) EXPECT_EQ(p.pos1d[p.text_row[i]], p.token_ids[i]) << i;
+}
+
+// With lanes, the sequences (longest first) are dealt to the lane with the fewest rows so far. Real rows 3, 6, 4, 6,
+// 5, 3 (sequences 0 .. 5), longest first 1, 3, 4, 2, 0, 5: lane 0 takes 1, 4, 5 (6 + 5 + 3 = 14 rows), lane 1 3, 2, 0
+// (6 + 4 + 3 = 13); the longest-first order split at the row boundary nearest half would give 12 and 15.
+TEST(PackBatch, LanesGetAboutEqualRows) {
+  PreparedBatch p = hand_made_batch({1, 4, 2, 4, 3, 1});
+  EXPECT_EQ(packed_rows(p), 27);
+  pack_batch(p, 2);
+  EXPECT_EQ(p.lane_seq_begin, (std::vector<int32_t>{0, 3, 6}));
+  EXPECT_EQ(p.seq_begin, (std::vector<int32_t>{0, 6, 11, 14, 20, 24, 27}));
+  EXPECT_EQ(p.padded_row[6], 0);    // sequence 1's first row
+  EXPECT_EQ(p.padded_row[24], 6);   // sequence 4's
+  EXPECT_EQ(p.padded_row[30], 11);  // sequence 5's
+  EXPECT_EQ(p.padded_row[18], 14);  // sequence 3's
+  EXPECT_EQ(p.padded_row[12], 20);  // sequence 2's
+  EXPECT_EQ(p.padded_row[0], 24);   // sequence 0's
+  EXPECT_EQ(p.max_seq_rows, 6);
+  // One lane, or LAYOUTRT_PACK_ORDER=longest: longest first over the batch, no lane groups.
+  for (const bool longest : {false, true}) {
+    const test::ScopedEnv order("LAYOUTRT_PACK_ORDER", longest ? "longest" : nullptr);
+    PreparedBatch q = hand_made_batch({1, 4, 2, 4, 3, 1});
+    pack_batch(q, longest ? 2 : 1);
+    EXPECT_TRUE(q.lane_seq_begin.empty());
+    EXPECT_EQ(q.seq_begin, (std::vector<int32_t>{0, 6, 12, 17, 21, 24, 27}));
+  }
+  // More lanes than sequences: one lane per sequence.
+  PreparedBatch r = hand_made_batch({1, 4});
+  pack_batch(r, 5);
+  EXPECT_EQ(r.lane_seq_begin, (std::vector<int32_t>{0, 1, 2}));
+  // An unknown order is refused with its value.
+  const test::ScopedEnv bad("LAYOUTRT_PACK_ORDER", "shortest");
+  PreparedBatch u = hand_made_batch();
+  try {
+    pack_batch(u, 2);
+    ADD_FAILURE() << "LAYOUTRT_PACK_ORDER=shortest accepted";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+    EXPECT_NE(std::string(e.what()).find("LAYOUTRT_PACK_ORDER=shortest"), std::string::npos) << e.what();
+  }
 }
 
 TEST(PackBatch, InputOrderOnRequest) {
