@@ -379,6 +379,7 @@ class CudaBackend : public Backend {
     AttentionArgs a = args;
     if (a.first_seq > 0) {
       a.seq_begin += a.first_seq;
+      if (a.query_rows) a.query_rows += a.first_seq;
       if (a.bias_cache.defined()) {
         const size_t per_seq = cuda::flash_bias_cache_bytes(1, a.max_seq_len, a.num_heads, a.head_dim);
         a.bias_cache = TensorView(static_cast<char*>(a.bias_cache.data) + a.first_seq * per_seq, DType::kF16,
@@ -510,9 +511,10 @@ class CudaBackend : public Backend {
     expect_float_matrix(op, "x", a.x, H);
     if (a.n < 0) bad_view(op, "negative n");
     if (a.n == 0) return;
-    if (a.out.dtype != DType::kF32 || a.out.rank != 2 || a.out.dim(0) < a.n || a.out.dim(1) != H ||
-        a.out.device != Device::kCUDA)
-      bad_view(op, "out " + dims_str(a.out) + " must be F32 [" + std::to_string(a.n) + ", " + std::to_string(H) + "]");
+    if ((a.out.dtype != DType::kF32 && a.out.dtype != a.x.dtype) || a.out.rank != 2 || a.out.dim(0) < a.n ||
+        a.out.dim(1) != H || a.out.device != Device::kCUDA)
+      bad_view(op, "out " + dims_str(a.out) + " must be F32 or " + dtype_name(a.x.dtype) + " [" + std::to_string(a.n) +
+                       ", " + std::to_string(H) + "]");
     if (!a.rows) bad_view(op, "rows missing");
     activate();
     cuda::gather_rows(a, cur_);

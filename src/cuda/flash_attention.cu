@@ -272,7 +272,8 @@ __global__ void __launch_bounds__(KernelShape<D, kVariant>::kThreads, KernelShap
   const int seq0 = p.seq_begin[b];
   const int L = p.seq_begin[b + 1] - seq0;
   const int q0 = blockIdx.x * kBlockM;
-  if (q0 >= L) return;  // whole CTA: past this sequence's end (no barrier reached yet)
+  // Whole CTA: past this sequence's end, or past the queries anything reads (no barrier reached yet).
+  if (q0 >= L || (p.query_rows && q0 >= p.query_rows[b])) return;
 
   extern __shared__ __align__(16) unsigned char smem_raw[];
   T* sQ = reinterpret_cast<T*>(smem_raw);
@@ -686,6 +687,7 @@ const char* unsupported_reason(const AttentionArgs& a) {
 FlashParams metadata_params(const AttentionArgs& a, int mode) {
   FlashParams p{};
   p.seq_begin = a.seq_begin;
+  p.query_rows = a.query_rows;
   p.pos1d = a.pos1d;
   p.pos_x = a.pos_x;
   p.pos_y = a.pos_y;

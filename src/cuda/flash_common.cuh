@@ -20,6 +20,7 @@ struct FlashParams {
   const void* qkv;
   void* out;
   const int32_t* seq_begin;
+  const int32_t* query_rows;      // optional: queries of sequence b past query_rows[b] are skipped (AttentionArgs)
   const int32_t* pos1d;
   const int32_t* pos_x;
   const int32_t* pos_y;

@@ -222,7 +222,8 @@ __global__ void __launch_bounds__(kThreads* kSplit, min_ctas<kSplit>()) flash_wg
   const int seq0 = p.seq_begin[b];
   const int L = p.seq_begin[b + 1] - seq0;
   const int q0 = blockIdx.x * kBlockM;
-  if (q0 >= L) return;  // whole CTA: past this sequence's end
+  // Whole CTA: past this sequence's end, or past the queries anything reads (AttentionArgs::query_rows).
+  if (q0 >= L || (p.query_rows && q0 >= p.query_rows[b])) return;
 
   extern __shared__ __align__(16) unsigned char smem_raw[];
   const uint32_t raw = smem_u32(smem_raw);

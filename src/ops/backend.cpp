@@ -47,7 +47,9 @@ void Backend::run_recorded(uint64_t /*key*/, const std::function<void()>& ops) {
 
 std::map<std::string, std::string> Backend::kernel_choices() const {
   if (lanes_used_ == 0) return {};
-  return {{"lanes", std::to_string(lanes_used_)}};
+  std::map<std::string, std::string> c{{"lanes", std::to_string(lanes_used_)}};
+  if (!last_layer_rows_.empty()) c["last_layer_rows"] = last_layer_rows_;
+  return c;
 }
 
 double Backend::last_recorded_ms() { return last_recorded_ms_; }

@@ -109,14 +109,18 @@ struct AttentionArgs {
   // computed once per forward into `scratch` (CUDA flash path: F16 blocks in mma fragment order). The tables above
   // stay the definition; a backend that does not know the cache ignores it.
   TensorView bias_cache;
+  // Optional [first_seq + num_seqs] device counts: the rows of sequence b that anything reads afterwards are its first
+  // query_rows[b] (the forward's last layer: the rows the head reads). A backend may skip the queries past them; their
+  // `out` rows (still inside the sequence) are then left as they were. Keys and values are always the whole sequence.
+  const int32_t* query_rows = nullptr;
 };
 
-// rows_out[i] = x[rows[i]] (fp32 output, for the heads).
+// out[i] = x[rows[i]]: F32 output (the heads), or x's own dtype (the forward's last layer, rows it keeps).
 struct GatherRowsArgs {
   TensorView x;                   // [rows, H]
   const int32_t* rows = nullptr;  // [n] device
   int64_t n = 0;
-  TensorView out;                 // [n, H] F32
+  TensorView out;                 // [n, H] F32 or x.dtype; must not overlap x
 };
 
 class Backend {
@@ -169,8 +173,9 @@ class Backend {
   // bias blocks, see AttentionArgs::bias_cache). Queued like an op (inside run_recorded). Default: nothing.
   virtual void prepare_attention(AttentionArgs& a) { (void)a; }
   // The kernels the last forward took where a backend chooses at run time (CUDA: "attention" flash|reference,
-  // "attention_bias" cache|lookup|none; every backend: "lanes", the lane count of the last begin_lanes): `layoutrt
-  // bench` prints them, tests assert them. Empty before any forward.
+  // "attention_bias" cache|lookup|none; every backend: "lanes", the lane count of the last begin_lanes, and
+  // "last_layer_rows", see note_last_layer_rows): `layoutrt bench` prints them, tests assert them. Empty before any
+  // forward.
   virtual std::map<std::string, std::string> kernel_choices() const;
   virtual void gather_rows(const GatherRowsArgs& a) = 0;
 
@@ -188,6 +193,8 @@ class Backend {
   static constexpr int kMaxLanes = 8;
   // begin_lanes(n) opens n lanes (lane 0 current); lane(i) directs the following ops to lane i; end_lanes() joins them.
   virtual void begin_lanes(int n) { lanes_used_ = n; }
+  // What the forward's last layer ran on (kernel_choices "last_layer_rows"): "head" (the head's rows only) or "all".
+  void note_last_layer_rows(const std::string& rows) { last_layer_rows_ = rows; }
   virtual void lane(int i) { (void)i; }
   virtual void end_lanes() {}
 
@@ -196,6 +203,7 @@ class Backend {
   bool stage_timing_ = false;
   int lanes_env_ = 0;    // LAYOUTRT_LANES, 0 when unset
   int lanes_used_ = 0;   // lanes of the last begin_lanes (kernel_choices)
+  std::string last_layer_rows_;  // note_last_layer_rows (kernel_choices)
 
  private:
   std::map<std::string, double> stage_ms_;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
@@ -66,6 +67,8 @@ Workspace::Workspace(Backend& backend, const ModelWeights& w, int64_t max_batch_
   pos_y = static_cast<int32_t*>(alloc(sizeof(int32_t) * max_rows));
   key_valid = static_cast<uint8_t*>(alloc(max_rows));
   seq_begin = static_cast<int32_t*>(alloc(sizeof(int32_t) * (max_batch + 1)));
+  query_rows = static_cast<int32_t*>(alloc(sizeof(int32_t) * max_batch));
+  compact_src = static_cast<int32_t*>(alloc(sizeof(int32_t) * max_rows));
   // Head rows: every text token (token classification), one per sequence, or every row (QA).
   switch (w.head) {
     case HeadKind::kBase: max_head_rows = 0; break;
@@ -150,13 +153,24 @@ std::vector<LanePart> split_lanes(const std::vector<int32_t>& seq_begin, const s
   return parts;
 }
 
+// The last layer's kept rows (run_forward): Workspace::query_rows / compact_src on the device, and how many rows the
+// lane keeps.
+struct KeptRows {
+  const int32_t* query_rows = nullptr;
+  const int32_t* compact_src = nullptr;
+  int64_t rows = 0;
+};
+
 // One encoder layer (post-LN) over a lane's rows: attention -> out-proj + residual + LN -> FFN + residual + LN. x is
 // updated in place. With an FP32 residual stream r (defined), x / x1 are its FP16/BF16 copies that the GEMMs read,
 // and each LayerNorm adds its residual from r and writes r back in place. x, x1, r and the scratch matrices are the
-// whole batch's; the layer touches rows [part.row0, part.row1) only.
+// whole batch's; the layer touches rows [part.row0, part.row1) only. With `kept` (the last layer, no FP32 stream):
+// the attention computes only the kept queries, which are then gathered with their residual rows to the front of
+// the lane's rows (a lane of one sequence has them there already), and the rest of the layer runs on those: its
+// output is x's rows [row0, row0 + kept->rows).
 void encoder_layer(Backend& be, const ModelWeights& w, Workspace& ws, int layer, const TensorView& x_all,
                    const TensorView& x1_all, const TensorView& r_all, const AttentionArgs& attn_meta,
-                   const LanePart& part) {
+                   const LanePart& part, const KeptRows* kept) {
   const LayoutLMv3Config& c = w.config;
   const int64_t rows = x_all.dim(0), r0 = part.row0, n = part.row1 - part.row0;
   auto W = [&](const char* what) { return w.at(layer_tensor(layer, what)); };
@@ -173,18 +187,44 @@ void encoder_layer(Backend& be, const ModelWeights& w, Workspace& ws, int layer,
   a.num_seqs = part.num_seqs;
   a.qkv = ws.qkv.rows(0, rows);
   a.out = ws.ctx.rows(0, rows);
+  if (kept) a.query_rows = kept->query_rows;
   be.attention(a);
   be.stage("out_proj_ln");
+  // Normal: out-proj ctx -> tmp, LN -> x1, FFN x1 -> ff -> tmp, LN -> x. Kept rows: ctx and the residual x gathered
+  // to the front of tmp and x1, then out-proj tmp -> ctx, LN -> x1 (in place), FFN x1 -> ff -> tmp, LN -> x.
+  TensorView attn_out = ctx, proj = tmp, res1 = r.defined() ? r : x, h1 = x1, ffv = ff, proj2 = tmp, out = x;
+  if (kept) {
+    const int64_t k = kept->rows;
+    auto front = [&](const TensorView& t) { return t.rows(0, k); };
+    if (part.num_seqs == 1) {
+      // One sequence (B = 1): its kept rows are the lane's first rows already; no gather.
+      attn_out = front(ctx), proj = front(tmp), res1 = front(x), h1 = front(x1), ffv = front(ff), proj2 = front(tmp);
+    } else {
+      be.gather_rows({ws.ctx.rows(0, rows), kept->compact_src + r0, k, front(tmp)});
+      be.gather_rows({x_all, kept->compact_src + r0, k, front(x1)});
+      attn_out = front(tmp), proj = front(ctx), res1 = front(x1), h1 = front(x1), ffv = front(ff), proj2 = front(tmp);
+    }
+    out = front(x);
+  }
   // The out-projection's bias is added by the LayerNorm (x_bias), in FP32, one pass fewer.
-  be.linear({ctx, W("attention.output.dense.weight"), TensorView(), tmp, Epilogue::kNone});
-  be.layer_norm({tmp, r.defined() ? r : x, W("attention.output.LayerNorm.weight"),
-                 W("attention.output.LayerNorm.bias"), x1, static_cast<float>(c.layer_norm_eps),
-                 W("attention.output.dense.bias"), r});
+  be.linear({attn_out, W("attention.output.dense.weight"), TensorView(), proj, Epilogue::kNone});
+  be.layer_norm({proj, res1, W("attention.output.LayerNorm.weight"), W("attention.output.LayerNorm.bias"), h1,
+                 static_cast<float>(c.layer_norm_eps), W("attention.output.dense.bias"), r});
   be.stage("ffn");
-  be.linear({x1, W("intermediate.dense.weight"), W("intermediate.dense.bias"), ff, epilogue_for(c.activation())});
-  be.linear({ff, W("output.dense.weight"), TensorView(), tmp, Epilogue::kNone});
-  be.layer_norm({tmp, r.defined() ? r : x1, W("output.LayerNorm.weight"), W("output.LayerNorm.bias"), x,
+  be.linear({h1, W("intermediate.dense.weight"), W("intermediate.dense.bias"), ffv, epilogue_for(c.activation())});
+  be.linear({ffv, W("output.dense.weight"), TensorView(), proj2, Epilogue::kNone});
+  be.layer_norm({proj2, r.defined() ? r : h1, W("output.LayerNorm.weight"), W("output.LayerNorm.bias"), out,
                  static_cast<float>(c.layer_norm_eps), W("output.dense.bias"), r});
+}
+
+// LAYOUTRT_LAST_LAYER: "head" (default) computes the last layer on the head's rows where that applies, "all" on every
+// row (A/B checks, tests); anything else is refused.
+bool last_layer_head_rows() {
+  const char* e = std::getenv("LAYOUTRT_LAST_LAYER");
+  const std::string v = e && *e ? e : "head";
+  if (v != "head" && v != "all")
+    throw_error(ErrorCode::kInvalidArgument, "LAYOUTRT_LAST_LAYER=", v, ": expected head or all");
+  return v == "head";
 }
 
 }  // namespace
@@ -250,6 +290,48 @@ Outputs run_forward(Backend& be, const ModelWeights& w, Workspace& ws, const Pre
   if (w.head != HeadKind::kBase) rows_of(positions, head_rows, slot);
   const int64_t n = static_cast<int64_t>(head_rows.size());
   const int64_t labels = c.num_labels();
+  const std::vector<LanePart> lanes = split_lanes(pb.seq_begin, pb.lane_seq_begin, be.lanes_for(B, rows));
+
+  // The last layer on the head's rows only (LAYOUTRT_LAST_LAYER=head, the default): when the outputs are the head's
+  // alone (not the base model, no output_hidden_state), nothing reads the last layer's other rows. Where the head's
+  // rows are, in every sequence, the first rows of its range (token classification: the text tokens; sequence
+  // classification: the first token; QA reads every row), their queries are a prefix of the sequence's: the
+  // attention skips the other queries (it still reads every key), and the out-projection, FFN and LayerNorms run on
+  // the kept rows only, gathered to the front of each lane's rows (lane-local, so lanes never write each other's
+  // rows); the head then reads them there. Every kept row's arithmetic is the same: those layers work per row.
+  // Not with the FP32 residual stream (its rows would need an F32 gather as well).
+  std::vector<int32_t> query_rows, compact_src;
+  std::vector<int64_t> lane_kept;
+  bool keep_head_rows = last_layer_head_rows();  // read (and checked) on every run
+  keep_head_rows = keep_head_rows && c.num_hidden_layers > 0 && w.head != HeadKind::kBase &&
+                   !options.output_hidden_state && !r.defined() && n > 0 && n < rows;
+  if (keep_head_rows) {
+    std::vector<int32_t> head_of(rows, -1);  // row -> index in head_rows
+    for (int64_t j = 0; j < n; ++j) head_of[head_rows[j]] = static_cast<int32_t>(j);
+    query_rows.assign(B, 0);
+    for (int64_t b = 0; b < B && keep_head_rows; ++b) {
+      const int32_t s = pb.seq_begin[b], e = pb.seq_begin[b + 1];
+      int32_t q = 0, total = 0;
+      while (s + q < e && head_of[s + q] >= 0) ++q;
+      for (int32_t k = s; k < e; ++k) total += head_of[k] >= 0;
+      query_rows[b] = q;
+      keep_head_rows = total == q;  // the head's rows of this sequence are its first q
+    }
+    compact_src.assign(rows, 0);
+    std::vector<int32_t> compact_head(n);
+    for (const LanePart& p : lanes) {
+      int64_t pos = p.row0;
+      for (int64_t b = p.first_seq; b < p.first_seq + p.num_seqs && keep_head_rows; ++b)
+        for (int32_t q = 0; q < query_rows[b]; ++q, ++pos) {
+          compact_src[pos] = pb.seq_begin[b] + q;
+          compact_head[head_of[pb.seq_begin[b] + q]] = static_cast<int32_t>(pos);
+        }
+      lane_kept.push_back(pos - p.row0);
+      if (pos == p.row0) keep_head_rows = false;  // a lane without kept rows: not worth a special case
+    }
+    if (keep_head_rows) head_rows = std::move(compact_head);
+  }
+  be.note_last_layer_rows(keep_head_rows ? "head" : "all");
 
   // Phase 1: every host-to-device transfer (metadata, pixels, head rows), so phase 2 is ops only.
   upload(be, ws.pos1d, pb.pos1d);
@@ -269,6 +351,10 @@ Outputs run_forward(Backend& be, const ModelWeights& w, Workspace& ws, const Pre
     upload(be, ws.cls_row, pb.cls_row);
   }
   if (n > 0) upload(be, ws.head_rows, head_rows);
+  if (keep_head_rows) {
+    upload(be, ws.query_rows, query_rows);
+    upload(be, ws.compact_src, compact_src);
+  }
   lap("upload");
 
   AttentionArgs meta;
@@ -299,7 +385,6 @@ Outputs run_forward(Backend& be, const ModelWeights& w, Workspace& ws, const Pre
   // joined before the first attention, so it overlaps the embeddings and layer 0's QKV GEMM. Its time is then not in
   // any stage of bench --stages.
   AttentionArgs layer_meta = meta;
-  const std::vector<LanePart> lanes = split_lanes(pb.seq_begin, pb.lane_seq_begin, be.lanes_for(B, rows));
   auto network = [&] {
     be.prepare_attention(layer_meta);
     be.stage("embeddings");
@@ -355,7 +440,10 @@ Outputs run_forward(Backend& be, const ModelWeights& w, Workspace& ws, const Pre
     for (int l = 0; l < c.num_hidden_layers; ++l)
       for (size_t i = 0; i < lanes.size(); ++i) {
         be.lane(static_cast<int>(i));
-        encoder_layer(be, w, ws, l, x, x1, r, layer_meta, lanes[i]);
+        KeptRows kept;
+        if (keep_head_rows && l + 1 == c.num_hidden_layers)
+          kept = {ws.query_rows, ws.compact_src, lane_kept[i]};
+        encoder_layer(be, w, ws, l, x, x1, r, layer_meta, lanes[i], kept.query_rows ? &kept : nullptr);
       }
     be.end_lanes();
     be.stage("head");
@@ -380,6 +468,8 @@ Outputs run_forward(Backend& be, const ModelWeights& w, Workspace& ws, const Pre
   };
   for (int64_t v : {B, T, V, rows, pb.max_seq_rows, num_text, n, int64_t{pb.packed}}) mix(v);
   for (const LanePart& p : lanes) mix(p.num_seqs), mix(p.row1);  // the lanes' grids and GEMM shapes
+  mix(keep_head_rows);
+  for (const int64_t k : lane_kept) mix(k);  // the last layer's GEMM shapes
   be.run_recorded(key, network);
   be.synchronize();  // the copies back would wait anyway; here it splits "forward" from "download"
   lap("forward");

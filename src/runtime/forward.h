@@ -43,6 +43,9 @@ class Workspace {
   int32_t *text_row = nullptr, *token_ids = nullptr, *position_ids = nullptr, *token_type_ids = nullptr,
           *boxes = nullptr, *pos1d = nullptr, *pos_x = nullptr, *pos_y = nullptr, *seq_begin = nullptr,
           *cls_row = nullptr, *head_rows = nullptr;
+  // The last layer's rows when it computes only the head's (run_forward): queries per sequence, and per compact row
+  // (each lane's kept rows at the front of its own rows) the batch row it comes from.
+  int32_t *query_rows = nullptr, *compact_src = nullptr;
   uint8_t* key_valid = nullptr;
   float* pixels = nullptr;
   int64_t max_rows = 0, max_batch = 0, max_head_rows = 0;

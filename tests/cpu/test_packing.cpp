@@ -244,6 +244,61 @@ TEST(Lanes, SplitBatchGivesTheSameOutputs) {
   }
 }
 
+// The last layer on the head's rows only (LAYOUTRT_LAST_LAYER=head, the default) against every row (=all): token and
+// sequence classification (the text tokens / the first token of each sequence), padded and packed, one, two and three
+// lanes (each lane's kept rows gathered to the front of its own rows), on the CPU. QA reads every row and the
+// hidden-state output every row: those runs keep every row, and must still match. An unknown value is refused.
+TEST(LastLayer, HeadRowsOnlyMatchEveryRow) {
+  test::ScratchDir dir("last_layer");
+  const Inputs in = load_inputs(test::fixtures("inputs/b3_pad137"));
+  for (const std::string model : {"token_cls", "seq_cls_bf16_sharded", "qa_1d_bias"}) {
+    BuildOptions o;
+    o.checkpoint_dir = test::fixtures("models/" + model);
+    o.max_batch = 3;
+    build_plan(o, dir.file(model + ".plan"));
+    EngineOptions eo;
+    eo.backend = BackendKind::kCPU;
+    auto engine = Engine::load(dir.file(model + ".plan"), eo);
+    for (const bool pack : {false, true})
+      for (const bool hidden : {false, true})
+        for (const char* lanes : {"1", "2", "3"}) {
+          SCOPED_TRACE(model + (pack ? " packed" : " padded") + (hidden ? " + hidden state" : "") + ", lanes " + lanes);
+          const test::ScopedEnv lane_env("LAYOUTRT_LANES", lanes);
+          RunOptions ro;
+          ro.pack = pack;
+          ro.output_hidden_state = hidden;
+          Outputs all, head;
+          {
+            const test::ScopedEnv env("LAYOUTRT_LAST_LAYER", "all");
+            auto ctx = engine->create_context();
+            all = ctx->run(in, ro);
+            EXPECT_EQ(ctx->kernel_choices().at("last_layer_rows"), "all");
+          }
+          auto ctx = engine->create_context();
+          head = ctx->run(in, ro);
+          // QA heads and the hidden-state output read every row.
+          EXPECT_EQ(ctx->kernel_choices().at("last_layer_rows"), model == "qa_1d_bias" || hidden ? "all" : "head");
+          ASSERT_EQ(head.tensors.size(), all.tensors.size());
+          for (const auto& [name, t] : all.tensors) {
+            const Tensor& u = head.at(name);
+            ASSERT_EQ(u.shape(), t.shape()) << name;
+            if (name == "labels")
+              EXPECT_EQ(std::memcmp(u.data(), t.data(), t.nbytes()), 0) << name;
+            else
+              EXPECT_LE(test::compare(u, t).rel_l2, 1e-6) << name;
+          }
+        }
+    const test::ScopedEnv bad("LAYOUTRT_LAST_LAYER", "some");
+    try {
+      engine->create_context()->run(in);
+      ADD_FAILURE() << "LAYOUTRT_LAST_LAYER=some accepted";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+      EXPECT_NE(std::string(e.what()).find("LAYOUTRT_LAST_LAYER=some"), std::string::npos) << e.what();
+    }
+  }
+}
+
 TEST(StageTiming, CoversEveryStageOnTheCpu) {
   test::ScratchDir dir("stages");
   BuildOptions o;

@@ -370,6 +370,17 @@ TEST(CudaEngine, FlashKernelAndBiasCacheMatchTheCpuEngine) {
             EXPECT_EQ(k.at("attention_bias"), p == Precision::kMixed ? "lookup" : cached);
             expect_outputs_close(got, want[pack], tolerance_for(p),
                                  what + (pack ? " packed" : " padded") + " run " + std::to_string(rep));
+            // The head's outputs alone: the last layer's attention computes only the text tokens' queries
+            // (AttentionArgs::query_rows) and its dense layers run on those rows, gathered per lane.
+            RunOptions head_only = ro;
+            head_only.output_hidden_state = false;
+            std::map<std::string, Tensor> want_head = want[pack];
+            want_head.erase("last_hidden_state");
+            const Outputs got_head = ctx->run(in, head_only);
+            EXPECT_EQ(ctx->kernel_choices().at("last_layer_rows"), "head");
+            EXPECT_FALSE(got_head.tensors.count("last_hidden_state"));
+            expect_outputs_close(got_head, want_head, tolerance_for(p),
+                                 what + (pack ? " packed" : " padded") + " head rows, run " + std::to_string(rep));
           }
       }
   }
