@@ -1,5 +1,6 @@
 // Padding-free batches (RunOptions::pack): real tokens' outputs equal the padded run's; dropped positions read 0 / -1.
 #include <cstring>
+#include <map>
 #include <numeric>
 
 #include "io/model_io.h"
@@ -250,8 +251,14 @@ TEST(Lanes, SplitBatchGivesTheSameOutputs) {
 // hidden-state output every row: those runs keep every row, and must still match. An unknown value is refused.
 TEST(LastLayer, HeadRowsOnlyMatchEveryRow) {
   test::ScratchDir dir("last_layer");
-  const Inputs in = load_inputs(test::fixtures("inputs/b3_pad137"));
-  for (const std::string model : {"token_cls", "seq_cls_bf16_sharded", "qa_1d_bias"}) {
+  // Which models keep only the head's rows: text + image token / sequence classification, and an image-only sequence
+  // classifier (its first, visual CLS row); not QA (every row) nor a text-only token classifier (every row is text).
+  const std::map<std::string, bool> keeps{{"token_cls", true},
+                                          {"seq_cls_bf16_sharded", true},
+                                          {"seq_cls_image_only", true},
+                                          {"qa_1d_bias", false},
+                                          {"token_cls_text_only", false}};
+  for (const auto& [model, keeps_head] : keeps) {
     BuildOptions o;
     o.checkpoint_dir = test::fixtures("models/" + model);
     o.max_batch = 3;
@@ -259,42 +266,52 @@ TEST(LastLayer, HeadRowsOnlyMatchEveryRow) {
     EngineOptions eo;
     eo.backend = BackendKind::kCPU;
     auto engine = Engine::load(dir.file(model + ".plan"), eo);
-    for (const bool pack : {false, true})
-      for (const bool hidden : {false, true})
-        for (const char* lanes : {"1", "2", "3"}) {
-          SCOPED_TRACE(model + (pack ? " packed" : " padded") + (hidden ? " + hidden state" : "") + ", lanes " + lanes);
-          const test::ScopedEnv lane_env("LAYOUTRT_LANES", lanes);
-          RunOptions ro;
-          ro.pack = pack;
-          ro.output_hidden_state = hidden;
-          Outputs all, head;
-          {
-            const test::ScopedEnv env("LAYOUTRT_LAST_LAYER", "all");
+    for (const std::string inputs : {"b3_pad137", "b1_pad_inside"}) {
+      Inputs in = load_inputs(test::fixtures("inputs/" + inputs));
+      if (model == "token_cls_text_only") in.pixel_values = Tensor();
+      if (model == "seq_cls_image_only") {
+        if (!in.pixel_values.defined()) continue;  // an image-only model needs the image
+        in.input_ids = in.bbox = in.attention_mask = in.token_type_ids = Tensor();
+      }
+      for (const bool pack : {false, true})
+        for (const bool hidden : {false, true})
+          for (const char* lanes : {"1", "2", "3"}) {
+            SCOPED_TRACE(model + " " + inputs + (pack ? " packed" : " padded") + (hidden ? " + hidden state" : "") +
+                         ", lanes " + lanes);
+            const test::ScopedEnv lane_env("LAYOUTRT_LANES", lanes);
+            RunOptions ro;
+            ro.pack = pack;
+            ro.output_hidden_state = hidden;
+            Outputs all, head;
+            {
+              const test::ScopedEnv env("LAYOUTRT_LAST_LAYER", "all");
+              auto ctx = engine->create_context();
+              all = ctx->run(in, ro);
+              EXPECT_EQ(ctx->kernel_choices().at("last_layer_rows"), "all");
+            }
             auto ctx = engine->create_context();
-            all = ctx->run(in, ro);
-            EXPECT_EQ(ctx->kernel_choices().at("last_layer_rows"), "all");
+            head = ctx->run(in, ro);
+            // A token classifier given no image reads every (text) row.
+            const bool keeps_rows = keeps_head && !hidden && (model != "token_cls" || in.pixel_values.defined());
+            EXPECT_EQ(ctx->kernel_choices().at("last_layer_rows"), keeps_rows ? "head" : "all");
+            ASSERT_EQ(head.tensors.size(), all.tensors.size());
+            for (const auto& [name, t] : all.tensors) {
+              const Tensor& u = head.at(name);
+              ASSERT_EQ(u.shape(), t.shape()) << name;
+              if (name == "labels")
+                EXPECT_EQ(std::memcmp(u.data(), t.data(), t.nbytes()), 0) << name;
+              else
+                EXPECT_LE(test::compare(u, t).rel_l2, 1e-6) << name;
+            }
           }
-          auto ctx = engine->create_context();
-          head = ctx->run(in, ro);
-          // QA heads and the hidden-state output read every row.
-          EXPECT_EQ(ctx->kernel_choices().at("last_layer_rows"), model == "qa_1d_bias" || hidden ? "all" : "head");
-          ASSERT_EQ(head.tensors.size(), all.tensors.size());
-          for (const auto& [name, t] : all.tensors) {
-            const Tensor& u = head.at(name);
-            ASSERT_EQ(u.shape(), t.shape()) << name;
-            if (name == "labels")
-              EXPECT_EQ(std::memcmp(u.data(), t.data(), t.nbytes()), 0) << name;
-            else
-              EXPECT_LE(test::compare(u, t).rel_l2, 1e-6) << name;
-          }
-        }
-    const test::ScopedEnv bad("LAYOUTRT_LAST_LAYER", "some");
-    try {
-      engine->create_context()->run(in);
-      ADD_FAILURE() << "LAYOUTRT_LAST_LAYER=some accepted";
-    } catch (const Error& e) {
-      EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
-      EXPECT_NE(std::string(e.what()).find("LAYOUTRT_LAST_LAYER=some"), std::string::npos) << e.what();
+      const test::ScopedEnv bad("LAYOUTRT_LAST_LAYER", "some");
+      try {
+        engine->create_context()->run(in);
+        ADD_FAILURE() << "LAYOUTRT_LAST_LAYER=some accepted";
+      } catch (const Error& e) {
+        EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+        EXPECT_NE(std::string(e.what()).find("LAYOUTRT_LAST_LAYER=some"), std::string::npos) << e.what();
+      }
     }
   }
 }
