@@ -177,6 +177,8 @@ class Backend {
   // "last_layer_rows", see note_last_layer_rows): `layoutrt bench` prints them, tests assert them. Empty before any
   // forward.
   virtual std::map<std::string, std::string> kernel_choices() const;
+  // What the forward's last layer ran on (kernel_choices "last_layer_rows"): "head" (the head's rows only) or "all".
+  void note_last_layer_rows(const std::string& rows) { last_layer_rows_ = rows; }
   virtual void gather_rows(const GatherRowsArgs& a) = 0;
 
   // Lanes: independent op sequences that may run concurrently (CUDA: one stream each, forked from the backend's
@@ -193,8 +195,6 @@ class Backend {
   static constexpr int kMaxLanes = 8;
   // begin_lanes(n) opens n lanes (lane 0 current); lane(i) directs the following ops to lane i; end_lanes() joins them.
   virtual void begin_lanes(int n) { lanes_used_ = n; }
-  // What the forward's last layer ran on (kernel_choices "last_layer_rows"): "head" (the head's rows only) or "all".
-  void note_last_layer_rows(const std::string& rows) { last_layer_rows_ = rows; }
   virtual void lane(int i) { (void)i; }
   virtual void end_lanes() {}
 

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <utility>
 #include <vector>
 
 #include "layoutrt/error.h"
@@ -190,21 +191,18 @@ void encoder_layer(Backend& be, const ModelWeights& w, Workspace& ws, int layer,
   if (kept) a.query_rows = kept->query_rows;
   be.attention(a);
   be.stage("out_proj_ln");
-  // Normal: out-proj ctx -> tmp, LN -> x1, FFN x1 -> ff -> tmp, LN -> x. Kept rows: ctx and the residual x gathered
-  // to the front of tmp and x1, then out-proj tmp -> ctx, LN -> x1 (in place), FFN x1 -> ff -> tmp, LN -> x.
+  // out-proj ctx -> tmp, LN -> x1, FFN x1 -> ff -> tmp, LN -> x. Kept rows: the same on the lane's first kept->rows
+  // rows; where the kept rows are not there already (more than one sequence), ctx and the residual x are first
+  // gathered there into tmp and x1, and the out-projection then reads tmp and writes ctx, the LayerNorm adds x1.
   TensorView attn_out = ctx, proj = tmp, res1 = r.defined() ? r : x, h1 = x1, ffv = ff, proj2 = tmp, out = x;
   if (kept) {
-    const int64_t k = kept->rows;
-    auto front = [&](const TensorView& t) { return t.rows(0, k); };
-    if (part.num_seqs == 1) {
-      // One sequence (B = 1): its kept rows are the lane's first rows already; no gather.
-      attn_out = front(ctx), proj = front(tmp), res1 = front(x), h1 = front(x1), ffv = front(ff), proj2 = front(tmp);
-    } else {
-      be.gather_rows({ws.ctx.rows(0, rows), kept->compact_src + r0, k, front(tmp)});
-      be.gather_rows({x_all, kept->compact_src + r0, k, front(x1)});
-      attn_out = front(tmp), proj = front(ctx), res1 = front(x1), h1 = front(x1), ffv = front(ff), proj2 = front(tmp);
+    for (TensorView* t : {&attn_out, &proj, &res1, &h1, &ffv, &proj2, &out}) *t = t->rows(0, kept->rows);
+    if (part.num_seqs > 1) {
+      be.gather_rows({ws.ctx.rows(0, rows), kept->compact_src + r0, kept->rows, proj});
+      be.gather_rows({x_all, kept->compact_src + r0, kept->rows, h1});
+      std::swap(attn_out, proj);  // ctx's kept rows are now in tmp; ctx is free for the out-projection
+      res1 = h1;
     }
-    out = front(x);
   }
   // The out-projection's bias is added by the LayerNorm (x_bias), in FP32, one pass fewer.
   be.linear({attn_out, W("attention.output.dense.weight"), TensorView(), proj, Epilogue::kNone});
@@ -440,10 +438,9 @@ Outputs run_forward(Backend& be, const ModelWeights& w, Workspace& ws, const Pre
     for (int l = 0; l < c.num_hidden_layers; ++l)
       for (size_t i = 0; i < lanes.size(); ++i) {
         be.lane(static_cast<int>(i));
-        KeptRows kept;
-        if (keep_head_rows && l + 1 == c.num_hidden_layers)
-          kept = {ws.query_rows, ws.compact_src, lane_kept[i]};
-        encoder_layer(be, w, ws, l, x, x1, r, layer_meta, lanes[i], kept.query_rows ? &kept : nullptr);
+        const bool last = keep_head_rows && l + 1 == c.num_hidden_layers;
+        const KeptRows kept{ws.query_rows, ws.compact_src, last ? lane_kept[i] : 0};
+        encoder_layer(be, w, ws, l, x, x1, r, layer_meta, lanes[i], last ? &kept : nullptr);
       }
     be.end_lanes();
     be.stage("head");
