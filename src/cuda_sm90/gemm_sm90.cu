@@ -14,7 +14,8 @@ namespace layoutrt::cuda {
 namespace {
 
 // In the order of sm90::run_config's cases.
-constexpr const char* kConfigNames[sm90::kConfigs] = {"coop_256x128_c2x1", "coop_128x192"};
+constexpr const char* kConfigNames[sm90::kConfigs] = {"coop_256x128_c2x1", "coop_128x192", "ping_128x192",
+                                                     "ping_128x128_c2x1"};
 
 }  // namespace
 
@@ -32,14 +33,15 @@ int sm90_gemm_config_by_name(const std::string& name) {
   return -1;
 }
 
-// Measured on an H100 / H200 (bench/results/2026-11-24-h100-fused-gelu.md, 2026-12-01-h200-split-coop192.md): the
-// cooperative 256 × 128 tile at two or more waves of its tiles, the 128 × 192 one below (M = 709, N = 3072: 6 × 16
-// tiles, one wave).
+// Measured on an H100 / H200 (bench/results/2026-11-24-h100-fused-gelu.md, 2026-12-01-h200-split-coop192.md,
+// 2026-12-01-h200-pingpong-gelu.md): ping-pong 128 × 192 at two or more waves of 256 × 128 tiles (it beat the
+// cooperative 256 × 128 tile at every M from 4324 to 11344 timed on an H200), the cooperative 128 × 192 tile below
+// (M = 709, N = 3072: 6 × 16 tiles, one wave).
 int sm90_gemm_default_config(int64_t M, int64_t N) {
   int sms = device_attribute<cudaDevAttrMultiProcessorCount>();
   if (sms <= 0) sms = 132;
   const int64_t tiles = ((M + 255) / 256) * ((N + 127) / 128);
-  return tiles >= 2 * int64_t{sms} ? 0 : 1;
+  return tiles >= 2 * int64_t{sms} ? 2 : 1;
 }
 
 bool sm90_gemm_applies(const TensorView& x, const TensorView& w, const TensorView& bias, const TensorView& y) {

@@ -15,6 +15,14 @@
 // (2026-11-24-h100-fused-gelu.md). Of the two kept, 128 × 192 wins from M = 709 to 22688 except at some row counts
 // (M = 15015, 16177: 256 × 128, 141 vs 145 us) — hence timed per shape rather than a rule by M.
 //
+// Ping-pong (each consumer warp group a whole tile, one group's epilogue beside the other's main loop) with 128-row
+// tiles, added 2026-12-01 (H200, bench/results/2026-12-01-h200-pingpong-gelu.md): 128 × 192 wins from M ≈ 4900 up
+// (M = 11344, the B = 32 lane: 106.9 vs 108.1 us cooperative) and 128 × 128 (cluster 2 × 1) at some row counts
+// (M = 512, 4324, 7476 – 8192: 73.1 vs 78.2 – 80.4 us at 7476); 64 × 256 never won and is not built. The GELU is still
+// not hidden: the same kernels with an identity activation ran M = 11344 in 76.7 us (ping-pong 128 × 192, about
+// cuBLASLt's 73 us for the FFN output linear of the same FLOPs) and 90.8 us (cooperative 128 × 192), so the epilogue's
+// GELU costs ~17 (cooperative) to ~30 us (ping-pong) there.
+//
 // Layouts (row-major torch tensors): x [M, K] = A row-major; W [N, K] = B column-major (K × N); y [M, N] = D
 // row-major; bias [N] per column of D. No source C.
 //
@@ -128,18 +136,23 @@ struct BiasGeluGemm {
 };
 
 // The configurations, in the order of kConfigNames (gemm_sm90.cu): cooperative (two consumer warp groups share a tile
-// and both then run the epilogue), CUTLASS's persistent tile scheduler; tile M × N × 64, cluster.
+// and both then run the epilogue) and ping-pong (each consumer warp group its own tile, the groups' main loops taking
+// turns), CUTLASS's persistent tile scheduler; tile M × N × 64, cluster.
 template <class Element>
 bool run_config(int config, const GemmCall& c) {
   using Coop = cutlass::gemm::KernelTmaWarpSpecializedCooperative;
   using CoopEpi = cutlass::epilogue::TmaWarpSpecializedCooperative;
+  using Ping = cutlass::gemm::KernelTmaWarpSpecializedPingpong;
+  using PingEpi = cutlass::epilogue::TmaWarpSpecialized;
   switch (config) {
     case 0: return BiasGeluGemm<Element, Shape<_256, _128, _64>, Shape<_2, _1, _1>, Coop, CoopEpi>::run(c);
     case 1: return BiasGeluGemm<Element, Shape<_128, _192, _64>, Shape<_1, _1, _1>, Coop, CoopEpi>::run(c);
+    case 2: return BiasGeluGemm<Element, Shape<_128, _192, _64>, Shape<_1, _1, _1>, Ping, PingEpi>::run(c);
+    case 3: return BiasGeluGemm<Element, Shape<_128, _128, _64>, Shape<_2, _1, _1>, Ping, PingEpi>::run(c);
     default: return false;
   }
 }
-constexpr int kConfigs = 2;
+constexpr int kConfigs = 4;
 
 bool run_f16(int config, const GemmCall& c);
 bool run_bf16(int config, const GemmCall& c);
