@@ -21,14 +21,15 @@ def coefficients():
 
 
 def gelu_poly32(x, p):
+    # The FP32 operations of src/cuda/gelu_poly.h (an FMA emulated in float64: the float32 product is exact there).
     x = x.astype(np.float32)
-    t = np.minimum(np.abs(x) * np.float32(0.70710678118654752), np.float32(T))
-    u = (t * np.float32(2.0 / T) - np.float32(1.0)).astype(np.float32)
+    a = np.minimum(np.abs(x), np.float32(T * np.sqrt(2.0)))
+    u = (a.astype(np.float64) * np.float64(np.float32(2.0 / (T * np.sqrt(2.0)))) - 1.0).astype(np.float32)
     acc = p[-1]
     for k in range(len(p) - 2, -1, -1):
-        acc = (acc * u + p[k]).astype(np.float32)
+        acc = (acc.astype(np.float64) * u + np.float64(p[k])).astype(np.float32)
     h = np.exp2(acc).astype(np.float32)
-    return (x * np.where(x >= 0, np.float32(1.0) - h, h)).astype(np.float32)
+    return (-(a.astype(np.float64)) * h + np.maximum(x, np.float32(0.0))).astype(np.float32)
 
 
 def main():

@@ -38,9 +38,13 @@ TEST(GeluPoly, EdgeValues) {
   EXPECT_NEAR(gelu_poly(1.0f), 0.8413447460685429f, 2e-7f);
   EXPECT_NEAR(gelu_poly(-1.0f), -0.15865525393145707f, 2e-7f);
   EXPECT_EQ(gelu_poly(100.0f), 100.0f);             // Φ = 1 − 7.7e−9 rounds to 1
-  EXPECT_LE(std::fabs(gelu_poly(-100.0f)), 1e-6f);  // Φ clamped at t = 4: −100 · 7.7e−9
+  // Below the clamp (x < −4√2) the result is −4√2 · 7.7e−9 = −4.4e−8: |GELU| is smaller still.
+  EXPECT_LT(gelu_poly(-100.0f), 0.0f);
+  EXPECT_LE(std::fabs(gelu_poly(-100.0f)), 5e-8f);
+  EXPECT_LE(std::fabs(gelu_poly(-std::numeric_limits<float>::infinity())), 5e-8f);
   EXPECT_EQ(gelu_poly(std::numeric_limits<float>::infinity()), std::numeric_limits<float>::infinity());
   EXPECT_TRUE(std::isnan(gelu_poly(std::numeric_limits<float>::quiet_NaN())));
+  EXPECT_TRUE(std::isnan(gelu_poly(-std::numeric_limits<float>::quiet_NaN())));
 }
 
 }  // namespace
