@@ -300,8 +300,9 @@ TEST(LastLayer, HeadRowsOnlyMatchEveryRow) {
               ASSERT_EQ(u.shape(), t.shape()) << name;
               if (name == "labels")
                 EXPECT_EQ(std::memcmp(u.data(), t.data(), t.nbytes()), 0) << name;
-              else
-                EXPECT_LE(test::compare(u, t).rel_l2, 1e-6) << name;
+              else  // the kept rows' GEMMs run at another M, and OpenBLAS picks its kernels (summation order) by shape:
+                    // 1.26e-6 on the H200 host's CPU, 1.2e-6 here with OPENBLAS_CORETYPE=Zen (one kept row)
+                EXPECT_LE(test::compare(u, t).rel_l2, 1e-5) << name;
             }
           }
       const test::ScopedEnv bad("LAYOUTRT_LAST_LAYER", "some");
