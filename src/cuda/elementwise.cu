@@ -60,7 +60,7 @@ __global__ void gather_rows_kernel(const T* __restrict__ x, const int32_t* __res
 }
 
 // The same rows in x's own dtype, 16 bytes per thread (rows of a whole number of 16-byte vectors, both 16-byte
-// aligned): one CTA per kRowsPerCta rows.
+// aligned): one CTA per kCopyRowsPerCta rows.
 constexpr int kCopyRowsPerCta = 4;
 __global__ void copy_rows_kernel(const uint4* __restrict__ x, const int32_t* __restrict__ rows, int64_t n,
                                  int row_vecs, uint4* __restrict__ out) {

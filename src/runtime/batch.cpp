@@ -243,7 +243,6 @@ int64_t packed_rows(const PreparedBatch& p) {
 
 void pack_batch(PreparedBatch& p, int lanes) {
   const int64_t B = p.batch, L = p.seq_len();
-  auto kept = [&](int64_t b, int64_t r) { return kept_row(p, b, r); };
   // The packed layout's sequence order. Longest first: the attention and bias-cache kernels issue their CTAs sequence
   // by sequence, so the long sequences' CTAs start first and the short ones fill the last wave (longest-processing-
   // time first). With lanes, the sequences are dealt to groups of about equal rows (longest first, each to the group
@@ -256,7 +255,7 @@ void pack_batch(PreparedBatch& p, int lanes) {
   std::vector<int64_t> order(B), real(B, 0);
   for (int64_t b = 0; b < B; ++b) {
     order[b] = b;
-    for (int64_t r = b * L; r < (b + 1) * L; ++r) real[b] += kept(b, r);
+    for (int64_t r = b * L; r < (b + 1) * L; ++r) real[b] += kept_row(p, b, r);
   }
   const char* env = std::getenv("LAYOUTRT_PACK_ORDER");
   const std::string mode = env && *env ? env : "lanes";
@@ -290,7 +289,7 @@ void pack_batch(PreparedBatch& p, int lanes) {
     const int64_t b = order[k];
     seq_begin[k] = next;
     for (int64_t r = b * L; r < (b + 1) * L; ++r)
-      if (kept(b, r)) new_row[r] = next++;
+      if (kept_row(p, b, r)) new_row[r] = next++;
     p.max_seq_rows = std::max<int64_t>(p.max_seq_rows, next - seq_begin[k]);
   }
   seq_begin[B] = next;
