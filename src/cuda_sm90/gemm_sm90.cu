@@ -5,10 +5,11 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 
 #include "cuda/device_info.h"
 #include "cuda/gemm_sm90.h"
-#include "cuda_sm90/gemm_sm90.cuh"
+#include "cuda_sm90/gemm_sm90_call.h"
 
 namespace layoutrt::cuda {
 namespace {
@@ -16,6 +17,14 @@ namespace {
 // In the order of sm90::run_config's cases.
 constexpr const char* kConfigNames[sm90::kConfigs] = {"coop_256x128_c2x1", "coop_128x192", "ping_128x192",
                                                      "ping_128x128_c2x1"};
+
+// run_config<kElem, config> for a run-time configuration index (each instantiated in its own translation unit).
+template <sm90::Elem kElem, int... kConfig>
+bool run_index(int config, const sm90::GemmCall& c, std::integer_sequence<int, kConfig...>) {
+  bool ran = false;
+  (void)((config == kConfig && (ran = sm90::run_config<kElem, kConfig>(c), true)) || ...);
+  return ran;
+}
 
 }  // namespace
 
@@ -68,7 +77,9 @@ bool sm90_linear_bias_gelu(int config, const TensorView& x, const TensorView& w,
   c.K = static_cast<int>(x.dim(1));
   c.sm_count = device_attribute<cudaDevAttrMultiProcessorCount>();
   c.stream = stream;
-  return x.dtype == DType::kF16 ? sm90::run_f16(config, c) : sm90::run_bf16(config, c);
+  constexpr auto configs = std::make_integer_sequence<int, sm90::kConfigs>{};
+  return x.dtype == DType::kF16 ? run_index<sm90::Elem::kF16>(config, c, configs)
+                                : run_index<sm90::Elem::kBF16>(config, c, configs);
 }
 
 }  // namespace layoutrt::cuda

@@ -26,14 +26,16 @@
 // Layouts (row-major torch tensors): x [M, K] = A row-major; W [N, K] = B column-major (K × N); y [M, N] = D
 // row-major; bias [N] per column of D. No source C.
 //
-// This header holds the kernel template and the configuration table; bias_gelu_f16.cu / bias_gelu_bf16.cu instantiate
-// it (two translation units compile in parallel), gemm_sm90.cu dispatches. Built only when the CUTLASS headers are
+// This header holds the kernel template and the configuration table; CMake generates one translation unit per dtype and
+// configuration (bias_gelu_config.cu.in) that instantiates run_config, so they compile in parallel; gemm_sm90.cu
+// dispatches through gemm_sm90_call.h. Built only when the CUTLASS headers are
 // found (CMake: LAYOUTRT_CUTLASS_DIR, scripts/get_cutlass.sh) and only for sm_90a.
 #pragma once
 
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <type_traits>
 
 #include "cute/tensor.hpp"
 #include "cutlass/cutlass.h"
@@ -45,6 +47,7 @@
 #include "cutlass/gemm/kernel/gemm_universal.hpp"
 #include "cutlass/util/packed_stride.hpp"
 #include "cuda/gelu_poly.h"
+#include "cuda_sm90/gemm_sm90_call.h"
 
 namespace layoutrt::cuda::sm90 {
 
@@ -66,17 +69,6 @@ struct GeluPoly<cutlass::Array<T, N>> {
     for (int i = 0; i < N; ++i) y[i] = T(gelu_poly(static_cast<float>(v[i])));
     return y;
   }
-};
-
-// Operands of one call (pointers checked by the dispatcher: 16-byte aligned, K and N multiples of 8).
-struct GemmCall {
-  const void* x = nullptr;
-  const void* w = nullptr;
-  const float* bias = nullptr;
-  void* y = nullptr;
-  int M = 0, N = 0, K = 0;
-  int sm_count = 0;
-  cudaStream_t stream = nullptr;
 };
 
 template <class Element, class TileShape, class ClusterShape, class MainloopSchedule, class EpilogueSchedule>
@@ -138,23 +130,25 @@ struct BiasGeluGemm {
 // The configurations, in the order of kConfigNames (gemm_sm90.cu): cooperative (two consumer warp groups share a tile
 // and both then run the epilogue) and ping-pong (each consumer warp group its own tile, the groups' main loops taking
 // turns), CUTLASS's persistent tile scheduler; tile M × N × 64, cluster.
-template <class Element>
-bool run_config(int config, const GemmCall& c) {
+template <Elem kElem, int kConfig>
+bool run_config(const GemmCall& c) {
+  using Element = std::conditional_t<kElem == Elem::kF16, cutlass::half_t, cutlass::bfloat16_t>;
   using Coop = cutlass::gemm::KernelTmaWarpSpecializedCooperative;
   using CoopEpi = cutlass::epilogue::TmaWarpSpecializedCooperative;
   using Ping = cutlass::gemm::KernelTmaWarpSpecializedPingpong;
   using PingEpi = cutlass::epilogue::TmaWarpSpecialized;
-  switch (config) {
-    case 0: return BiasGeluGemm<Element, Shape<_256, _128, _64>, Shape<_2, _1, _1>, Coop, CoopEpi>::run(c);
-    case 1: return BiasGeluGemm<Element, Shape<_128, _192, _64>, Shape<_1, _1, _1>, Coop, CoopEpi>::run(c);
-    case 2: return BiasGeluGemm<Element, Shape<_128, _192, _64>, Shape<_1, _1, _1>, Ping, PingEpi>::run(c);
-    case 3: return BiasGeluGemm<Element, Shape<_128, _128, _64>, Shape<_2, _1, _1>, Ping, PingEpi>::run(c);
-    default: return false;
+  if constexpr (kConfig == 0) {
+    return BiasGeluGemm<Element, Shape<_256, _128, _64>, Shape<_2, _1, _1>, Coop, CoopEpi>::run(c);
+  } else if constexpr (kConfig == 1) {
+    return BiasGeluGemm<Element, Shape<_128, _192, _64>, Shape<_1, _1, _1>, Coop, CoopEpi>::run(c);
+  } else if constexpr (kConfig == 2) {
+    return BiasGeluGemm<Element, Shape<_128, _192, _64>, Shape<_1, _1, _1>, Ping, PingEpi>::run(c);
+  } else if constexpr (kConfig == 3) {
+    return BiasGeluGemm<Element, Shape<_128, _128, _64>, Shape<_2, _1, _1>, Ping, PingEpi>::run(c);
+  } else {
+    static_assert(kConfig < 0, "a configuration below kConfigs without its case here");
+    return false;
   }
 }
-constexpr int kConfigs = 4;
-
-bool run_f16(int config, const GemmCall& c);
-bool run_bf16(int config, const GemmCall& c);
 
 }  // namespace layoutrt::cuda::sm90
