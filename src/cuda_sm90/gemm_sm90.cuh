@@ -23,13 +23,22 @@
 // cuBLASLt's 73 us for the FFN output linear of the same FLOPs) and 90.8 us (cooperative 128 × 192), so the epilogue's
 // GELU costs ~17 (cooperative) to ~30 us (ping-pong) there.
 //
+// The epilogue, 2026-12-02 (H200, bench/results/2026-12-02-h200-epilogue.md). CUTLASS's LinCombPerColBiasEltAct
+// spends two FFMA per element on alpha · acc and 0 · beta; the visitor tree GELU(acc + bias) below does not. Per kernel
+// at M = 11344 (the B = 32 lane), in the A/B call (new vs the code before, both tuned in the same call): ping-pong
+// 128 × 192 with the tree and 64 × 64 epilogue subtiles (half the store / barrier rounds of the auto 64 × 32) 97.8 vs
+// 102.8 us; cooperative 128 × 192 (tree alone) 107.5 vs 107.0 — the tree's gain seen for it in the candidate call
+// (104.3 vs 107.8) did not repeat, the subtiles are what helps ping-pong (99.8 vs 104.0 there). Cooperative 128 × 192
+// with 128 × 64 subtiles wins M = 512 – 2836 by 1 – 3 % (709: 13.65 vs 13.71 us). Not kept: the polynomial as
+// E(u²) + u · O(u²) (two chains of depth 6, so the ping-pong epilogue interleaves four): 107.1 vs 104.0 us.
+//
 // Layouts (row-major torch tensors): x [M, K] = A row-major; W [N, K] = B column-major (K × N); y [M, N] = D
 // row-major; bias [N] per column of D. No source C.
 //
 // This header holds the kernel template and the configuration table; CMake generates one translation unit per dtype and
 // configuration (bias_gelu_config.cu.in) that instantiates run_config, so they compile in parallel; gemm_sm90.cu
-// dispatches through gemm_sm90_call.h. Built only when the CUTLASS headers are
-// found (CMake: LAYOUTRT_CUTLASS_DIR, scripts/get_cutlass.sh) and only for sm_90a.
+// dispatches through gemm_sm90_call.h. Built only when the CUTLASS headers are found (CMake: LAYOUTRT_CUTLASS_DIR,
+// scripts/get_cutlass.sh) and only for sm_90a.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -71,18 +80,28 @@ struct GeluPoly<cutlass::Array<T, N>> {
   }
 };
 
-template <class Element, class TileShape, class ClusterShape, class MainloopSchedule, class EpilogueSchedule>
+// EpilogueTile: the subtile the epilogue stores per round (CUTLASS's auto choice: 64 × 32 for ping-pong, 128 × 32 for
+// cooperative 128-row tiles).
+template <class Element, class TileShape, class ClusterShape, class MainloopSchedule, class EpilogueSchedule,
+          class EpilogueTile = cutlass::epilogue::collective::EpilogueTileAuto>
 struct BiasGeluGemm {
   static constexpr int kAlign = 128 / cutlass::sizeof_bits<Element>::value;  // 8 elements: 16-byte TMA rows
   using LayoutA = cutlass::layout::RowMajor;
   using LayoutB = cutlass::layout::ColumnMajor;
   using LayoutD = cutlass::layout::RowMajor;
-  using Fusion = cutlass::epilogue::fusion::LinCombPerColBiasEltAct<GeluPoly, Element, float, float /* bias */, Element,
-                                                                    float>;
+  // GELU(acc + bias) as a visitor tree: the F32 bias row broadcast along M, one FADD and the GELU per element (CUTLASS's
+  // LinCombPerColBiasEltAct, used before 2026-12-02, computes alpha · acc + beta · C + bias: two FFMA more per element
+  // for alpha = 1 and the absent C; see the header comment for what that measured).
+  using Bias = cutlass::epilogue::fusion::Sm90RowBroadcast<0, TileShape, float, float, Stride<_0, _1, int64_t>, 4>;
+  using AccPlusBias = cutlass::epilogue::fusion::Sm90EVT<
+      cutlass::epilogue::fusion::Sm90Compute<cutlass::plus, float, float, cutlass::FloatRoundStyle::round_to_nearest>,
+      cutlass::epilogue::fusion::Sm90AccFetch, Bias>;
+  using Fusion = cutlass::epilogue::fusion::Sm90EVT<
+      cutlass::epilogue::fusion::Sm90Compute<GeluPoly, Element, float, cutlass::FloatRoundStyle::round_to_nearest>,
+      AccPlusBias>;
   using Epilogue = typename cutlass::epilogue::collective::CollectiveBuilder<
-      cutlass::arch::Sm90, cutlass::arch::OpClassTensorOp, TileShape, ClusterShape,
-      cutlass::epilogue::collective::EpilogueTileAuto, float, float, void, LayoutD, kAlign, Element, LayoutD, kAlign,
-      EpilogueSchedule, Fusion>::CollectiveOp;
+      cutlass::arch::Sm90, cutlass::arch::OpClassTensorOp, TileShape, ClusterShape, EpilogueTile, float, float, void,
+      LayoutD, kAlign, Element, LayoutD, kAlign, EpilogueSchedule, Fusion>::CollectiveOp;
   using Mainloop = typename cutlass::gemm::collective::CollectiveBuilder<
       cutlass::arch::Sm90, cutlass::arch::OpClassTensorOp, Element, LayoutA, kAlign, Element, LayoutB, kAlign, float,
       TileShape, ClusterShape,
@@ -106,9 +125,7 @@ struct BiasGeluGemm {
          cutlass::make_cute_packed_stride(StrideC{}, make_shape(c.M, c.N, 1)),
          static_cast<Element*>(c.y),
          cutlass::make_cute_packed_stride(StrideD{}, make_shape(c.M, c.N, 1))}};
-    args.epilogue.thread.alpha = 1.0f;
-    args.epilogue.thread.beta = 0.0f;
-    args.epilogue.thread.bias_ptr = c.bias;
+    args.epilogue.thread = {{{}, {c.bias}, {}}, {}};  // GELU(acc + bias): only the bias pointer is an argument
     int dev = 0;
     cudaGetDevice(&dev);
     args.hw_info.device_id = dev;
@@ -137,14 +154,17 @@ bool run_config(const GemmCall& c) {
   using CoopEpi = cutlass::epilogue::TmaWarpSpecializedCooperative;
   using Ping = cutlass::gemm::KernelTmaWarpSpecializedPingpong;
   using PingEpi = cutlass::epilogue::TmaWarpSpecialized;
+  using E64x64 = Shape<_64, _64>;
   if constexpr (kConfig == 0) {
     return BiasGeluGemm<Element, Shape<_256, _128, _64>, Shape<_2, _1, _1>, Coop, CoopEpi>::run(c);
   } else if constexpr (kConfig == 1) {
     return BiasGeluGemm<Element, Shape<_128, _192, _64>, Shape<_1, _1, _1>, Coop, CoopEpi>::run(c);
   } else if constexpr (kConfig == 2) {
-    return BiasGeluGemm<Element, Shape<_128, _192, _64>, Shape<_1, _1, _1>, Ping, PingEpi>::run(c);
+    return BiasGeluGemm<Element, Shape<_128, _192, _64>, Shape<_1, _1, _1>, Ping, PingEpi, E64x64>::run(c);
   } else if constexpr (kConfig == 3) {
-    return BiasGeluGemm<Element, Shape<_128, _128, _64>, Shape<_2, _1, _1>, Ping, PingEpi>::run(c);
+    return BiasGeluGemm<Element, Shape<_128, _128, _64>, Shape<_2, _1, _1>, Ping, PingEpi, E64x64>::run(c);
+  } else if constexpr (kConfig == 4) {
+    return BiasGeluGemm<Element, Shape<_128, _192, _64>, Shape<_1, _1, _1>, Coop, CoopEpi, Shape<_128, _64>>::run(c);
   } else {
     static_assert(kConfig < 0, "a configuration below kConfigs without its case here");
     return false;
