@@ -411,6 +411,11 @@ class CublasLtLinearRunner : public LinearRunner {
     LRT_CUDA(cudaMalloc(&p, static_cast<size_t>(bias.numel()) * dtype_size(t)));
     typed_biases_.emplace(k, p);
     convert_from_f32(bias.as<float>(), TensorView(p, t, Device::kCUDA, {bias.numel()}), stream);
+    // The copy is shared by every stream that runs this runner's GEMMs (the backend's lanes), and the next lane to
+    // use it finds it in the map without any ordering against `stream`: wait here, once per bias, for it to exist.
+    // (Seen 2026-12-02: a lane's GEMM read the copy before the other lane's stream had converted it, a wrong first
+    // forward with two lanes whose GEMM shapes were already timed — timing waits for every lane, which had hidden it.)
+    LRT_CUDA(cudaStreamSynchronize(stream));
     return p;
   }
 

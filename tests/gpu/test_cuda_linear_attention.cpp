@@ -5,6 +5,7 @@
 //
 // These tests need a GPU: without one they FAIL (cuda_device_available() is asserted), they never skip.
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -13,6 +14,7 @@
 #include <random>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "cuda/cuda_ops.h"
@@ -300,6 +302,47 @@ TEST(CudaLinear, EmptyAndRepeatedShapes) {
   check_linear(*gpu, Precision::kFP32, {17, 33, 65, Epilogue::kNone, true}, 11);
   check_linear(*gpu, Precision::kFP32, {17, 33, 65, Epilogue::kNone, true}, 12);
   check_linear(*gpu, Precision::kFP32, {17, 33, 65, Epilogue::kGeluErf, true}, 13);
+}
+
+// An F16 GEMM's bias is a copy of the F32 bias rounded to F16, made by the runner on the bias's first use on the
+// calling stream and then shared by every stream the runner serves (the backend's lanes). Here the copy is made on
+// stream a while a host function holds a for 200 ms; stream b's GEMM with the same bias, of a shape already timed (so
+// nothing waits for the other streams), must still see the copy: b's output must match a's. Without the runner
+// waiting for the conversion, b read the copy's memory unwritten (a wrong first forward with two lanes, 2026-12-02).
+TEST(CudaLinear, BiasCopySharedAcrossStreams) {
+  REQUIRE_GPU();
+  auto gpu = make_cuda_backend(0, Precision::kFP16);
+  auto runner = cuda::LinearRunner::create(false);
+  constexpr int64_t M = 64, N = 64, K = 64;
+  std::mt19937 rng(17);
+  const auto x = upload(*gpu, random_tensor({M, K}, -1, 1, rng).to(DType::kF16));
+  const auto w = upload(*gpu, random_tensor({N, K}, -1, 1, rng).to(DType::kF16));
+  const auto b0 = upload(*gpu, random_tensor({N}, 1, 2, rng));
+  const auto b1 = upload(*gpu, random_tensor({N}, 1, 2, rng));
+  DeviceBuffer ya(*gpu, M * N * 2), yb(*gpu, M * N * 2);
+  auto args = [&](const DeviceBuffer& bias, const DeviceBuffer& y) {
+    return LinearArgs{gpu_view(*x, DType::kF16, {M, K}), gpu_view(*w, DType::kF16, {N, K}),
+                      gpu_view(bias, DType::kF32, {N}), gpu_view(y, DType::kF16, {M, N}), Epilogue::kNone};
+  };
+  cudaStream_t a = nullptr, b = nullptr;
+  ASSERT_EQ(cudaStreamCreateWithFlags(&a, cudaStreamNonBlocking), cudaSuccess);
+  ASSERT_EQ(cudaStreamCreateWithFlags(&b, cudaStreamNonBlocking), cudaSuccess);
+  runner->run(args(*b0, yb), b, 1);  // the shape timed (if not already) and b0's copy made
+  ASSERT_EQ(cudaStreamSynchronize(b), cudaSuccess);
+  ASSERT_EQ(cudaLaunchHostFunc(a, +[](void*) { std::this_thread::sleep_for(std::chrono::milliseconds(200)); }, nullptr),
+            cudaSuccess);
+  runner->run(args(*b1, ya), a, 0);  // b1's copy made on a, behind the host function
+  runner->run(args(*b1, yb), b, 1);  // the same bias on b
+  ASSERT_EQ(cudaStreamSynchronize(a), cudaSuccess);
+  ASSERT_EQ(cudaStreamSynchronize(b), cudaSuccess);
+  cudaStreamDestroy(a);
+  cudaStreamDestroy(b);
+  const Tensor got_a = download(*gpu, ya, DType::kF16, {M, N}), got_b = download(*gpu, yb, DType::kF16, {M, N});
+  const float* pa = got_a.data_as<float>();
+  const float* pb = got_b.data_as<float>();
+  double worst = 0;
+  for (int64_t i = 0; i < M * N; ++i) worst = std::max(worst, std::abs(static_cast<double>(pa[i]) - pb[i]));
+  EXPECT_LE(worst, 1e-2) << "stream b's GEMM saw another bias than stream a's (the bias is 1 .. 2 per column)";
 }
 
 TEST(CudaLinear, RejectsInconsistentViews) {
