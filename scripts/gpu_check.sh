@@ -129,8 +129,10 @@ step_ctest() {
   x ctest --test-dir "$BUILD_DIR" -L gpu --output-on-failure --timeout 120 --no-tests=error -j4
   rc1=$?
   # Less the dry run of this script's own ab step (CI runs it on the CPU machine; here it would rebuild the binary
-  # that the later steps time).
-  x ctest --test-dir "$BUILD_DIR" -LE gpu -E '^GpuCheck\.' --output-on-failure -j"$(nproc)" --timeout 120
+  # that the later steps time). One OpenBLAS thread per test: nproc tests each starting nproc spinning BLAS threads
+  # oversubscribed the host until a test hit the timeout (LastLayer.HeadRowsOnlyMatchEveryRow, 120 s, 2026-12-02).
+  x env OPENBLAS_NUM_THREADS=1 ctest --test-dir "$BUILD_DIR" -LE gpu -E '^GpuCheck\.' --output-on-failure \
+    -j"$(nproc)" --timeout 120
   rc2=$?
   echo "ctest -L gpu rc $rc1; ctest -LE gpu rc $rc2"
   [ $rc1 -eq 0 ] && [ $rc2 -eq 0 ]
