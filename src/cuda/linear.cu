@@ -28,9 +28,9 @@
 // first use and re-chosen if cuBLASLt rejects it.
 #include <cublasLt.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
-#include <algorithm>
 #include <cstdlib>
 #include <functional>
 #include <map>

@@ -17,6 +17,7 @@ namespace {
 // In the order of sm90::run_config's cases.
 constexpr const char* kConfigNames[sm90::kConfigs] = {"coop_256x128_c2x1", "coop_128x192", "ping_128x192",
                                                      "ping_128x128_c2x1", "coop_128x192_e128x64"};
+static_assert(kConfigNames[sm90::kConfigs - 1] != nullptr, "a configuration of gemm_sm90_call.h's kConfigs unnamed");
 
 // run_config<kElem, config> for a run-time configuration index (each instantiated in its own translation unit).
 template <sm90::Elem kElem, int... kConfig>
