@@ -6,7 +6,8 @@
 #   GPU_CHECK_QUICK=1 bash scripts/gpu_check.sh      # short: batches 1,8; 20 iterations; no torch.compile
 #   GPU_CHECK_STEPS=parity,bench bash scripts/gpu_check.sh   # some steps (build outputs from an earlier call reused)
 #
-# Steps (GPU_CHECK_STEPS, comma separated; default all but profile): build, buckets, ctest, parity, bench, baseline;
+# Steps (GPU_CHECK_STEPS, comma separated; default all but profile and ab), in this order: build, buckets, ctest (the
+# gpu-labelled tests), parity, bench, baseline, cputest (the CPU tests on this host);
 # profile (per-kernel ncu table, bias-lookup cost) and ab (run-time switches timed side by side: GPU_CHECK_AB, see
 # step_ab) run only when named. Each logs to
 # $OUT/<step>.log under a time limit; a failing step does not stop the others; results.md and the summary (exit codes,
@@ -22,7 +23,7 @@ export OUT=${OUT:-$ROOT/gpu_check_out}
 export WORK=${GPU_CHECK_WORK:-$ROOT/build/gpu_check}
 export BUILD_DIR=${GPU_CHECK_BUILD_DIR:-$ROOT/build}
 export L=$BUILD_DIR/layoutrt
-STEPS=${GPU_CHECK_STEPS:-build,buckets,ctest,parity,bench,baseline}
+STEPS=${GPU_CHECK_STEPS:-build,buckets,ctest,parity,bench,baseline,cputest}
 BUDGET=${GPU_CHECK_BUDGET_S:-720}
 RESERVE=25
 export QUICK=${GPU_CHECK_QUICK:-0}
@@ -123,19 +124,17 @@ PY
 }
 
 step_ctest() {
-  local rc1 rc2
   # --no-tests=error: a build without the CUDA backend has no gpu tests, and that must not pass as green. Four at a
   # time: each test is its own process (CUDA context start-up dominates) and none asserts a timing.
   x ctest --test-dir "$BUILD_DIR" -L gpu --output-on-failure --timeout 120 --no-tests=error -j4
-  rc1=$?
-  # Less the dry run of this script's own ab step (CI runs it on the CPU machine; here it would rebuild the binary
-  # that the later steps time). One OpenBLAS thread per test: nproc tests each starting nproc spinning BLAS threads
+}
+step_cputest() {
+  # The CPU tests (CI runs them too) on this host's CPU, after the speed steps so a tight budget cuts them first. Less
+  # the dry run of this script's own ab step (CI runs it on the CPU machine; here it would rebuild the binary that the
+  # later steps time). One OpenBLAS thread per test: nproc tests each starting nproc spinning BLAS threads
   # oversubscribed the host until a test hit the timeout (LastLayer.HeadRowsOnlyMatchEveryRow, 120 s, 2026-12-02).
   x env OPENBLAS_NUM_THREADS=1 ctest --test-dir "$BUILD_DIR" -LE gpu -E '^GpuCheck\.' --output-on-failure \
     -j"$(nproc)" --timeout 120
-  rc2=$?
-  echo "ctest -L gpu rc $rc1; ctest -LE gpu rc $rc2"
-  [ $rc1 -eq 0 ] && [ $rc2 -eq 0 ]
 }
 
 step_parity() {
@@ -389,9 +388,9 @@ print("\n".join(lines))
 PY
   return $rc
 }
-export -f ensure_ckpt step_system step_build step_buckets step_ctest step_parity step_bench step_baseline step_profile step_ab
+export -f ensure_ckpt step_system step_build step_buckets step_ctest step_cputest step_parity step_bench step_baseline step_profile step_ab
 
-declare -A LIMIT=([system]=30 [build]=300 [buckets]=60 [ctest]=300 [parity]=240 [bench]=190 [baseline]=$((90 + COMPILE_BUDGET_S)) [profile]=240 [ab]=240)
+declare -A LIMIT=([system]=30 [build]=300 [buckets]=60 [ctest]=300 [parity]=240 [bench]=190 [baseline]=$((90 + COMPILE_BUDGET_S)) [cputest]=200 [profile]=240 [ab]=240)
 SUMMARY=()
 FAILED=0
 run_step() {
@@ -419,7 +418,7 @@ run_step() {
   tail -5 "$OUT/$name.log" | sed 's/^/   /'
 }
 
-for s in system build buckets ctest parity bench baseline profile ab; do run_step "$s"; done
+for s in system build buckets ctest parity bench baseline cputest profile ab; do run_step "$s"; done
 
 # ---- results.md / results.json --------------------------------------------------------------------------------------
 {
