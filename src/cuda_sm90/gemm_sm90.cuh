@@ -29,7 +29,7 @@
 // 128 × 192 with the tree and 64 × 64 epilogue subtiles (half the store / barrier rounds of the auto 64 × 32) 97.8 vs
 // 102.8 us; cooperative 128 × 192 (tree alone) 107.5 vs 107.0 — the tree's gain seen for it in the candidate call
 // (104.3 vs 107.8) did not repeat, the subtiles are what helps ping-pong (99.8 vs 104.0 there). Cooperative 128 × 192
-// with 128 × 64 subtiles wins M = 512 – 2836 by 1 – 3 % (709: 13.65 vs 13.71 us). Not kept: the polynomial as
+// with 128 × 64 subtiles wins M = 512 – 2836 by up to 3 % (709: 13.65 vs 13.71 us). Not kept: the polynomial as
 // E(u²) + u · O(u²) (two chains of depth 6, so the ping-pong epilogue interleaves four): 107.1 vs 104.0 us.
 //
 // Layouts (row-major torch tensors): x [M, K] = A row-major; W [N, K] = B column-major (K × N); y [M, N] = D
