@@ -8,6 +8,29 @@
 
 namespace layoutrt::cuda {
 
+cudaGraphExec_t capture_graph(cudaStream_t stream, const std::function<void()>& ops, const char** why) {
+  LRT_CUDA(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
+  cudaGraph_t graph = nullptr;
+  try {
+    ops();
+  } catch (...) {
+    cudaStreamEndCapture(stream, &graph);
+    if (graph) cudaGraphDestroy(graph);
+    cudaGetLastError();
+    throw;
+  }
+  LRT_CUDA(cudaStreamEndCapture(stream, &graph));
+  cudaGraphExec_t exec = nullptr;
+  const cudaError_t inst = cudaGraphInstantiate(&exec, graph, 0);
+  cudaGraphDestroy(graph);
+  if (inst != cudaSuccess) {
+    cudaGetLastError();
+    if (why) *why = cudaGetErrorString(inst);
+    return nullptr;
+  }
+  return exec;
+}
+
 GraphCache::GraphCache() {
   const char* env = std::getenv("LAYOUTRT_CUDA_GRAPHS");
   enabled_ = !(env && std::strcmp(env, "0") == 0) && !sync_check_enabled();
@@ -27,27 +50,12 @@ void GraphCache::run(uint64_t key, const std::function<void()>& ops, cudaStream_
   }
   if (++seen_[key] < 2) return ops();
   seen_.erase(key);
-  // Record. A failure inside `ops` must end the capture before the error propagates, or the stream stays capturing.
-  LRT_CUDA(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
-  cudaGraph_t graph = nullptr;
-  try {
-    ops();
-  } catch (...) {
-    cudaStreamEndCapture(stream, &graph);
-    if (graph) cudaGraphDestroy(graph);
-    cudaGetLastError();
-    throw;
-  }
-  LRT_CUDA(cudaStreamEndCapture(stream, &graph));
-  cudaGraphExec_t exec = nullptr;
-  const cudaError_t inst = cudaGraphInstantiate(&exec, graph, 0);
-  cudaGraphDestroy(graph);
-  if (inst != cudaSuccess) {
+  const char* why = nullptr;
+  cudaGraphExec_t exec = capture_graph(stream, ops, &why);
+  if (!exec) {
     // Some op could not be captured: keep running this shape eagerly (correct, just slower) and say so once.
-    cudaGetLastError();
     enabled_ = false;
-    std::fprintf(stderr, "layoutrt: warning: CUDA graph instantiation failed (%s); running without graphs\n",
-                 cudaGetErrorString(inst));
+    std::fprintf(stderr, "layoutrt: warning: CUDA graph instantiation failed (%s); running without graphs\n", why);
     return ops();
   }
   if (graphs_.size() >= kMaxGraphs) {

@@ -20,6 +20,11 @@
 
 namespace layoutrt::cuda {
 
+// Records `ops` on `stream` (thread-local capture) and instantiates the graph. A failure inside `ops` ends the capture
+// before the error propagates (the stream never stays capturing); a capture error throws kCuda; nullptr when the
+// instantiation fails (an op that cannot be captured), the CUDA error cleared and, if `why` is given, named there.
+cudaGraphExec_t capture_graph(cudaStream_t stream, const std::function<void()>& ops, const char** why = nullptr);
+
 class GraphCache {
  public:
   static constexpr size_t kMaxGraphs = 32;

@@ -46,6 +46,7 @@
 #include "cuda/cuda_ops.h"
 #include "cuda/gemm_algos.h"
 #include "cuda/gemm_sm90.h"
+#include "cuda/graphs.h"
 
 namespace layoutrt::cuda {
 
@@ -131,6 +132,19 @@ bool tuning_enabled() {
   static const bool on = [] {
     const char* e = std::getenv("LAYOUTRT_GEMM_TUNE");
     return !(e && std::string(e) == "0");
+  }();
+  return on;
+}
+
+// LAYOUTRT_GEMM_TUNE_GRAPH=1: candidates timed as CUDA graphs of their launches instead of launches from the host
+// (experiment, off by default until measured). Plain launches of a ~10 us GEMM are paced by the host's launch cost:
+// on an H200 every cuBLASLt candidate of the M = 709 linears timed 9.8 – 11.6 us, the 0.84 GFLOP out-projection as
+// long as the 2.5 GFLOP QKV (2026-12-02), so at B = 1 the pick among them is close to a coin toss. The forward replays
+// graphs, so graph timing measures what it runs.
+bool tuning_in_graphs() {
+  static const bool on = [] {
+    const char* e = std::getenv("LAYOUTRT_GEMM_TUNE_GRAPH");
+    return e && std::string(e) == "1";
   }();
   return on;
 }
@@ -263,8 +277,23 @@ Choice choose_algorithm(cublasLtHandle_t handle, const GemmKey& key, const GemmP
   // each candidate's faster pass: a 3-launch timing of a 13 us kernel was noise-prone, and the first shape timed in a
   // run saw the GPU's clocks still rising (its first candidates ~40 % slow, 2026-12-02).
   auto elapsed_ms = [&](const Candidate& c, int reps) {
+    auto launches = [&] {
+      for (int r = 0; r < reps; ++r) c.launch();
+    };
+    cudaGraphExec_t graph = tuning_in_graphs() ? capture_graph(tc->stream, launches) : nullptr;
+    struct GraphGuard {
+      cudaGraphExec_t g;
+      ~GraphGuard() {
+        if (g) cudaGraphExecDestroy(g);
+      }
+    } guard{graph};
+    if (graph) LRT_CUDA(cudaGraphLaunch(graph, tc->stream));  // its first launch uploads it: not timed
     LRT_CUDA(cudaEventRecord(start, tc->stream));
-    for (int r = 0; r < reps; ++r) c.launch();
+    if (graph) {
+      LRT_CUDA(cudaGraphLaunch(graph, tc->stream));
+    } else {
+      launches();  // plain launches (also where the graph could not be instantiated)
+    }
     LRT_CUDA(cudaEventRecord(stop, tc->stream));
     LRT_CUDA(cudaEventSynchronize(stop));
     float ms = 0;
