@@ -528,9 +528,11 @@ class CudaBackend : public Backend {
     if (!linear_) {
       linear_ = cuda::LinearRunner::create(precision_ == Precision::kTF32);
       // Before it times GEMM candidates (first use of a shape, never inside a capture) the runner waits for every
-      // lane: the timings must not share the GPU with another lane's kernels.
+      // lane and for the side stream (prepare_attention's bias cache, which runs beside the first layer's QKV
+      // GEMM): the timings must not share the GPU with other kernels of ours.
       linear_->set_quiesce([this] {
         LRT_CUDA(cudaStreamSynchronize(stream_));
+        if (side_) LRT_CUDA(cudaStreamSynchronize(side_));
         for (const Lane& l : lanes_) LRT_CUDA(cudaStreamSynchronize(l.stream));
       });
     }
