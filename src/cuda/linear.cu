@@ -280,7 +280,8 @@ Choice choose_algorithm(cublasLtHandle_t handle, const GemmKey& key, const GemmP
     auto launches = [&] {
       for (int r = 0; r < reps; ++r) c.launch();
     };
-    cudaGraphExec_t graph = tuning_in_graphs() ? capture_graph(tc->stream, launches) : nullptr;
+    // (The legacy default stream cannot be captured: plain launches there.)
+    cudaGraphExec_t graph = tuning_in_graphs() && tc->stream ? capture_graph(tc->stream, launches) : nullptr;
     struct GraphGuard {
       cudaGraphExec_t g;
       ~GraphGuard() {
