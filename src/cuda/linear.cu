@@ -137,10 +137,10 @@ bool tuning_enabled() {
 }
 
 // LAYOUTRT_GEMM_TUNE_GRAPH=1: candidates timed as CUDA graphs of their launches instead of launches from the host
-// (experiment, off by default until measured). Plain launches of a ~10 us GEMM are paced by the host's launch cost:
-// on an H200 every cuBLASLt candidate of the M = 709 linears timed 9.8 – 11.6 us, the 0.84 GFLOP out-projection as
-// long as the 2.5 GFLOP QKV (2026-12-02), so at B = 1 the pick among them is close to a coin toss. The forward replays
-// graphs, so graph timing measures what it runs.
+// (experiment, off by default until measured). On an H200 every cuBLASLt candidate of the M = 709 linears timed
+// 9.8 – 11.6 us, the 0.84 GFLOP out-projection as long as the 2.5 GFLOP QKV (2026-12-02): either the host's launch cost
+// paces launches that short (the forward replays graphs and does not pay it; the pick among them would then be close
+// to a coin toss) or both are one wave of CTAs with the same K loop. Graph timing measures what the forward runs.
 bool tuning_in_graphs() {
   static const bool on = [] {
     const char* e = std::getenv("LAYOUTRT_GEMM_TUNE_GRAPH");
