@@ -528,7 +528,7 @@ class CudaBackend : public Backend {
     if (!linear_) {
       linear_ = cuda::LinearRunner::create(precision_ == Precision::kTF32);
       // Before it times GEMM candidates (first use of a shape, never inside a capture) the runner waits for every
-      // lane and for the side stream (prepare_attention's bias cache, which runs beside the first layer's QKV
+      // lane and for the side stream (prepare_attention's bias cache, which can run beside the first layer's QKV
       // GEMM): the timings must not share the GPU with other kernels of ours.
       linear_->set_quiesce([this] {
         LRT_CUDA(cudaStreamSynchronize(stream_));
