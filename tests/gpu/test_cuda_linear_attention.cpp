@@ -167,12 +167,16 @@ struct LinearSpec {
   size_t bias_byte_offset = 0;
 };
 
-void check_linear(Backend& gpu, Precision prec, const LinearSpec& s, uint32_t seed) {
-  SCOPED_TRACE(testing::Message() << precision_name(prec) << " M " << s.M << " N " << s.N << " K " << s.K << " "
-                                  << epilogue_name(s.epilogue) << (s.bias ? " +bias" : "") << " x row offset "
-                                  << s.x_row_offset << " bias byte offset " << s.bias_byte_offset);
+// A linear's random inputs in the device dtype and the CPU twin's answer (made once, checked on several backends).
+struct LinearCase {
+  LinearSpec s;
+  DType dt;
+  Rounded x, w;
+  Tensor bias, want;
+};
+
+LinearCase make_linear_case(DType dt, const LinearSpec& s, uint32_t seed) {
   std::mt19937 rng(seed);
-  const DType dt = gpu.activation_dtype(prec);
   // x ~ U(-1, 1), W ~ U(-1, 1)·√(3/K): pre-activations ~ N(0, 1/3)-ish, the interesting range of every activation.
   const float wscale = std::sqrt(3.0f / static_cast<float>(std::max<int64_t>(s.K, 1)));
   Rounded x = round_to(random_tensor({s.M + s.x_row_offset, s.K}, -1.f, 1.f, rng), dt);
@@ -184,11 +188,20 @@ void check_linear(Backend& gpu, Precision prec, const LinearSpec& s, uint32_t se
   std::memcpy(xr.mutable_data(), x.f32.data_as<float>() + s.x_row_offset * s.K, xr.nbytes());
   Tensor want(DType::kF32, {s.M, s.N});
   cpu()->linear({host_view(xr), host_view(w.f32), s.bias ? host_view(bias) : TensorView(), host_view(want), s.epilogue});
+  return {s, dt, std::move(x), std::move(w), std::move(bias), std::move(want)};
+}
 
-  auto xd = upload(gpu, x.device_dtype);
-  auto wd = upload(gpu, w.device_dtype);
-  Tensor bias_padded(DType::kU8, {static_cast<int64_t>(bias.nbytes() + s.bias_byte_offset)});
-  std::memcpy(static_cast<char*>(bias_padded.mutable_data()) + s.bias_byte_offset, bias.data(), bias.nbytes());
+void run_linear_case(Backend& gpu, Precision prec, const LinearCase& c) {
+  const LinearSpec& s = c.s;
+  SCOPED_TRACE(testing::Message() << precision_name(prec) << " M " << s.M << " N " << s.N << " K " << s.K << " "
+                                  << epilogue_name(s.epilogue) << (s.bias ? " +bias" : "") << " x row offset "
+                                  << s.x_row_offset << " bias byte offset " << s.bias_byte_offset);
+  const DType dt = c.dt;
+  ASSERT_EQ(gpu.activation_dtype(prec), dt);
+  auto xd = upload(gpu, c.x.device_dtype);
+  auto wd = upload(gpu, c.w.device_dtype);
+  Tensor bias_padded(DType::kU8, {static_cast<int64_t>(c.bias.nbytes() + s.bias_byte_offset)});
+  std::memcpy(static_cast<char*>(bias_padded.mutable_data()) + s.bias_byte_offset, c.bias.data(), c.bias.nbytes());
   auto bd = upload(gpu, bias_padded);
   DeviceBuffer yd(gpu, static_cast<size_t>(s.M * s.N) * dtype_size(dt));
   const TensorView yv = gpu_view(yd, dt, {s.M, s.N});
@@ -200,11 +213,15 @@ void check_linear(Backend& gpu, Precision prec, const LinearSpec& s, uint32_t se
   gpu.synchronize();
   const Tensor got = download(gpu, yd, dt, {s.M, s.N});
 
-  const test::Diff d = test::compare(got, want);
+  const test::Diff d = test::compare(got, c.want);
   const double tol = linear_tol(prec, s.K);
   EXPECT_EQ(d.nonfinite, 0) << "unwritten (NaN) or non-finite outputs";
   EXPECT_LE(d.rel_l2, tol) << "rel-L2";
-  EXPECT_LE(d.max_abs, kMaxAbsFactor * tol * max_abs_of(want)) << "max-abs (rel-L2 " << d.rel_l2 << ")";
+  EXPECT_LE(d.max_abs, kMaxAbsFactor * tol * max_abs_of(c.want)) << "max-abs (rel-L2 " << d.rel_l2 << ")";
+}
+
+void check_linear(Backend& gpu, Precision prec, const LinearSpec& s, uint32_t seed) {
+  run_linear_case(gpu, prec, make_linear_case(gpu.activation_dtype(prec), s, seed));
 }
 
 constexpr Precision kLinearPrecisions[] = {Precision::kFP32, Precision::kTF32, Precision::kFP16, Precision::kBF16};
@@ -254,16 +271,19 @@ TEST(CudaLinear, HopperFusedBiasGelu) {
   if (!cuda::device_is_sm90()) GTEST_SKIP() << "not a compute capability 9.0 device";
   ASSERT_GE(cuda::sm90_gemm_config_count(), 1);
   for (int cfg = 0; cfg < cuda::sm90_gemm_config_count(); ++cfg)
-    for (Precision prec : {Precision::kFP16, Precision::kBF16}) {
-      const std::string name = cuda::sm90_gemm_config_name(cfg);
-      SCOPED_TRACE(name);
-      EXPECT_EQ(cuda::sm90_gemm_config_by_name(name), cfg);
-      const test::ScopedEnv force("LAYOUTRT_SM90_GEMM", name.c_str());
-      auto gpu = make_cuda_backend(0, prec);
-      const DType dt = gpu->activation_dtype(prec);
-      uint32_t seed = 300;
-      for (int64_t M : {int64_t{1}, int64_t{709}, int64_t{4100}, int64_t{22688}}) {
-        check_linear(*gpu, prec, {M, 3072, 768, Epilogue::kGeluErf, true}, seed++);
+    EXPECT_EQ(cuda::sm90_gemm_config_by_name(cuda::sm90_gemm_config_name(cfg)), cfg);
+  // The CPU twin of the large shapes takes seconds: one case per (precision, M), checked with every configuration.
+  for (Precision prec : {Precision::kFP16, Precision::kBF16}) {
+    uint32_t seed = 300;
+    for (int64_t M : {int64_t{1}, int64_t{709}, int64_t{4100}, int64_t{22688}}) {
+      const DType dt = prec == Precision::kFP16 ? DType::kF16 : DType::kBF16;
+      const LinearCase c = make_linear_case(dt, {M, 3072, 768, Epilogue::kGeluErf, true}, seed++);
+      for (int cfg = 0; cfg < cuda::sm90_gemm_config_count(); ++cfg) {
+        const std::string name = cuda::sm90_gemm_config_name(cfg);
+        SCOPED_TRACE(name);
+        const test::ScopedEnv force("LAYOUTRT_SM90_GEMM", name.c_str());
+        auto gpu = make_cuda_backend(0, prec);
+        run_linear_case(*gpu, prec, c);
         DeviceBuffer x(*gpu, static_cast<size_t>(M * 768) * 2), w(*gpu, size_t{3072} * 768 * 2),
             b(*gpu, size_t{3072} * 4), y(*gpu, static_cast<size_t>(M * 3072) * 2);
         const TensorView xv = gpu_view(x, dt, {M, 768}), wv = gpu_view(w, dt, {3072, 768}),
@@ -274,6 +294,7 @@ TEST(CudaLinear, HopperFusedBiasGelu) {
         gpu->synchronize();
       }
     }
+  }
 }
 
 // Operands at offsets the heuristic must not assume away: x starting at row 1 of a K = 13 matrix (F32: 4-byte
