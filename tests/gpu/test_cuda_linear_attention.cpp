@@ -345,9 +345,18 @@ TEST(CudaLinear, BiasCopySharedAcrossStreams) {
     return LinearArgs{gpu_view(*x, DType::kF16, {M, K}), gpu_view(*w, DType::kF16, {N, K}),
                       gpu_view(bias, DType::kF32, {N}), gpu_view(y, DType::kF16, {M, N}), Epilogue::kNone};
   };
-  cudaStream_t a = nullptr, b = nullptr;
-  ASSERT_EQ(cudaStreamCreateWithFlags(&a, cudaStreamNonBlocking), cudaSuccess);
-  ASSERT_EQ(cudaStreamCreateWithFlags(&b, cudaStreamNonBlocking), cudaSuccess);
+  struct Stream {  // destroyed also when an ASSERT below returns early
+    cudaStream_t s = nullptr;
+    ~Stream() {
+      if (s) {
+        cudaStreamSynchronize(s);
+        cudaStreamDestroy(s);
+      }
+    }
+  } sa, sb;
+  ASSERT_EQ(cudaStreamCreateWithFlags(&sa.s, cudaStreamNonBlocking), cudaSuccess);
+  ASSERT_EQ(cudaStreamCreateWithFlags(&sb.s, cudaStreamNonBlocking), cudaSuccess);
+  cudaStream_t a = sa.s, b = sb.s;
   runner->run(args(*b0, yb), b, 1);  // the shape timed (if not already) and b0's copy made
   ASSERT_EQ(cudaStreamSynchronize(b), cudaSuccess);
   ASSERT_EQ(cudaLaunchHostFunc(a, +[](void*) { std::this_thread::sleep_for(std::chrono::milliseconds(200)); }, nullptr),
@@ -356,8 +365,6 @@ TEST(CudaLinear, BiasCopySharedAcrossStreams) {
   runner->run(args(*b1, yb), b, 1);  // the same bias on b
   ASSERT_EQ(cudaStreamSynchronize(a), cudaSuccess);
   ASSERT_EQ(cudaStreamSynchronize(b), cudaSuccess);
-  cudaStreamDestroy(a);
-  cudaStreamDestroy(b);
   const Tensor got_a = download(*gpu, ya, DType::kF16, {M, N}), got_b = download(*gpu, yb, DType::kF16, {M, N});
   const float* pa = got_a.data_as<float>();
   const float* pb = got_b.data_as<float>();
