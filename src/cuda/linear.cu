@@ -136,15 +136,16 @@ bool tuning_enabled() {
   return on;
 }
 
-// LAYOUTRT_GEMM_TUNE_GRAPH=1: candidates timed as CUDA graphs of their launches instead of launches from the host
-// (experiment, off by default until measured). On an H200 every cuBLASLt candidate of the M = 709 linears timed
-// 9.8 – 11.6 us, the 0.84 GFLOP out-projection as long as the 2.5 GFLOP QKV (2026-12-02): either the host's launch cost
-// paces launches that short (the forward replays graphs and does not pay it; the pick among them would then be close
-// to a coin toss) or both are one wave of CTAs with the same K loop. Graph timing measures what the forward runs.
+// GEMM candidates are timed as CUDA graphs of their launches (as the forward replays them); LAYOUTRT_GEMM_TUNE_GRAPH=0
+// times launches from the host instead. Measured on an H200 (2026-12-02, bench/results/2026-12-02-h200-graph-tuning.md):
+// timed from the host, every GEMM under ~7 us showed ~7 us (the host's launch rate: the M = 709 out-projection 7.2 –
+// 7.9 us, QKV 7.8 – 8.8) — as graphs 3.8 – 4.6 and 6.3 – 7.6 us, so the pick among those candidates was a coin toss.
+// The forward was not measurably faster for it (B = 1 0.686 vs 0.685 ms): cuBLASLt's candidates for these shapes lie
+// within ~20 % of each other.
 bool tuning_in_graphs() {
   static const bool on = [] {
     const char* e = std::getenv("LAYOUTRT_GEMM_TUNE_GRAPH");
-    return e && std::string(e) == "1";
+    return !(e && std::string(e) == "0");
   }();
   return on;
 }
@@ -275,23 +276,29 @@ Choice choose_algorithm(cublasLtHandle_t handle, const GemmKey& key, const GemmP
   }
   // Two passes over the candidates, each timing enough launches to cover ~0.2 ms (3 at least, 64 at most), keeping
   // each candidate's faster pass: a 3-launch timing of a 13 us kernel was noise-prone, and the first shape timed in a
-  // run saw the GPU's clocks still rising (its first candidates ~40 % slow, 2026-12-02).
-  auto elapsed_ms = [&](const Candidate& c, int reps) {
+  // run saw the GPU's clocks still rising (its first candidates ~40 % slow, 2026-12-02). The launch count is set in
+  // the first pass from one timed launch; the graph of that many launches is captured once and replayed in both.
+  struct Graph {
+    cudaGraphExec_t g = nullptr;
+    Graph() = default;
+    Graph(const Graph&) = delete;
+    Graph& operator=(const Graph&) = delete;
+    ~Graph() {
+      if (g) cudaGraphExecDestroy(g);
+    }
+  };
+  auto elapsed_ms = [&](const Candidate& c, int reps, Graph& graph) {
     auto launches = [&] {
       for (int r = 0; r < reps; ++r) c.launch();
     };
     // (The legacy default stream cannot be captured: plain launches there.)
-    cudaGraphExec_t graph = tuning_in_graphs() && tc->stream ? capture_graph(tc->stream, launches) : nullptr;
-    struct GraphGuard {
-      cudaGraphExec_t g;
-      ~GraphGuard() {
-        if (g) cudaGraphExecDestroy(g);
-      }
-    } guard{graph};
-    if (graph) LRT_CUDA(cudaGraphLaunch(graph, tc->stream));  // its first launch uploads it: not timed
+    if (!graph.g && tuning_in_graphs() && tc->stream) {
+      graph.g = capture_graph(tc->stream, launches);
+      if (graph.g) LRT_CUDA(cudaGraphLaunch(graph.g, tc->stream));  // its first launch uploads it: not timed
+    }
     LRT_CUDA(cudaEventRecord(start, tc->stream));
-    if (graph) {
-      LRT_CUDA(cudaGraphLaunch(graph, tc->stream));
+    if (graph.g) {
+      LRT_CUDA(cudaGraphLaunch(graph.g, tc->stream));
     } else {
       launches();  // plain launches (also where the graph could not be instantiated)
     }
@@ -301,25 +308,32 @@ Choice choose_algorithm(cublasLtHandle_t handle, const GemmKey& key, const GemmP
     LRT_CUDA(cudaEventElapsedTime(&ms, start, stop));
     return ms;
   };
+  std::vector<int> reps(cands.size(), 0);
+  std::vector<Graph> graphs(cands.size());
   for (int pass = 0; pass < 2; ++pass) {
-    for (Candidate& c : cands) {
-      const float one = elapsed_ms(c, 1);
-      const int reps = one > 0 ? std::min(64, std::max(3, static_cast<int>(0.2f / one) + 1)) : 3;
-      const float us = elapsed_ms(c, reps) / reps * 1000;
+    for (size_t i = 0; i < cands.size(); ++i) {
+      Candidate& c = cands[i];
+      if (pass == 0) {
+        Graph one_graph;
+        const float one = elapsed_ms(c, 1, one_graph);
+        reps[i] = one > 0 ? std::min(64, std::max(3, static_cast<int>(0.2f / one) + 1)) : 3;
+      }
+      const float us = elapsed_ms(c, reps[i], graphs[i]) / reps[i] * 1000;
       if (c.us < 0 || us < c.us) c.us = us;
     }
   }
   Choice best;
   float best_us = -1;
+  const char* best_name = "";
   std::ostringstream log;
   for (const Candidate& c : cands) {
-    if (best_us < 0 || c.us < best_us) best = c.choice, best_us = c.us;
+    if (best_us < 0 || c.us < best_us) best = c.choice, best_us = c.us, best_name = c.name.c_str();
     if (tuning_log()) log << " " << c.name << " " << c.us << " us;";
   }
   if (best_us < 0) return first;
   if (tuning_log())
-    std::fprintf(stderr, "layoutrt: GEMM %s:%s chose %s\n", shape_text(key).c_str(), log.str().c_str(),
-                 best.sm90_config >= 0 ? sm90_gemm_config_name(best.sm90_config) : "cublaslt");
+    std::fprintf(stderr, "layoutrt: GEMM %s (timed %s):%s chose %s\n", shape_text(key).c_str(),
+                 tuning_in_graphs() ? "as graphs" : "from the host", log.str().c_str(), best_name);
   return best;
 }
 
