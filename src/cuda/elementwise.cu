@@ -71,6 +71,55 @@ __global__ void copy_rows_kernel(const uint4* __restrict__ x, const int32_t* __r
   for (int k = threadIdx.x; k < row_vecs; k += blockDim.x) dst[k] = src[k];
 }
 
+// The heads' linear on gathered rows (GatherLinearArgs, N ≤ kHeadMaxOutputs), FP32 throughout: one warp per
+// kHeadRowsPerWarp rows, lane l taking columns l, l + 32, ... of each (coalesced loads of x in its own dtype), W from
+// shared memory (each value read once per warp for all its rows), the partial sums reduced across the warp by
+// shuffles. Replaces gather_rows (x → F32 [n, H]) + a cuBLASLt FP32 GEMM with N = num_labels (7 for FUNSD): at
+// B = 32 × 512 text rows those took ~35 us + ~35 us on an H200 (bench/results/2026-12-02-h200-epilogue.md's
+// tuning logs; the GEMM 7.8 us for 512 rows at B = 1) for a 25 MB read.
+constexpr int kHeadRowsPerWarp = 4, kHeadWarps = 8;
+template <class T>
+__global__ void __launch_bounds__(kHeadWarps * 32)
+    gather_linear_kernel(const T* __restrict__ x, const int32_t* __restrict__ rows, int64_t n, int H, int N,
+                         const float* __restrict__ w, const float* __restrict__ b, float* __restrict__ out) {
+  extern __shared__ float w_s[];  // [N][H]
+  for (int i = threadIdx.x; i < N * H; i += blockDim.x) w_s[i] = w[i];
+  __syncthreads();
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int64_t r0 = (int64_t{blockIdx.x} * kHeadWarps + warp) * kHeadRowsPerWarp;
+  if (r0 >= n) return;
+  const T* src[kHeadRowsPerWarp];
+#pragma unroll
+  for (int r = 0; r < kHeadRowsPerWarp; ++r)  // rows past n repeat the last one (computed, not written)
+    src[r] = x + int64_t{rows[r0 + r < n ? r0 + r : n - 1]} * H;
+  float acc[kHeadRowsPerWarp][kHeadMaxOutputs] = {};
+  for (int k = lane; k < H; k += 32) {
+    float xv[kHeadRowsPerWarp];
+#pragma unroll
+    for (int r = 0; r < kHeadRowsPerWarp; ++r) xv[r] = to_f32(src[r][k]);
+#pragma unroll
+    for (int j = 0; j < kHeadMaxOutputs; ++j) {
+      if (j >= N) break;
+      const float wv = w_s[j * H + k];
+#pragma unroll
+      for (int r = 0; r < kHeadRowsPerWarp; ++r) acc[r][j] = fmaf(xv[r], wv, acc[r][j]);
+    }
+  }
+#pragma unroll
+  for (int r = 0; r < kHeadRowsPerWarp; ++r) {
+    float mine = 0;  // lane j keeps output j's sum
+#pragma unroll
+    for (int j = 0; j < kHeadMaxOutputs; ++j) {
+      if (j >= N) break;
+      float v = acc[r][j];
+#pragma unroll
+      for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
+      if (lane == j) mine = v;
+    }
+    if (lane < N && r0 + r < n) out[(r0 + r) * N + lane] = b ? mine + b[lane] : mine;
+  }
+}
+
 template <class T>
 __global__ void fill_nan_kernel(T* p, int64_t n) {
   for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n; i += int64_t{gridDim.x} * blockDim.x)
@@ -127,6 +176,22 @@ void gather_rows(const GatherRowsArgs& a, cudaStream_t stream) {
                                                                                  a.out.as<float>());
   });
   LRT_CUDA_LAUNCHED("gather_rows");
+}
+
+bool gather_linear(const GatherLinearArgs& a, cudaStream_t stream) {
+  const int64_t H = a.x.dim(1), N = a.weight.dim(0);
+  const size_t smem = static_cast<size_t>(N * H) * sizeof(float);
+  if (N < 1 || N > kHeadMaxOutputs || smem > 48 * 1024 || a.weight.dtype != DType::kF32) return false;
+  if (a.n == 0) return true;
+  const float* b = a.bias.defined() ? a.bias.as<float>() : nullptr;
+  const auto blocks = static_cast<unsigned>(ceil_div(a.n, int64_t{kHeadWarps * kHeadRowsPerWarp}));
+  LRT_DISPATCH_FLOAT(a.x.dtype, T, {
+    gather_linear_kernel<T><<<blocks, kHeadWarps * 32, smem, stream>>>(
+        a.x.as<T>(), a.rows, a.n, static_cast<int>(H), static_cast<int>(N), a.weight.as<float>(), b,
+        a.out.as<float>());
+  });
+  LRT_CUDA_LAUNCHED("gather_linear");
+  return true;
 }
 
 void fill_nan(const TensorView& t, cudaStream_t stream) {
