@@ -43,7 +43,7 @@ void convert_from_f32(const float* src, const TensorView& dst, cudaStream_t stre
 // GatherRowsArgs semantics: out[i] = float(x[rows[i]]).
 void gather_rows(const GatherRowsArgs& a, cudaStream_t stream);
 // GatherLinearArgs semantics in one kernel, without the scratch: false (nothing queued) where it does not apply —
-// N > kHeadMaxOutputs, W not F32, or W over 48 KB (N · H · 4 bytes, shared memory). Shapes checked by the caller.
+// N > kHeadMaxOutputs or W not F32. Shapes checked by the caller.
 constexpr int kHeadMaxOutputs = 16;
 bool gather_linear(const GatherLinearArgs& a, cudaStream_t stream);
 // Fills a float tensor (F32/F16/BF16) with NaN; other dtypes with 0xFF bytes.
