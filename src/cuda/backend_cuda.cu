@@ -520,30 +520,6 @@ class CudaBackend : public Backend {
     cuda::gather_rows(a, cur_);
   }
 
-  // One kernel (cuda::gather_linear) where it applies, and LAYOUTRT_FUSED_HEAD=0 (read per call) is not set;
-  // otherwise Backend's gather_rows + linear.
-  void gather_linear(const GatherLinearArgs& a) override {
-    const char* op = "gather_linear";
-    const int64_t H = a.x.dim(1), N = a.weight.dim(0);
-    expect_float_matrix(op, "x", a.x, H);
-    expect_float_matrix(op, "weight", a.weight, H);
-    if (a.bias.defined()) expect_f32_vector(op, "bias", a.bias, N);
-    if (a.n < 0) bad_view(op, "negative n");
-    if (a.out.dtype != DType::kF32 || a.out.rank != 2 || a.out.dim(0) < a.n || a.out.dim(1) != N ||
-        a.out.device != Device::kCUDA)
-      bad_view(op, "out " + dims_str(a.out) + " must be F32 [" + std::to_string(a.n) + ", " + std::to_string(N) + "]");
-    if (a.n > 0 && !a.rows) bad_view(op, "rows missing");
-    const char* env = std::getenv("LAYOUTRT_FUSED_HEAD");
-    if (!(env && std::string(env) == "0")) {
-      activate();
-      if (cuda::gather_linear(a, cur_)) {
-        head_path_ = "fused";
-        return;
-      }
-    }
-    Backend::gather_linear(a);
-  }
-
  private:
   // Every call that touches the device first makes ours current (a thread may drive contexts on several GPUs).
   void activate() const { LRT_CUDA(cudaSetDevice(device_)); }

@@ -42,10 +42,6 @@ void bias_activation(const TensorView& y, const TensorView& bias, Epilogue epilo
 void convert_from_f32(const float* src, const TensorView& dst, cudaStream_t stream);
 // GatherRowsArgs semantics: out[i] = float(x[rows[i]]).
 void gather_rows(const GatherRowsArgs& a, cudaStream_t stream);
-// GatherLinearArgs semantics in one kernel, without the scratch: false (nothing queued) where it does not apply —
-// N > kHeadMaxOutputs or W not F32. Shapes checked by the caller.
-constexpr int kHeadMaxOutputs = 16;
-bool gather_linear(const GatherLinearArgs& a, cudaStream_t stream);
 // Fills a float tensor (F32/F16/BF16) with NaN; other dtypes with 0xFF bytes.
 void fill_nan(const TensorView& t, cudaStream_t stream);
 

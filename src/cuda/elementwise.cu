@@ -71,55 +71,6 @@ __global__ void copy_rows_kernel(const uint4* __restrict__ x, const int32_t* __r
   for (int k = threadIdx.x; k < row_vecs; k += blockDim.x) dst[k] = src[k];
 }
 
-// The heads' linear on gathered rows (GatherLinearArgs, N ≤ kHeadMaxOutputs), FP32 throughout: one warp per kRows
-// rows, lane l taking columns l, l + 32, ... of each (coalesced loads of x in its own dtype, eight columns' loads
-// issued before their FMAs), W read through L1 (N · H F32, 21 KB for FUNSD's 7 labels; each value read once per warp
-// for its kRows rows), the partial sums reduced across the warp by shuffles. kRows = 4 for many rows (W's L1 traffic
-// a quarter), 1 for few (B = 1: 512 rows → 512 warps, the latency of one row's loads spread over the SMs). Replaces
-// gather_rows (x → F32 [n, H]) + a cuBLASLt FP32 GEMM with N = num_labels (7 for FUNSD): ~35 us + ~35 us at
-// 16384 rows and ~2 us + 7.8 us at B = 1 on an H200 (bench/results/2026-12-02-h200-graph-tuning.md) for a [n, 7]
-// output.
-constexpr int kHeadWarps = 4;
-template <class T, int kRows>
-__global__ void __launch_bounds__(kHeadWarps * 32)
-    gather_linear_kernel(const T* __restrict__ x, const int32_t* __restrict__ rows, int64_t n, int H, int N,
-                         const float* __restrict__ w, const float* __restrict__ b, float* __restrict__ out) {
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int64_t r0 = (int64_t{blockIdx.x} * kHeadWarps + warp) * kRows;
-  if (r0 >= n) return;
-  const T* src[kRows];
-#pragma unroll
-  for (int r = 0; r < kRows; ++r)  // rows past n repeat the last one (computed, not written)
-    src[r] = x + int64_t{rows[r0 + r < n ? r0 + r : n - 1]} * H;
-  float acc[kRows][kHeadMaxOutputs] = {};
-#pragma unroll 8
-  for (int k = lane; k < H; k += 32) {
-    float xv[kRows];
-#pragma unroll
-    for (int r = 0; r < kRows; ++r) xv[r] = to_f32(src[r][k]);
-#pragma unroll
-    for (int j = 0; j < kHeadMaxOutputs; ++j) {
-      if (j >= N) break;
-      const float wv = __ldg(w + j * H + k);
-#pragma unroll
-      for (int r = 0; r < kRows; ++r) acc[r][j] = fmaf(xv[r], wv, acc[r][j]);
-    }
-  }
-#pragma unroll
-  for (int r = 0; r < kRows; ++r) {
-    float mine = 0;  // lane j keeps output j's sum
-#pragma unroll
-    for (int j = 0; j < kHeadMaxOutputs; ++j) {
-      if (j >= N) break;
-      float v = acc[r][j];
-#pragma unroll
-      for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
-      if (lane == j) mine = v;
-    }
-    if (lane < N && r0 + r < n) out[(r0 + r) * N + lane] = b ? mine + b[lane] : mine;
-  }
-}
-
 template <class T>
 __global__ void fill_nan_kernel(T* p, int64_t n) {
   for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n; i += int64_t{gridDim.x} * blockDim.x)
@@ -176,24 +127,6 @@ void gather_rows(const GatherRowsArgs& a, cudaStream_t stream) {
                                                                                  a.out.as<float>());
   });
   LRT_CUDA_LAUNCHED("gather_rows");
-}
-
-bool gather_linear(const GatherLinearArgs& a, cudaStream_t stream) {
-  const int64_t H = a.x.dim(1), N = a.weight.dim(0);
-  if (N < 1 || N > kHeadMaxOutputs || a.weight.dtype != DType::kF32 || N * H >= (int64_t{1} << 31)) return false;
-  if (a.n == 0) return true;
-  const float* b = a.bias.defined() ? a.bias.as<float>() : nullptr;
-  // Four rows per warp from ~8 warps per SM's worth of rows on (132 SMs: 4224), one below.
-  const bool many = a.n >= 4096;
-  const int64_t rows_per_cta = int64_t{kHeadWarps} * (many ? 4 : 1);
-  const auto blocks = static_cast<unsigned>(ceil_div(a.n, rows_per_cta));
-  LRT_DISPATCH_FLOAT(a.x.dtype, T, {
-    auto kernel = many ? gather_linear_kernel<T, 4> : gather_linear_kernel<T, 1>;
-    kernel<<<blocks, kHeadWarps * 32, 0, stream>>>(a.x.as<T>(), a.rows, a.n, static_cast<int>(H),
-                                                     static_cast<int>(N), a.weight.as<float>(), b, a.out.as<float>());
-  });
-  LRT_CUDA_LAUNCHED("gather_linear");
-  return true;
 }
 
 void fill_nan(const TensorView& t, cudaStream_t stream) {

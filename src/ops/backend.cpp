@@ -46,23 +46,10 @@ void Backend::run_recorded(uint64_t /*key*/, const std::function<void()>& ops) {
 }
 
 std::map<std::string, std::string> Backend::kernel_choices() const {
-  std::map<std::string, std::string> c;
-  if (!head_path_.empty()) c["head"] = head_path_;
-  if (lanes_used_ == 0) return c;
-  c["lanes"] = std::to_string(lanes_used_);
+  if (lanes_used_ == 0) return {};
+  std::map<std::string, std::string> c{{"lanes", std::to_string(lanes_used_)}};
   if (!last_layer_rows_.empty()) c["last_layer_rows"] = last_layer_rows_;
   return c;
-}
-
-void Backend::gather_linear(const GatherLinearArgs& a) {
-  head_path_ = "gather+linear";
-  if (a.n == 0) return;
-  const int64_t H = a.x.dim(1);
-  if (a.scratch.dtype != DType::kF32 || a.scratch.rank != 2 || a.scratch.dim(0) < a.n || a.scratch.dim(1) != H)
-    throw_error(ErrorCode::kInternal, "gather_linear: scratch must be F32 [>= ", a.n, ", ", H, "]");
-  const TensorView in = a.scratch.rows(0, a.n);
-  gather_rows({a.x, a.rows, a.n, in});
-  linear({in, a.weight, a.bias, a.out.rows(0, a.n), Epilogue::kNone});
 }
 
 double Backend::last_recorded_ms() { return last_recorded_ms_; }

@@ -123,17 +123,6 @@ struct GatherRowsArgs {
   TensorView out;                 // [n, H] F32 or x.dtype; must not overlap x
 };
 
-// out[i] = x[rows[i]] · Wᵀ + b in FP32: a head's only linear on the rows the head reads (token classification, QA).
-// W F32 [N, H], b F32 [N] or undefined, out F32 [n, N]. scratch F32 [n, H] is where the default implementation
-// gathers the rows first (gather_rows, then linear); a backend may compute without it (CUDA: one kernel for N ≤ 16).
-struct GatherLinearArgs {
-  TensorView x;                   // [rows, H]
-  const int32_t* rows = nullptr;  // [n] device
-  int64_t n = 0;
-  TensorView weight, bias, out;
-  TensorView scratch;             // F32 [≥ n, H]
-};
-
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -185,15 +174,12 @@ class Backend {
   virtual void prepare_attention(AttentionArgs& a) { (void)a; }
   // The kernels the last forward took where a backend chooses at run time (CUDA: "attention" flash|reference,
   // "attention_bias" cache|lookup|none; every backend: "lanes", the lane count of the last begin_lanes, and
-  // "last_layer_rows", see note_last_layer_rows; "head", see gather_linear): `layoutrt bench` prints them, tests
-  // assert them. Empty before any forward.
+  // "last_layer_rows", see note_last_layer_rows): `layoutrt bench` prints them, tests assert them. Empty before any
+  // forward.
   virtual std::map<std::string, std::string> kernel_choices() const;
   // What the forward's last layer ran on (kernel_choices "last_layer_rows"): "head" (the head's rows only) or "all".
   void note_last_layer_rows(const std::string& rows) { last_layer_rows_ = rows; }
   virtual void gather_rows(const GatherRowsArgs& a) = 0;
-  // Default: gather_rows into a.scratch, then linear (the CPU backend's path, and the CUDA backend's where its fused
-  // kernel does not apply). kernel_choices "head": "fused" or "gather+linear", whichever the last call took.
-  virtual void gather_linear(const GatherLinearArgs& a);
 
   // Lanes: independent op sequences that may run concurrently (CUDA: one stream each, forked from the backend's
   // stream and joined back into it; the CPU runs them in turn). The forward splits a batch's sequences into lanes
@@ -218,7 +204,6 @@ class Backend {
   int lanes_env_ = 0;    // LAYOUTRT_LANES, 0 when unset
   int lanes_used_ = 0;   // lanes of the last begin_lanes (kernel_choices)
   std::string last_layer_rows_;  // note_last_layer_rows (kernel_choices)
-  std::string head_path_;        // the path of the last gather_linear (kernel_choices "head")
 
  private:
   std::map<std::string, double> stage_ms_;

@@ -444,11 +444,7 @@ Outputs run_forward(Backend& be, const ModelWeights& w, Workspace& ws, const Pre
       }
     be.end_lanes();
     be.stage("head");
-    if (n > 0 && w.head_layers.size() == 1) {  // token classification, QA: one linear on the gathered rows
-      const HeadLinear& hl = w.head_layers[0];
-      be.gather_linear({final_hidden, ws.head_rows, n, w.at(hl.name + ".weight"), w.at(hl.name + ".bias"),
-                        ws.head_out.rows(0, n), ws.head_in});
-    } else if (n > 0) {
+    if (n > 0) {
       be.gather_rows({final_hidden, ws.head_rows, n, ws.head_in.rows(0, n)});
       TensorView cur = ws.head_in.rows(0, n);
       for (size_t i = 0; i < w.head_layers.size(); ++i) {

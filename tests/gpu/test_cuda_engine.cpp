@@ -366,10 +366,6 @@ TEST(CudaEngine, FlashKernelAndBiasCacheMatchTheCpuEngine) {
             ASSERT_TRUE(k.count("attention") && k.count("attention_bias") && k.count("lanes"));
             EXPECT_EQ(k.at("attention"), "flash");
             EXPECT_EQ(k.at("lanes"), lanes);
-            // Token classification: the head's linear on the gathered rows in one kernel (cuda::gather_linear).
-            const char* fused_head = std::getenv("LAYOUTRT_FUSED_HEAD");
-            ASSERT_TRUE(k.count("head"));
-            EXPECT_EQ(k.at("head"), fused_head && std::string(fused_head) == "0" ? "gather+linear" : "fused");
             // Mixed plans keep the biases FP32 (their policy): always looked up.
             EXPECT_EQ(k.at("attention_bias"), p == Precision::kMixed ? "lookup" : cached);
             expect_outputs_close(got, want[pack], tolerance_for(p),

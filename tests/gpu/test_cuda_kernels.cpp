@@ -283,55 +283,6 @@ TEST_P(CudaKernels, GatherRowsIsExact) {
   EXPECT_EQ(d.max_abs, 0.0);
 }
 
-// The heads' gathered linear (token classification, QA): the fused kernel (N ≤ 16 outputs; one row per warp below
-// 4096 rows, four from there on) against the CPU backend's gather_rows + linear, with and without a bias, at hidden
-// sizes that are and are not multiples of the warp, rows repeated and in any order, n = 0, n not a multiple of the
-// rows per CTA on either side of 4096; past the kernel's limit (N = 17) and with LAYOUTRT_FUSED_HEAD=0 the CUDA
-// backend must take the gather + linear path. FP32 sums both ways (TF32 plans'
-// fallback GEMM excepted: its own tolerance).
-TEST_P(CudaKernels, GatherLinearMatchesCpuTwin) {
-  const Case& c = GetParam();
-  std::mt19937 rng(23);
-  struct Shape2 {
-    int64_t H, N;
-  };
-  const int64_t R = 50;
-  for (const Shape2 s : {Shape2{96, 7}, Shape2{768, 7}, Shape2{768, 16}, Shape2{13, 1}, Shape2{24, 3},
-                         Shape2{768, 17}, Shape2{1024, 13}})
-    for (const int64_t n : {int64_t{0}, int64_t{1}, int64_t{5}, int64_t{37}, int64_t{4099}})
-      for (const bool bias : {true, false})
-        for (const bool force_off : {false, true}) {
-          if (force_off && (n != 37 || !bias)) continue;
-          if (n == 4099 && (s.H != 768 || !bias)) continue;  // the four-rows-per-warp kernel: base's hidden size
-          SCOPED_TRACE(testing::Message() << "H " << s.H << " N " << s.N << " n " << n << " bias " << bias
-                                          << " LAYOUTRT_FUSED_HEAD=0 " << force_off);
-          const test::ScopedEnv env("LAYOUTRT_FUSED_HEAD", force_off ? "0" : nullptr);
-          const Tensor x = random_tensor({R, s.H}, rng).to(c.act).to(DType::kF32);
-          const Tensor w = random_tensor({s.N, s.H}, rng), b = random_tensor({s.N}, rng);
-          std::vector<int32_t> rows(static_cast<size_t>(n));
-          for (auto& r : rows) r = static_cast<int32_t>(rng() % R);
-          auto run = [&](Backend& be, DType act) {
-            std::vector<std::unique_ptr<Buffer>> keep;
-            Buffer xb(be, x, act), wb(be, w, DType::kF32), bb(be, b, DType::kF32),
-                out(be, DType::kF32, {std::max<int64_t>(n, 1), s.N}), scratch(be, DType::kF32, {std::max<int64_t>(n, 1), s.H});
-            be.fill_nan(out);
-            be.gather_linear({xb, n ? upload_vec(be, rows, keep) : nullptr, n, wb, bias ? bb.view() : TensorView(),
-                              out, scratch});
-            be.synchronize();
-            Tensor got = out.download();
-            return n ? got : Tensor(DType::kF32, {0, s.N});
-          };
-          const Tensor got = run(*gpu, c.act), want = run(*cpu, DType::kF32);
-          const bool fused = !force_off && s.N <= 16;
-          EXPECT_EQ(gpu->kernel_choices()["head"], fused ? "fused" : "gather+linear");
-          if (n == 0) continue;
-          const Diff d = compare(got, want);
-          EXPECT_EQ(d.nonfinite, 0);
-          const double tol = !fused && c.precision == Precision::kTF32 ? 2e-3 : 1e-5;
-          EXPECT_LE(d.rel_l2, tol) << "max-abs " << d.max_abs;
-        }
-}
-
 INSTANTIATE_TEST_SUITE_P(Precisions, CudaKernels, ::testing::ValuesIn(kCases),
                          [](const auto& info) { return case_name(info.param); });
 
