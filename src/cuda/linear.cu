@@ -140,8 +140,8 @@ bool tuning_enabled() {
 // times launches from the host instead. Measured on an H200 (2026-12-02, bench/results/2026-12-02-h200-graph-tuning.md):
 // timed from the host, every GEMM under ~7 us showed ~7 us (the host's launch rate: the M = 709 out-projection 7.2 –
 // 7.9 us, QKV 7.8 – 8.8) — as graphs 3.8 – 4.6 and 6.3 – 7.6 us, so the pick among those candidates was a coin toss.
-// The forward was not measurably faster for it (B = 1 0.686 vs 0.685 ms): cuBLASLt's candidates for these shapes lie
-// within ~20 % of each other.
+// The forward: B = 8 2.591 vs 2.655 ms in one call, other batches and the FUNSD batch within run-to-run noise (B = 1
+// 0.697 vs 0.706, 0.686 vs 0.685 in two calls): cuBLASLt's candidates for the small shapes lie within ~20 %.
 bool tuning_in_graphs() {
   static const bool on = [] {
     const char* e = std::getenv("LAYOUTRT_GEMM_TUNE_GRAPH");
