@@ -170,8 +170,7 @@ struct LinearSpec {
 // A linear's random inputs in the device dtype and the CPU twin's answer (made once, checked on several backends).
 struct LinearCase {
   LinearSpec s;
-  DType dt;
-  Rounded x, w;
+  Rounded x, w;  // x.device_dtype's dtype is the case's
   Tensor bias, want;
 };
 
@@ -188,7 +187,7 @@ LinearCase make_linear_case(DType dt, const LinearSpec& s, uint32_t seed) {
   std::memcpy(xr.mutable_data(), x.f32.data_as<float>() + s.x_row_offset * s.K, xr.nbytes());
   Tensor want(DType::kF32, {s.M, s.N});
   cpu()->linear({host_view(xr), host_view(w.f32), s.bias ? host_view(bias) : TensorView(), host_view(want), s.epilogue});
-  return {s, dt, std::move(x), std::move(w), std::move(bias), std::move(want)};
+  return {s, std::move(x), std::move(w), std::move(bias), std::move(want)};
 }
 
 void run_linear_case(Backend& gpu, Precision prec, const LinearCase& c) {
@@ -196,7 +195,7 @@ void run_linear_case(Backend& gpu, Precision prec, const LinearCase& c) {
   SCOPED_TRACE(testing::Message() << precision_name(prec) << " M " << s.M << " N " << s.N << " K " << s.K << " "
                                   << epilogue_name(s.epilogue) << (s.bias ? " +bias" : "") << " x row offset "
                                   << s.x_row_offset << " bias byte offset " << s.bias_byte_offset);
-  const DType dt = c.dt;
+  const DType dt = c.x.device_dtype.dtype();
   ASSERT_EQ(gpu.activation_dtype(prec), dt);
   auto xd = upload(gpu, c.x.device_dtype);
   auto wd = upload(gpu, c.w.device_dtype);
