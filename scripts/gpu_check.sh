@@ -314,7 +314,9 @@ step_ab() {
   # such as LAYOUTRT_GEMM_CANDIDATES apply) at GPU_CHECK_AB_BATCHES (default 1,8,32) with --stages and
   # GPU_CHECK_AB_ARGS added to the bench command (e.g. "--lengths bench/funsd_test_token_counts.txt --pack");
   # $OUT/ab.md tabulates median ms per variant and batch with the attention and FFN stages; GPU_CHECK_AB_FUNSD=1 adds
-  # the 32 FUNSD-length documents padded and packed (B = 32) and their ratio per variant.
+  # the 32 FUNSD-length documents padded and packed (B = 32) and their ratio per variant (documents 1-32: the first of
+  # the distinct batches the runs alternate between; the median of the mixture is an order statistic at a cluster's
+  # edge, not a batch's median).
   # Source A/B in the same call: GPU_CHECK_AB_ALT=<dir> holds files at their repository paths (e.g. the base version
   # of a kernel, `git show main:src/x.cu > ab_alt/src/x.cu`); a second `layoutrt` is built with them swapped in (only
   # the changed translation units recompile, then the originals are restored and rebuilt), and a variant containing
@@ -358,16 +360,18 @@ for i, v in enumerate(variants):
     except (OSError, ValueError, KeyError):
         res.append((v or "(defaults)", {}))
 batches = sorted({b for _, rows in res for b in rows})
-def funsd(i, kind):
+def funsd(i, kind):  # the median of documents 1-32 (the first distinct batch), not of the runs' mixture
     try:
-        return json.load(open(f"{w}/ab_{i}_{kind}.json"))["results"][0]["median_ms"]
+        r = json.load(open(f"{w}/ab_{i}_{kind}.json"))["results"][0]
+        return (r.get("per_batch") or [r])[0]["median_ms"]
     except (OSError, ValueError, KeyError, IndexError):
         return None
 has_funsd = any(funsd(i, "funsd") for i in range(len(variants)))
 lines = ["A/B of run-time switches, one call, each variant on a plan built under it: compute ms (median), in brackets "
          "the attention / FFN stage ms "
          "(one run with CUDA events between stages, graphs off)" +
-         ("; FUNSD: 32 documents of bench/funsd_test_token_counts.txt padded to 512 / packed, B = 32." if has_funsd
+         ("; FUNSD: documents 1-32 of bench/funsd_test_token_counts.txt padded to 512 / packed, B = 32 (the median of "
+          "that batch's runs; the runs alternate with documents 33-50, 1-14)." if has_funsd
           else "."), "",
          "| variant | " + " | ".join(f"B = {b}" for b in batches) + (" | FUNSD padded | FUNSD packed | ratio |" if has_funsd
                                                                      else " |"),

@@ -170,7 +170,10 @@ int sm90_mode() {
   return c;
 }
 
-// How many heuristic candidates are timed: LAYOUTRT_GEMM_CANDIDATES (1 .. kMaxCandidates, default 8).
+// How many heuristic candidates are timed: LAYOUTRT_GEMM_CANDIDATES (1 .. kMaxCandidates, default 8). Split-K
+// versions of them (K in 2 – 4 parts, FP32 partials reduced in the workspace) were timed beside them for the B = 1
+// shapes and never won (709 rows: QKV 17.6 vs 6.4 us, FFN down 11.5 vs 7.7; H200, 2026-12-02,
+// bench/results/2026-12-02-h200-stages-splitk.md): not kept.
 constexpr int kMaxCandidates = 64;
 int gemm_candidates() {
   static const int n = [] {

@@ -54,7 +54,9 @@
 // sharing every K/V tile (CTA-wide barrier per key tile, two CTAs per SM): attention stage B = 32 2.885 vs 2.381 ms;
 // persistent CTAs walking query tiles of several sequences with the next tile's Q, K/V, key-valid bytes and bias
 // prefetched across the boundary: 3.23 vs 2.68 ms. Four independent one-warpgroup CTAs per SM hide each other's
-// start-up better than either.
+// start-up better than either. Three K/V stages for the two-warpgroup shape (each warpgroup's tiles prefetched two ahead,
+// 105 KB per CTA, still two CTAs per SM; H200, 2026-12-02, bench/results/2026-12-02-h200-stages-splitk.md): B = 1
+// 0.687 vs 0.687 ms — not kept (branch wip/stages-splitk-embed-lanes).
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>

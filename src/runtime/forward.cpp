@@ -409,6 +409,8 @@ Outputs run_forward(Backend& be, const ModelWeights& w, Workspace& ws, const Pre
       if (r.defined() && V == 0) e.out_f32 = r;
       be.text_embedding(e);
     }
+    // The text and patch embeddings run one after the other: as two lanes (concurrent streams) they were not faster
+    // (B = 1 0.687 vs 0.681 ms; H200, 2026-12-02, bench/results/2026-12-02-h200-stages-splitk.md).
     if (V > 0) {
       const int64_t P = V - 1;
       PatchEmbeddingArgs pe;
