@@ -266,13 +266,13 @@ class CudaBackend : public Backend {
     activate();
     cuda::im2col_patches(a, cur_);
     // proj = patches · Wᵀ WITHOUT the conv bias: visual_rows adds it in FP32 (cuda_ops.h), like the CPU twin.
-    linear_runner().run({a.patches, W, TensorView(), a.proj, Epilogue::kNone}, cur_, cur_lane_);
+    linear_runner().run({a.patches, W, TensorView(), a.proj, Epilogue::kNone}, cur_, cur_lane_, gemm_lanes());
     cuda::visual_rows(a, cur_);
   }
 
   void linear(const LinearArgs& a) override {
     activate();
-    linear_runner().run(a, cur_, cur_lane_);  // checks its views
+    linear_runner().run(a, cur_, cur_lane_, gemm_lanes());  // checks its views
   }
 
   void layer_norm(const LayerNormArgs& a) override {
@@ -464,6 +464,9 @@ class CudaBackend : public Backend {
   // Lanes run concurrently on their own streams unless there is one lane, or stage timing is on (its events time
   // the stages in turn on stream_, so the lanes then run one after the other there).
   bool lanes_concurrent(int n) const { return n > 1 && !stage_timing_; }
+  // The GEMMs' lane count (GemmKey::lanes): the open lanes, also where they run in turn (stage timing), so a stage-timed
+  // run multiplies with the forward's algorithms and does not time candidates of its own inside a stage; 1 outside.
+  int gemm_lanes() const { return lanes_active_ > 1 ? lanes_active_ : 1; }
   void begin_lanes(int n) override {
     if (n < 1 || n > kMaxLanes) throw_error(ErrorCode::kInternal, "cuda backend: ", n, " lanes requested");
     Backend::begin_lanes(n);

@@ -54,8 +54,10 @@ class LinearRunner {
   static std::unique_ptr<LinearRunner> create(bool allow_tf32);
   virtual ~LinearRunner() = default;
   // `lane`: which of the caller's concurrent streams (Backend lanes) this is; each lane's GEMMs get a cuBLASLt
-  // workspace of their own (made on the lane's first GEMM, never inside a graph capture).
-  virtual void run(const LinearArgs& a, cudaStream_t stream, int lane = 0) = 0;
+  // workspace of their own (made on the lane's first GEMM, never inside a graph capture). `lanes`: how many lanes the
+  // forward runs (concurrently, or in turn under stage timing; 1 outside lanes): part of the GEMM's key (GemmKey::lanes),
+  // its candidates timed as that many concurrent copies.
+  virtual void run(const LinearArgs& a, cudaStream_t stream, int lane = 0, int lanes = 1) = 0;
   // Called before GEMM candidates are timed (first use of a shape, outside captures): the caller waits there for any
   // of its other streams that could share the GPU with the timed runs.
   virtual void set_quiesce(std::function<void()> quiesce) = 0;

@@ -80,7 +80,7 @@ std::string export_gemm_algorithms(int device, uint64_t since_epoch) {
                         {"k", k.k},       {"dtype", dtype_name(k.dtype)},
                         {"tf32", k.tf32}, {"bias_epilogue", k.bias_epilogue},
                         {"gelu", k.gelu}, {"align", {k.align_x, k.align_w, k.align_y}},
-                        {"algo", to_hex(e.algo)}};
+                        {"lanes", k.lanes},     {"algo", to_hex(e.algo)}};
     if (e.sm90_config >= 0) a["sm90"] = sm90_gemm_config_name(e.sm90_config);
     list.push_back(a);
   }
@@ -119,8 +119,11 @@ std::string import_gemm_algorithms(int device, const std::string& text) {
       k.gelu = a.value("gelu", false);  // absent in plans made before the Hopper GEMMs were timed
       const auto al = a.at("align");
       k.align_x = al.at(0).get<uint16_t>(), k.align_w = al.at(1).get<uint16_t>(), k.align_y = al.at(2).get<uint16_t>();
+      const int lanes = a.value("lanes", 1);  // absent in plans made before GEMMs were timed per lane count
+      k.lanes = static_cast<uint8_t>(lanes);
       GemmAlgoEntry e;
-      if (!dt || k.m <= 0 || k.n <= 0 || k.k <= 0 || !from_hex(a.at("algo").get<std::string>(), e.algo)) {
+      if (!dt || k.m <= 0 || k.n <= 0 || k.k <= 0 || lanes < 1 || lanes > 8 ||
+          !from_hex(a.at("algo").get<std::string>(), e.algo)) {
         ++bad;
         continue;
       }

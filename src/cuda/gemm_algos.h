@@ -19,8 +19,9 @@
 
 namespace layoutrt::cuda {
 
-// One GEMM's identity for algorithm choice: shape, dtype, compute mode, epilogue, and the operands' pointer alignment
-// (the heuristic may exploit it).
+// One GEMM's identity for algorithm choice: shape, dtype, compute mode, epilogue, the operands' pointer alignment
+// (the heuristic may exploit it), and how many copies of it run at once (the backend's concurrent lanes: the best
+// tile shape for a GEMM sharing the GPU with its twin on another stream is not the best one alone).
 struct GemmKey {
   int64_t m = 0, n = 0, k = 0;  // rows of x, rows of W (outputs), reduction
   DType dtype = DType::kF32;
@@ -28,8 +29,10 @@ struct GemmKey {
   bool bias_epilogue = false;
   bool gelu = false;  // bias + exact GELU in the epilogue: only the Hopper fused kernel runs it (gemm_sm90.h)
   uint16_t align_x = 0, align_w = 0, align_y = 0;
+  uint8_t lanes = 1;  // 1, or the concurrent lanes (2 .. Backend::kMaxLanes) it runs in; candidates timed as many
   auto tie() const {
-    return std::make_tuple(m, n, k, static_cast<int>(dtype), tf32, bias_epilogue, gelu, align_x, align_w, align_y);
+    return std::make_tuple(m, n, k, static_cast<int>(dtype), tf32, bias_epilogue, gelu, align_x, align_w, align_y,
+                           lanes);
   }
   bool operator==(const GemmKey& o) const { return tie() == o.tie(); }
   bool operator<(const GemmKey& o) const { return tie() < o.tie(); }
@@ -53,7 +56,7 @@ struct GemmAlgoTable {
 // since (the shapes of the model the build just ran).
 uint64_t begin_gemm_epoch();
 // JSON text: {"device", "sm_count", "compute_capability", "cublaslt_version", "algorithms": [{m, n, k, dtype, tf32,
-// bias_epilogue, gelu, align: [x, w, y], algo: 128 hex digits, sm90: configuration name (fused-GELU keys)}]}.
+// bias_epilogue, gelu, align: [x, w, y], lanes, algo: 128 hex digits, sm90: configuration name (fused-GELU keys)}]}.
 std::string export_gemm_algorithms(int device, uint64_t since_epoch);
 // Seeds the table from such a record when it was made on the same device model (name, SM count, compute capability)
 // and cuBLASLt version; returns a one-line status, starting with "warning: " when the record is not used.

@@ -19,10 +19,17 @@
 // LAYOUTRT_SM90_GEMM=off runs its untimed default configuration, =<configuration name> forces one (A/B checks; read
 // when a shape is first met, and neither recorded process-wide).
 //
-// Descriptors, layouts and the chosen algorithm are cached per GemmKey (shape, dtype, compute mode, epilogue and the
-// operands' pointer alignment, which the heuristic may exploit). choose_algorithm() is the one place an algorithm is
-// picked: cuBLASLt's heuristic candidates and the Hopper configurations, timed on first use (LAYOUTRT_GEMM_TUNE=0:
-// the heuristic's first pick; LAYOUTRT_GEMM_LOG=1 prints every candidate's time).
+// Descriptors, layouts and the chosen algorithm are cached per GemmKey (shape, dtype, compute mode, epilogue, the
+// operands' pointer alignment, which the heuristic may exploit, and the lanes the forward runs it in).
+// choose_algorithm() is the one place an algorithm is picked: cuBLASLt's heuristic candidates and the Hopper
+// configurations, timed on first use (LAYOUTRT_GEMM_TUNE=0: the heuristic's first pick; LAYOUTRT_GEMM_LOG=1 prints
+// every candidate's time). A GEMM of two concurrent lanes is timed as two copies at once (each lane's GEMM shares the
+// GPU with its twin): alone, the packed FUNSD lanes' FFN GEMM (7476 / 7539 rows) times fastest with 128 × 128 tiles
+// (10.7 waves), beside its twin 128 × 192 tiles (7.15 waves, the other lane's work filling the last) are faster —
+// forced in the forward 5.515 vs 5.563 ms. Timed per lane count (H200, 2026-12-02,
+// bench/results/2026-12-02-h200-lane-tuning.md), within each of two calls: packed FUNSD −0.6 to −0.8 % (5.590 – 5.662
+// vs 5.627 – 5.707 ms), B = 8 −0.6 to −0.7 %, B = 32 within its ±1 % spread, B = 1 unchanged (one lane);
+// LAYOUTRT_GEMM_TUNE_LANES=0 keys and times every GEMM alone, as before.
 // The choice is kept process-wide per (device, key) in GemmAlgoTable (gemm_algos.h), which a plan built on a GPU
 // seeds with the algorithms timed at build time; a seeded algorithm is validated with cublasLtMatmulAlgoCheck on
 // first use and re-chosen if cuBLASLt rejects it.
@@ -114,6 +121,7 @@ std::string shape_text(const GemmKey& k) {
   s << "x[" << k.m << "," << k.k << "] · W[" << k.n << "," << k.k << "]ᵀ " << dtype_name(k.dtype)
     << (k.tf32 ? " (TF32)" : "") << (k.gelu ? " +bias+GELU epilogue" : k.bias_epilogue ? " +bias epilogue" : "")
     << ", alignment x/W/y " << k.align_x << "/" << k.align_w << "/" << k.align_y << " bytes";
+  if (k.lanes > 1) s << ", " << int{k.lanes} << " concurrent lanes";
   return s.str();
 }
 
@@ -126,6 +134,16 @@ struct TuneContext {
   void* workspace = nullptr;
   const std::function<void()>* quiesce = nullptr;  // waits for the caller's other streams before timing
 };
+
+// Keys carry the concurrent lane count (GemmKey::lanes): LAYOUTRT_GEMM_TUNE_LANES=0 makes every key's 1 (candidates
+// timed alone, as before 2026-12-02), for A/B timing.
+bool tune_per_lanes() {
+  static const bool on = [] {
+    const char* e = std::getenv("LAYOUTRT_GEMM_TUNE_LANES");
+    return !(e && std::string(e) == "0");
+  }();
+  return on;
+}
 
 // GEMM autotuning: LAYOUTRT_GEMM_TUNE=0 keeps cuBLASLt's first heuristic choice.
 bool tuning_enabled() {
@@ -245,35 +263,73 @@ Choice choose_algorithm(cublasLtHandle_t handle, const GemmKey& key, const GemmP
     }
   } events{start, stop};
   const float alpha = 1.0f, beta = 0.0f;
-  // The candidates that run on these operands (each launched once here: the warm-up).
+  // Where a candidate runs: copy 0 on the call's own output, workspace and stream; for keys of concurrent lanes
+  // (GemmKey::lanes > 1, a stream to fork from) as many more copies on streams, outputs and workspaces of their own,
+  // made for this timing — the forward runs this GEMM beside its twin of the other lane.
+  struct Copy {
+    TensorView y;
+    void* workspace = nullptr;
+    cudaStream_t stream = nullptr;
+    cudaEvent_t joined = nullptr;
+  };
+  std::vector<Copy> copies{{tc->y, tc->workspace, tc->stream, nullptr}};
+  cudaEvent_t forked = nullptr;
+  struct CopiesGuard {
+    std::vector<Copy>& c;
+    cudaEvent_t& forked;
+    ~CopiesGuard() {
+      for (size_t i = 1; i < c.size(); ++i) {
+        if (c[i].stream) cudaStreamSynchronize(c[i].stream), cudaStreamDestroy(c[i].stream);
+        if (c[i].joined) cudaEventDestroy(c[i].joined);
+        cudaFree(c[i].y.data);
+        cudaFree(c[i].workspace);
+      }
+      if (forked) cudaEventDestroy(forked);
+    }
+  } copies_guard{copies, forked};
+  if (key.lanes > 1 && tc->stream) {
+    LRT_CUDA(cudaEventCreateWithFlags(&forked, cudaEventDisableTiming));
+    for (int i = 1; i < key.lanes; ++i) {
+      copies.push_back(Copy{tc->y, nullptr, nullptr, nullptr});
+      Copy& c = copies.back();
+      c.y.data = nullptr;
+      LRT_CUDA(cudaMalloc(&c.y.data, tc->y.nbytes()));
+      LRT_CUDA(cudaMalloc(&c.workspace, kWorkspaceBytes));
+      LRT_CUDA(cudaStreamCreateWithFlags(&c.stream, cudaStreamNonBlocking));
+      LRT_CUDA(cudaEventCreateWithFlags(&c.joined, cudaEventDisableTiming));
+    }
+  }
+  // The candidates that run on these operands (each launched once here, copy 0: the warm-up).
   struct Candidate {
     Choice choice;
     std::string name;
-    std::function<void()> launch;
-    float us = -1;  // the best of the passes, per launch
+    std::function<void(const Copy&)> launch;
+    float us = -1;  // the best of the passes, per launch of every copy
   };
   std::vector<Candidate> cands;
   for (int i = 0; i < found; ++i) {
     if (results[i].state != CUBLAS_STATUS_SUCCESS) continue;
-    auto launch = [&, i] {
-      return cublasLtMatmul(handle, p.desc, &alpha, tc->w.data, p.a, tc->x.data, p.b, &beta, tc->y.data, p.c,
-                            tc->y.data, p.c, &results[i].algo, tc->workspace, kWorkspaceBytes, tc->stream);
+    auto launch = [&, i](const Copy& copy) {
+      return cublasLtMatmul(handle, p.desc, &alpha, tc->w.data, p.a, tc->x.data, p.b, &beta, copy.y.data, p.c,
+                            copy.y.data, p.c, &results[i].algo, copy.workspace, kWorkspaceBytes, copy.stream);
     };
-    if (launch() != CUBLAS_STATUS_SUCCESS) continue;  // a candidate that cannot run is skipped
+    if (launch(copies[0]) != CUBLAS_STATUS_SUCCESS) continue;  // a candidate that cannot run is skipped
     Candidate c;
     c.choice.algo = results[i].algo;
     c.name = "cublaslt#" + std::to_string(i);
-    c.launch = [launch] { LRT_CUBLAS(launch()); };
+    c.launch = [launch](const Copy& copy) { LRT_CUBLAS(launch(copy)); };
     cands.push_back(std::move(c));
   }
   for (int cfg = 0; key.gelu && cfg < sm90_gemm_config_count(); ++cfg) {
-    auto launch = [&, cfg] { return sm90_linear_bias_gelu(cfg, tc->x, tc->w, tc->bias, tc->y, tc->stream); };
-    if (!launch()) continue;  // this configuration cannot implement the shape
+    auto launch = [&, cfg](const Copy& copy) {
+      return sm90_linear_bias_gelu(cfg, tc->x, tc->w, tc->bias, copy.y, copy.stream);
+    };
+    if (!launch(copies[0])) continue;  // this configuration cannot implement the shape
     Candidate c;
     c.choice.sm90_config = cfg;
     c.name = sm90_gemm_config_name(cfg);
-    c.launch = [launch, cfg] {
-      if (!launch()) throw_error(ErrorCode::kInternal, "cuda linear: ", sm90_gemm_config_name(cfg), " declined a rerun");
+    c.launch = [launch, cfg](const Copy& copy) {
+      if (!launch(copy)) throw_error(ErrorCode::kInternal, "cuda linear: ", sm90_gemm_config_name(cfg), " declined a rerun");
     };
     cands.push_back(std::move(c));
   }
@@ -291,8 +347,17 @@ Choice choose_algorithm(cublasLtHandle_t handle, const GemmKey& key, const GemmP
     }
   };
   auto elapsed_ms = [&](const Candidate& c, int reps, Graph& graph) {
-    auto launches = [&] {
-      for (int r = 0; r < reps; ++r) c.launch();
+    auto launches = [&] {  // every copy `reps` times, the copies on their streams side by side
+      if (copies.size() > 1) {
+        LRT_CUDA(cudaEventRecord(forked, tc->stream));
+        for (size_t i = 1; i < copies.size(); ++i) LRT_CUDA(cudaStreamWaitEvent(copies[i].stream, forked, 0));
+      }
+      for (const Copy& copy : copies)
+        for (int r = 0; r < reps; ++r) c.launch(copy);
+      for (size_t i = 1; i < copies.size(); ++i) {
+        LRT_CUDA(cudaEventRecord(copies[i].joined, copies[i].stream));
+        LRT_CUDA(cudaStreamWaitEvent(tc->stream, copies[i].joined, 0));
+      }
     };
     // (The legacy default stream cannot be captured: plain launches there.)
     if (!graph.g && tuning_in_graphs() && tc->stream) {
@@ -335,8 +400,10 @@ Choice choose_algorithm(cublasLtHandle_t handle, const GemmKey& key, const GemmP
   }
   if (best_us < 0) return first;
   if (tuning_log())
-    std::fprintf(stderr, "layoutrt: GEMM %s (timed %s):%s chose %s\n", shape_text(key).c_str(),
-                 tuning_in_graphs() ? "as graphs" : "from the host", log.str().c_str(), best_name);
+    std::fprintf(stderr, "layoutrt: GEMM %s (timed %s%s):%s chose %s\n", shape_text(key).c_str(),
+                 tuning_in_graphs() ? "as graphs" : "from the host",
+                 copies.size() > 1 ? (", " + std::to_string(copies.size()) + " copies at once").c_str() : "",
+                 log.str().c_str(), best_name);
   return best;
 }
 
@@ -362,7 +429,7 @@ class CublasLtLinearRunner : public LinearRunner {
 
   void set_quiesce(std::function<void()> quiesce) override { quiesce_ = std::move(quiesce); }
 
-  void run(const LinearArgs& a, cudaStream_t stream, int lane) override {
+  void run(const LinearArgs& a, cudaStream_t stream, int lane, int lanes) override {
     const TensorView &x = a.x, &w = a.weight, &y = a.y, &bias = a.bias;
     auto fail = [&](const char* what) {
       throw_error(ErrorCode::kInternal, "cuda linear: ", what, ": x ", dtype_name(x.dtype), " [", x.dims[0], ",",
@@ -404,6 +471,8 @@ class CublasLtLinearRunner : public LinearRunner {
     key.align_x = static_cast<uint16_t>(pointer_alignment(x.data));
     key.align_w = static_cast<uint16_t>(pointer_alignment(w.data));
     key.align_y = static_cast<uint16_t>(pointer_alignment(y.data));
+    if (lanes < 1 || lanes > Backend::kMaxLanes) throw_error(ErrorCode::kInternal, "cuda linear: ", lanes, " lanes");
+    key.lanes = static_cast<uint8_t>(tune_per_lanes() ? lanes : 1);
 
     TuneContext tc;
     tc.x = x;
