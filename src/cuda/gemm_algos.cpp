@@ -10,6 +10,7 @@
 
 #include "cuda/cuda_check.h"
 #include "cuda/gemm_sm90.h"
+#include "ops/backend.h"
 
 namespace layoutrt::cuda {
 
@@ -122,7 +123,7 @@ std::string import_gemm_algorithms(int device, const std::string& text) {
       const int lanes = a.value("lanes", 1);  // absent in plans made before GEMMs were timed per lane count
       k.lanes = static_cast<uint8_t>(lanes);
       GemmAlgoEntry e;
-      if (!dt || k.m <= 0 || k.n <= 0 || k.k <= 0 || lanes < 1 || lanes > 8 ||
+      if (!dt || k.m <= 0 || k.n <= 0 || k.k <= 0 || lanes < 1 || lanes > Backend::kMaxLanes ||
           !from_hex(a.at("algo").get<std::string>(), e.algo)) {
         ++bad;
         continue;
