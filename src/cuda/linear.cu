@@ -72,11 +72,14 @@ int sm90_gemm_default_config(int64_t, int64_t) { return 0; }
 
 namespace {
 
+// A switch that is on unless the variable `name` is "0" (read by the callers once per process).
+bool switch_on(const char* name) {
+  const char* e = std::getenv(name);
+  return !(e && std::string(e) == "0");
+}
+
 bool fused_gelu_enabled() {
-  static const bool on = [] {
-    const char* env = std::getenv("LAYOUTRT_FUSED_GELU");
-    return !(env && std::string(env) == "0");
-  }();
+  static const bool on = switch_on("LAYOUTRT_FUSED_GELU");
   return on;
 }
 
@@ -138,19 +141,13 @@ struct TuneContext {
 // Keys carry the concurrent lane count (GemmKey::lanes): LAYOUTRT_GEMM_TUNE_LANES=0 makes every key's 1 (candidates
 // timed alone, as before 2026-12-02), for A/B timing.
 bool tune_per_lanes() {
-  static const bool on = [] {
-    const char* e = std::getenv("LAYOUTRT_GEMM_TUNE_LANES");
-    return !(e && std::string(e) == "0");
-  }();
+  static const bool on = switch_on("LAYOUTRT_GEMM_TUNE_LANES");
   return on;
 }
 
 // GEMM autotuning: LAYOUTRT_GEMM_TUNE=0 keeps cuBLASLt's first heuristic choice.
 bool tuning_enabled() {
-  static const bool on = [] {
-    const char* e = std::getenv("LAYOUTRT_GEMM_TUNE");
-    return !(e && std::string(e) == "0");
-  }();
+  static const bool on = switch_on("LAYOUTRT_GEMM_TUNE");
   return on;
 }
 
@@ -161,10 +158,7 @@ bool tuning_enabled() {
 // The forward: B = 8 2.591 vs 2.655 ms in one call, other batches and the FUNSD batch within run-to-run noise (B = 1
 // 0.697 vs 0.706, 0.686 vs 0.685 in two calls): cuBLASLt's candidates for the small shapes lie within ~20 %.
 bool tuning_in_graphs() {
-  static const bool on = [] {
-    const char* e = std::getenv("LAYOUTRT_GEMM_TUNE_GRAPH");
-    return !(e && std::string(e) == "0");
-  }();
+  static const bool on = switch_on("LAYOUTRT_GEMM_TUNE_GRAPH");
   return on;
 }
 

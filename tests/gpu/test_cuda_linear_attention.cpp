@@ -275,7 +275,7 @@ TEST(CudaLinear, HopperFusedBiasGelu) {
   for (Precision prec : {Precision::kFP16, Precision::kBF16}) {
     uint32_t seed = 300;
     for (int64_t M : {int64_t{1}, int64_t{709}, int64_t{4100}, int64_t{22688}}) {
-      const DType dt = prec == Precision::kFP16 ? DType::kF16 : DType::kBF16;
+      const DType dt = encoder_dtype(prec);
       const LinearCase c = make_linear_case(dt, {M, 3072, 768, Epilogue::kGeluErf, true}, seed++);
       for (int cfg = 0; cfg < cuda::sm90_gemm_config_count(); ++cfg) {
         const std::string name = cuda::sm90_gemm_config_name(cfg);
