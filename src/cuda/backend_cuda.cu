@@ -203,7 +203,8 @@ class CudaBackend : public Backend {
                                                         activation_dtype(precision_));
     if (!bias_cache_enabled()) return kernel;
     const size_t cache = cuda::flash_bias_cache_bytes(num_seqs, max_seq_len, num_heads, head_dim);
-    return cache <= bias_cache_limit() ? std::max(kernel, cache) : kernel;
+    // + the attention kernel's tail-split area (flash_attention.h), a few MB.
+    return cache <= bias_cache_limit() ? std::max(kernel, cache + cuda::flash_tail_reserve_bytes()) : kernel;
   }
 
   void text_embedding(const TextEmbeddingArgs& a) override {
@@ -392,7 +393,7 @@ class CudaBackend : public Backend {
     const std::string& choice = attention_choice();
     if (choice != "reference" && cuda::flash_attention_supported(a)) {
       choices_["attention"] = "flash";
-      return cuda::flash_attention(a, cur_);
+      return cuda::flash_attention(a, cur_, /*tail_ok=*/lanes_active_ <= 1);
     }
     if (choice == "flash")
       throw_error(ErrorCode::kUnsupported, "LAYOUTRT_ATTENTION=flash: the flash kernel does not support this case (",

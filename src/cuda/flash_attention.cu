@@ -598,6 +598,55 @@ int wg_split(const AttentionArgs& a) {
   return sms > 0 && tile_ctas(a) <= 2 * sms ? 2 : 1;
 }
 
+// The tail split's area of the scratch, right after the bias cache of a.num_seqs sequences: one arrival counter per
+// (sequence, head) pair (256-byte aligned), then a partial per (pair, key tile). Null pointers when a.scratch does not
+// hold it.
+struct TailArea {
+  unsigned* count = nullptr;
+  float* ws = nullptr;
+};
+size_t tail_count_bytes(int64_t pairs) { return static_cast<size_t>(ceil_div(pairs * 4, 256) * 256); }
+TailArea tail_area(const AttentionArgs& a) {
+  TailArea t;
+  const size_t cache = flash_bias_cache_bytes(a.num_seqs, a.max_seq_len, a.num_heads, a.head_dim);
+  const size_t need = flash_tail_bytes(a.num_seqs, a.max_seq_len, a.num_heads);
+  if (cache == 0 || need == 0 || !a.scratch.defined() || a.scratch.nbytes() < cache + need) return t;
+  char* base = static_cast<char*>(a.scratch.data) + cache;
+  t.count = reinterpret_cast<unsigned*>(base);
+  t.ws = reinterpret_cast<float*>(base + tail_count_bytes(int64_t{a.num_seqs} * a.num_heads));
+  return t;
+}
+
+// Tail units per (sequence, head) of the two-warpgroup wgmma kernel (0: no tail split; see flash_attention_wgmma.cu).
+// With a partial last query tile (max_seq_len not a multiple of 64) the grid has one CTA per pair more than its full
+// tiles: at B = 1, L = 709, 12 heads, 132 full-tile CTAs + 12 on a 132-SM GPU, so 12 SMs run two CTAs and the kernel
+// takes ~1.4x as long as with the 132 alone (H200, ncu: 15.7 us at L = 709 vs 11.2 at L = 704). The split gives each
+// pair's partial tile to ⌈key tiles / 2⌉ extra CTAs, one key tile per warpgroup, merged by the last to finish: they
+// run beside the full tiles (two CTAs per SM) instead of after. Chosen where the full tiles fit one CTA per SM and
+// the units a second; LAYOUTRT_FLASH_TAIL=0 turns it off, =1 forces it wherever the kernel runs two warpgroups
+// (tests). Needs the tail area (tail_area) and no concurrent lanes (one set of counters).
+// Key tiles per tail warpgroup: LAYOUTRT_FLASH_TAIL_TILES=n (A/B timing), default 1.
+int tail_tiles() {
+  const char* env = std::getenv("LAYOUTRT_FLASH_TAIL_TILES");
+  return env ? std::clamp(std::atoi(env), 1, kTailMaxKeyTiles) : 1;
+}
+int tail_units(const AttentionArgs& a, int split, bool allowed) {
+  if (split != 2 || !allowed || !a.bias_cache.defined()) return 0;
+  const char* env = std::getenv("LAYOUTRT_FLASH_TAIL");
+  if (env && std::strcmp(env, "0") == 0) return 0;
+  const bool force = env && std::strcmp(env, "1") == 0;
+  const int64_t q_main = a.max_seq_len / kBlockM, k_tiles = ceil_div(a.max_seq_len, int64_t{64});
+  const int64_t units = ceil_div(k_tiles, 2 * int64_t{tail_tiles()}), pairs = int64_t{a.num_heads} * a.num_seqs;
+  if (k_tiles > kTailMaxKeyTiles) return 0;  // the fold's shared-memory factors
+  if (!force) {
+    const int64_t sms = device_attribute<cudaDevAttrMultiProcessorCount>();
+    if (a.max_seq_len % kBlockM == 0 || q_main == 0 || q_main * pairs > sms || (q_main + units) * pairs > 2 * sms)
+      return 0;
+  }
+  if (tail_area(a).count == nullptr) return 0;
+  return static_cast<int>(units);
+}
+
 template <int D>
 size_t tile_bytes_of(int variant) {
   switch (variant) {
@@ -720,7 +769,7 @@ void launch_variant(const AttentionArgs& a, const FlashParams& p, cudaStream_t s
 }
 
 template <class T, int D>
-void launch(const AttentionArgs& a, cudaStream_t stream) {
+void launch(const AttentionArgs& a, cudaStream_t stream, bool tail_ok) {
   FlashParams p = metadata_params(a, table_mode_of(a));
   p.qkv = a.qkv.data;
   p.out = a.out.data;
@@ -734,8 +783,22 @@ void launch(const AttentionArgs& a, cudaStream_t stream) {
   }
   // Cached variants only for d ≤ 64 (unsupported_reason); D = 128 never instantiates them.
   switch (variant_of(a)) {
-    case kCachedWG:
-      return sm90_flash_attention(p, tile_grid(a), std::is_same_v<T, __nv_bfloat16>, wg_split(a), stream);
+    case kCachedWG: {
+      const int split = wg_split(a);
+      dim3 grid = tile_grid(a);
+      if (const int units = tail_units(a, split, tail_ok)) {
+        const TailArea area = tail_area(a);
+        p.tail_units = units;
+        p.tail_q_main = static_cast<int>(a.max_seq_len / kBlockM);
+        p.tail_tiles = tail_tiles();
+        p.heads = a.num_heads;
+        p.seqs = static_cast<int>(a.num_seqs);
+        p.tail_count = area.count;
+        p.tail_ws = area.ws;
+        grid = dim3(static_cast<unsigned>((p.tail_q_main + int64_t{units}) * a.num_heads * a.num_seqs));
+      }
+      return sm90_flash_attention(p, grid, std::is_same_v<T, __nv_bfloat16>, split, stream);
+    }
     case kCached2W: return launch_variant<T, D, D <= 64 ? kCached2W : kLookup>(a, p, stream);
     case kCached4W: return launch_variant<T, D, D <= 64 ? kCached4W : kLookup>(a, p, stream);
     default: return launch_variant<T, D, kLookup>(a, p, stream);
@@ -743,11 +806,11 @@ void launch(const AttentionArgs& a, cudaStream_t stream) {
 }
 
 template <class T>
-void launch_dim(const AttentionArgs& a, cudaStream_t stream) {
+void launch_dim(const AttentionArgs& a, cudaStream_t stream, bool tail_ok) {
   switch (a.head_dim) {
-    case 32: launch<T, 32>(a, stream); break;
-    case 64: launch<T, 64>(a, stream); break;
-    case 128: launch<T, 128>(a, stream); break;
+    case 32: launch<T, 32>(a, stream, tail_ok); break;
+    case 64: launch<T, 64>(a, stream, tail_ok); break;
+    case 128: launch<T, 128>(a, stream, tail_ok); break;
     default: break;  // excluded by unsupported_reason
   }
 }
@@ -804,17 +867,37 @@ bool flash_prepare_bias(AttentionArgs& a, cudaStream_t stream) {
   bias_cache_kernel<<<grid, kCacheThreads, smem, stream>>>(p);
   LRT_CUDA_LAUNCHED("bias_cache_kernel");
   a.bias_cache = TensorView(a.scratch.data, DType::kF16, Device::kCUDA, {static_cast<int64_t>(need / 2)});
+  // The tail split's counters start at 0 in every forward (its merging CTA resets them after each launch; this keeps
+  // a launch that never finished, e.g. an error mid-forward, from leaving a count behind). Only for grids where the
+  // wgmma kernel runs two warpgroups, the only ones that can split.
+  if (variant_of(a) == kCachedWG && wg_split(a) == 2)
+    if (const TailArea area = tail_area(a); area.count != nullptr)
+      LRT_CUDA(cudaMemsetAsync(area.count, 0, tail_count_bytes(int64_t{a.num_seqs} * a.num_heads), stream));
   return true;
 }
 
-void flash_attention(const AttentionArgs& a, cudaStream_t stream) {
+void flash_attention(const AttentionArgs& a, cudaStream_t stream, bool tail_ok) {
   if (const char* why = unsupported_reason(a))
     throw_error(ErrorCode::kInternal, "flash_attention: unsupported arguments: ", why);
   if (a.num_seqs == 0 || a.max_seq_len == 0) return;
   if (a.qkv.dtype == DType::kF16)
-    launch_dim<__half>(a, stream);
+    launch_dim<__half>(a, stream, tail_ok);
   else
-    launch_dim<__nv_bfloat16>(a, stream);
+    launch_dim<__nv_bfloat16>(a, stream, tail_ok);
+}
+
+size_t flash_tail_bytes(int64_t num_seqs, int64_t max_seq_len, int num_heads) {
+  if (num_seqs <= 0 || max_seq_len <= 0 || num_heads <= 0) return 0;
+  const int64_t pairs = num_seqs * num_heads;
+  return tail_count_bytes(pairs) + static_cast<size_t>(pairs * ceil_div(max_seq_len, int64_t{64})) *
+                                       kTailUnitFloats * sizeof(float);
+}
+
+size_t flash_tail_reserve_bytes() {
+  // The automatic choice (tail_units) needs full tiles × pairs ≤ SMs with at least one full tile, and key tiles ≤ 2 ×
+  // full tiles: at most SMs pairs and 2 · SMs partials.
+  const int64_t sms = std::max(device_attribute<cudaDevAttrMultiProcessorCount>(), 1);
+  return tail_count_bytes(sms) + static_cast<size_t>(2 * sms) * kTailUnitFloats * sizeof(float);
 }
 
 }  // namespace layoutrt::cuda

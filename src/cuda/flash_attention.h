@@ -19,10 +19,18 @@ bool flash_attention_supported(const AttentionArgs& a);
 // Dynamic shared memory one CTA of flash_attention() uses for `a` (tiles + bias tables), for occupancy reasoning.
 size_t flash_attention_smem_bytes(const AttentionArgs& a);
 
-// AttentionArgs semantics (ops/backend.h), exactly as the CPU twin: needs no scratch (a.scratch is ignored), writes
-// only `out` rows that belong to a sequence, columns [h·d, h·d + d) for every head. Throws kInternal when
-// !flash_attention_supported(a). Asynchronous on `stream`.
-void flash_attention(const AttentionArgs& a, cudaStream_t stream);
+// AttentionArgs semantics (ops/backend.h), exactly as the CPU twin: writes only `out` rows that belong to a sequence,
+// columns [h·d, h·d + d) for every head. Throws kInternal when !flash_attention_supported(a). Asynchronous on
+// `stream`. a.scratch is read only with a bias cache: past the cache, flash_tail_bytes(...) there (counters zeroed
+// by flash_prepare_bias) let the wgmma kernel split a partial last query tile over extra CTAs (the tail split;
+// tail_ok = false forbids it: launches on concurrent streams sharing the scratch).
+void flash_attention(const AttentionArgs& a, cudaStream_t stream, bool tail_ok = true);
+
+// Bytes the tail split needs after the bias cache for num_seqs sequences (arrival counters and one partial per
+// (sequence, head, 64-key tile)), and what a workspace should reserve for every batch the automatic choice splits on
+// the current device (at most one full-tile CTA per SM: a few MB).
+size_t flash_tail_bytes(int64_t num_seqs, int64_t max_seq_len, int num_heads);
+size_t flash_tail_reserve_bytes();
 
 // The precomputed-bias alternative (AttentionArgs::bias_cache). Bytes of the F16 bias blocks of num_seqs sequences of
 // at most max_seq_len rows: num_seqs · heads · ⌈max_seq_len/64⌉² · 8 KB; 0 where the cache does not apply (head_dim

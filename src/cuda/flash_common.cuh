@@ -36,7 +36,19 @@ struct FlashParams {
   const uint4* bias_cache;        // mode 3: F16 blocks, kCacheBlockU4 uint4 per (sequence, head, query tile, key block)
   int q_tiles, k_blocks;          // mode 3: ⌈max_seq_len / 64⌉, 2 · ⌈max_seq_len / 64⌉ (the cache's strides)
   int cache_groups;               // bias_cache_kernel: CTAs per query tile, each writing a share of the key blocks
+  // Tail split of the wgmma kernel (two warpgroups, mode 3; src/cuda_sm90/flash_attention_wgmma.cu): 0 = off. Else
+  // the grid is one-dimensional: the full 64-row query tiles of every (sequence, head) first (tail_q_main =
+  // ⌊max_seq_len / 64⌋ per pair), then tail_units CTAs per pair whose warpgroups each take tail_tiles key tiles of the
+  // pair's last, partial query tile; tail_ws holds their partials (kMergeFloats · 128 floats per (pair, key tile), q_tiles
+  // key tiles per pair), tail_count one arrival counter per pair (0 between launches).
+  int tail_units, tail_q_main, tail_tiles, heads, seqs;  // tail_tiles: key tiles per tail warpgroup
+  float* tail_ws;
+  unsigned* tail_count;
 };
+// Floats of one warpgroup's partial (O accumulators, row maxima, partial row sums per thread) in the wgmma kernel, and
+// the most 64-key tiles a tail-split sequence may have (the fold keeps a factor per tile and row in shared memory).
+constexpr int kTailUnitFloats = 36 * 128;
+constexpr int kTailMaxKeyTiles = 16;
 
 // The bias cache: blocks of 64 queries × kCacheKeys keys as F16, per (sequence, head, query tile, key block), the key
 // blocks of a query tile consecutive, 2 · ⌈L / 64⌉ of them (a 64-key tile reads two; past L they hold −∞). Inside a

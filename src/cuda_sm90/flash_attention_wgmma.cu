@@ -57,6 +57,20 @@
 // start-up better than either. Three K/V stages for the two-warpgroup shape (each warpgroup's tiles prefetched two ahead,
 // 105 KB per CTA, still two CTAs per SM; H200, 2026-12-02, bench/results/2026-12-02-h200-stages-splitk.md): B = 1
 // 0.687 vs 0.687 ms — not kept (branch wip/stages-splitk-embed-lanes).
+//
+// Tail split (two warpgroups, FlashParams::tail_units; chosen in flash_attention.cu tail_units): at B = 1, L = 709 the
+// grid is 12 heads × 12 query tiles, the 12th holding 5 rows. 132 full-tile CTAs fill the 132 SMs of an H100 / H200 one
+// each; the 12 partial-tile CTAs land as second CTAs on 12 SMs, which then run four warpgroups of six key tiles each and
+// finish last: the kernel 15.7 us at L = 709 vs 11.2 at L = 704 (11 full tiles; ncu, H200, 2026-12-02), the forward
+// 0.680 vs 0.647 ms. With the split the grid is one-dimensional, the full tiles first (one per SM), then per (sequence,
+// head) ⌈key tiles / 2⌉ unit CTAs whose warpgroups each take one key tile of the partial query tile (its own copy of
+// the Q rows, one K/V buffer), leave the unnormalised partial in the global workspace ([value][thread], the in-CTA
+// merge's layout), fence, and count in; the warpgroup that brings the count to the number of partials resets it and
+// folds them in key-tile order (deterministic): first every partial's row max and sum (one row per thread, all loads
+// issued at once), then the output column pairs. H200, fp16 forward at B = 1, one call: 0.656 / 0.655 ms vs 0.677 /
+// 0.677 without (LAYOUTRT_FLASH_TAIL=0), the kernel 13.7 vs 15.4 us; two or three key tiles per unit warpgroup
+// (LAYOUTRT_FLASH_TAIL_TILES, fewer unit CTAs but a longer serial walk) 0.671 / 0.688 ms. First versions: folding one
+// partial after the other (a round of L2 latency each) 14.9 us; loads behind a per-tile branch, 18.1 us.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -93,6 +107,7 @@ constexpr int smem_alloc() {
 // Per warpgroup merged into warpgroup 0 at the end: 32 O accumulators, 2 row maxima, 2 partial row sums per thread.
 constexpr int kMergeFloats = 36;
 static_assert(kMergeFloats * kThreads * 4 <= kKVBytes, "the merge area fits in a warpgroup's K/V buffers");
+static_assert(kMergeFloats * kThreads == kTailUnitFloats, "a tail unit's partial is the merge area's layout");
 // Register cap 128 either way: four CTAs of one warpgroup (41 KB each) or two of two warpgroups (73 KB) per SM.
 template <int kSplit>
 constexpr int min_ctas() {
@@ -215,17 +230,194 @@ __device__ __forceinline__ void merge_partial(float (&o)[8][4], float (&row_max)
     for (int e = 0; e < 4; ++e) o[n][e] = o[n][e] * f0[e >> 1] + load(4 * n + e) * f1[e >> 1];
 }
 
+// One key tile of the walk, after S holds the tile's bias block: S += Q·Kᵀ (4 SS wgmma, m64n64k16; +32 bytes per k16
+// step of Q and K), the online-softmax step (O rescaled where a row's max moved), O += P·V (4 RS wgmma: P from the S
+// registers rounded to T, V from shared memory, +16 rows = 2048 bytes per k16 step).
+template <class T>
+__device__ __forceinline__ void tile_step(float (&s)[8][4], float (&o)[8][4], float (&row_max)[2], float (&row_sum)[2],
+                                          uint64_t desc_q, uint64_t desc_k, uint64_t desc_v, float scale_log2) {
+  fence_regs(s);
+  wgmma_fence();
+#pragma unroll
+  for (int kk = 0; kk < kD / 16; ++kk) wgmma_ss<T>(s, desc_q + 2 * kk, desc_k + 2 * kk);
+  wgmma_commit();
+  wgmma_wait_all();
+  fence_regs(s);
+  float corr[2];
+  if (__any_sync(0xffffffffu, online_softmax_step(s, row_max, row_sum, corr, scale_log2))) rescale_rows(o, corr);
+  uint32_t a[kBN / 16][4];
+#pragma unroll
+  for (int kk = 0; kk < kBN / 16; ++kk) p_fragment<T>(s, kk, a[kk]);
+  fence_regs(o);
+  wgmma_fence();
+#pragma unroll
+  for (int kk = 0; kk < kBN / 16; ++kk) wgmma_rs<T>(o, a[kk], desc_v + 128 * kk);
+  wgmma_commit();
+  wgmma_wait_all();
+  fence_regs(o);
+}
+
+// One warpgroup of a tail unit (tail split): the partial (O, row max, partial row sum per thread, unnormalised) of
+// key tiles part·n .. part·n + n − 1 (n = p.tail_tiles) for the pair's partial query tile — rows q0 .. q0 + nq − 1, nq < 64 — left in p.tail_ws in the in-CTA
+// merge's [value][thread] layout. The warpgroup that brings the pair's count of partials to num_tiles folds all of
+// them in key-tile order (the same result whichever warpgroup it is), writes the nq rows and resets the count.
+// Its shared memory: K buffer 0 and V buffer 0 of its own K/V area (kv_base / kv_smem), the Q rows in K buffer 1; the
+// fold's factors in K buffer 0 once the wgmma reads are done.
+template <class T, class LoadValid, class ValidBits, class LoadKV, class LoadBias>
+__device__ __forceinline__ void tail_unit(const FlashParams& p, int part, int num_tiles, int pair, int h, int seq0,
+                                          int nq, int q0, const T* gQ, uint32_t kv_base, unsigned char* kv_smem, int wg,
+                                          const LoadValid& load_valid, const ValidBits& valid_bits,
+                                          const LoadKV& load_kv, const LoadBias& load_bias) {
+  __shared__ unsigned last[2];  // per warpgroup: this one merges
+  const int kt0 = part * p.tail_tiles, parts = (num_tiles + p.tail_tiles - 1) / p.tail_tiles;
+  if (kt0 >= num_tiles) return;
+  const int kt_end = min(num_tiles, kt0 + p.tail_tiles);
+  const int tid = static_cast<int>(threadIdx.x) % kThreads, r0 = tid >> 3, c0 = tid & 7;
+  const int64_t ld = 3 * int64_t{p.hidden};
+  const uint32_t q_smem = kv_base + kTileBytes;
+#pragma unroll
+  for (int it = 0; it < 4; ++it) {
+    const int r = r0 + 16 * it;
+    const bool in = r < nq;
+    cp_async_16(q_smem + swz128(r, c0), gQ + int64_t{in ? q0 + r : q0} * ld + c0 * 8, in);
+  }
+  float o[8][4];
+#pragma unroll
+  for (int n = 0; n < 8; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.f;
+  float row_max[2] = {-INFINITY, -INFINITY}, row_sum[2] = {0.f, 0.f};
+  const uint64_t desc_q = tile_desc(q_smem), desc_k = tile_desc(kv_base), desc_v = tile_desc(kv_base + 2 * kTileBytes);
+  for (int kt = kt0; kt < kt_end; ++kt) {  // one buffer: each tile's copies wait (p.tail_tiles is small)
+    if (kt > kt0) wg_barrier<2>(wg);        // every warp's wgmma reads of the previous tile are complete
+    uint8_t raw[4];
+    load_valid(kt, raw);
+    load_kv(kt, 0, valid_bits(raw));
+    cp_async_commit();
+    uint4 bias[kBN / 16];
+    load_bias(kt, bias);
+    cp_async_wait_all();
+    fence_proxy_async();
+    wg_barrier<2>(wg);
+
+    float s[8][4];
+    scores_from_bias<kBN>(s, bias);
+    tile_step<T>(s, o, row_max, row_sum, desc_q, desc_k, desc_v, p.scale_log2);
+  }
+
+  constexpr int64_t kUnit = kTailUnitFloats;
+  float* mine = p.tail_ws + (int64_t{pair} * p.q_tiles + part) * kUnit + tid;
+#pragma unroll
+  for (int n = 0; n < 8; ++n)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) __stcg(mine + (4 * n + e) * kThreads, o[n][e]);
+#pragma unroll
+  for (int rr = 0; rr < 2; ++rr) {
+    __stcg(mine + (32 + rr) * kThreads, row_max[rr]);
+    __stcg(mine + (34 + rr) * kThreads, row_sum[rr]);
+  }
+  __threadfence();  // this thread's partial is visible device-wide before the count says so
+  wg_barrier<2>(wg);
+  if (tid == 0) last[wg] = atomicAdd(p.tail_count + pair, 1u) == static_cast<unsigned>(parts - 1) ? 1u : 0u;
+  wg_barrier<2>(wg);
+  if (last[wg] == 0) return;
+  __threadfence();
+  if (tid == 0) p.tail_count[pair] = 0u;  // for the next launch (stream-ordered after this one)
+
+  // The fold, every load of a step issued at once (a merge of one partial after the other waited on 12 rounds of L2
+  // latency: the kernel 14.9 vs 15.9 us without the split, H200 B = 1). Step 1, thread r < nq for row r: each
+  // partial's max m_t and row sum l_t (the sum of its quad's four partial sums), their common max M, the factors f_t =
+  // 2^(m_t·s − M·s) (0 for a tile of masked keys only) and 1 / Σ f_t·l_t, into shared memory. Step 2, every thread
+  // for pairs of output columns: Σ f_t·O_t (in key-tile order) / Σ f_t·l_t. Element (row r, column c) of a partial is
+  // value 4·(c / 8) + 2·((r mod 16) / 8) + (c mod 2) of thread 32·(r / 16) + 4·(r mod 8) + (c mod 8) / 2 (the wgmma D
+  // fragment, as stored above).
+  // Loads are issued unconditionally from a clamped tile index (tiles past parts re-read the last one and are
+  // masked afterwards): a load behind a per-tile branch, its result used in that iteration, waited a round each.
+  float* fac = reinterpret_cast<float*>(kv_smem);  // [kTailMaxKeyTiles][64] (the warpgroup's K/V, read no more)
+  float* inv_den = fac + kTailMaxKeyTiles * kBlockM;
+  const float* all = p.tail_ws + int64_t{pair} * p.q_tiles * kUnit;
+  if (tid < nq) {
+    const int r = tid, th = 32 * (r >> 4) + 4 * (r & 7), vr = (r >> 3) & 1;
+    float m[kTailMaxKeyTiles], l[kTailMaxKeyTiles][4];
+#pragma unroll
+    for (int t = 0; t < kTailMaxKeyTiles; ++t) {
+      const float* u = all + min(t, parts - 1) * kUnit;
+      m[t] = __ldcg(u + (32 + vr) * kThreads + th);
+#pragma unroll
+      for (int q = 0; q < 4; ++q) l[t][q] = __ldcg(u + (34 + vr) * kThreads + th + q);
+    }
+    float M = -INFINITY;
+#pragma unroll
+    for (int t = 0; t < kTailMaxKeyTiles; ++t) M = t < parts ? fmaxf(M, m[t]) : M;
+    const float m_scaled = scaled_max(M, p.scale_log2);
+    float den = 0.f;
+#pragma unroll
+    for (int t = 0; t < kTailMaxKeyTiles; ++t) {
+      const float f = t < parts ? max_shift_factor(m[t], M, m_scaled, p.scale_log2) : 0.f;
+      fac[t * kBlockM + r] = f;
+      den += t < parts ? f * ((l[t][0] + l[t][1]) + (l[t][2] + l[t][3])) : 0.f;
+    }
+    inv_den[r] = den > 0.f ? 1.f / den : 0.f;
+  }
+  wg_barrier<2>(wg);
+  T* out = static_cast<T*>(p.out);
+  const int H = p.hidden;
+  for (int i = tid; i < nq * (kD / 2); i += kThreads) {
+    const int r = i / (kD / 2), c = 2 * (i % (kD / 2));
+    const int th = 32 * (r >> 4) + 4 * (r & 7) + ((c & 7) >> 1), v = 4 * (c >> 3) + 2 * ((r >> 3) & 1);
+    float x0[kTailMaxKeyTiles], x1[kTailMaxKeyTiles];
+#pragma unroll
+    for (int t = 0; t < kTailMaxKeyTiles; ++t) {
+      const float* u = all + min(t, parts - 1) * kUnit;
+      x0[t] = __ldcg(u + v * kThreads + th);
+      x1[t] = __ldcg(u + (v + 1) * kThreads + th);
+    }
+    float a0 = 0.f, a1 = 0.f;
+#pragma unroll
+    for (int t = 0; t < kTailMaxKeyTiles; ++t) {
+      const float f = fac[t * kBlockM + r];  // 0 past parts
+      a0 += f * x0[t];
+      a1 += f * x1[t];
+    }
+    *reinterpret_cast<uint32_t*>(out + int64_t{seq0 + q0 + r} * H + int64_t{h} * kD + c) =
+        pack2<T>(a0 * inv_den[r], a1 * inv_den[r]);
+  }
+}
+
 template <class T, int kSplit>
 __global__ void __launch_bounds__(kThreads* kSplit, min_ctas<kSplit>()) flash_wgmma_kernel(const FlashParams p) {
   const int wg = kSplit == 1 ? 0 : static_cast<int>(threadIdx.x) / kThreads;
   const int tid = static_cast<int>(threadIdx.x) % kThreads, lane = tid & 31, warp = tid >> 5;
   const int g = lane >> 2, tq = lane & 3;
-  const int h = blockIdx.y, b = blockIdx.z;
+  // Tail split (kSplit = 2, p.tail_units > 0; see the header comment): a one-dimensional grid, the full query tiles of
+  // every (sequence, head) first, then the tail units. Otherwise (query tile, head, sequence) = blockIdx.
+  const bool tail_mode = kSplit == 2 && p.tail_units > 0;
+  int qt = blockIdx.x, h = blockIdx.y, b = blockIdx.z, unit = -1;
+  if (tail_mode) {
+    const int64_t flat = blockIdx.x, mains = int64_t{p.tail_q_main} * p.heads * p.seqs;
+    int64_t pair;
+    if (flat < mains) {
+      qt = static_cast<int>(flat % p.tail_q_main);
+      pair = flat / p.tail_q_main;
+    } else {
+      unit = static_cast<int>((flat - mains) % p.tail_units);
+      pair = (flat - mains) / p.tail_units;
+    }
+    h = static_cast<int>(pair % p.heads);
+    b = static_cast<int>(pair / p.heads);
+  }
+  const int heads = tail_mode ? p.heads : static_cast<int>(gridDim.y);
   const int seq0 = p.seq_begin[b];
   const int L = p.seq_begin[b + 1] - seq0;
-  const int q0 = blockIdx.x * kBlockM;
-  // Whole CTA: past this sequence's end, or past the queries anything reads (AttentionArgs::query_rows).
-  if (q0 >= L || (p.query_rows && q0 >= p.query_rows[b])) return;
+  // The rows anything reads: the sequence's, or its first query_rows (AttentionArgs::query_rows).
+  const int Lq = p.query_rows ? min(L, p.query_rows[b]) : L;
+  if (tail_mode) {
+    // A main CTA takes a full tile of those rows; the units take the partial tile past the last full one, if any.
+    const int full = Lq / kBlockM;
+    if (unit < 0 ? qt >= full : Lq - full * kBlockM <= 0) return;
+    if (unit >= 0) qt = full;
+  } else if (qt * kBlockM >= L || (p.query_rows && qt * kBlockM >= p.query_rows[b])) {
+    return;  // whole CTA: past this sequence's end, or past the queries anything reads (AttentionArgs::query_rows)
+  }
+  const int q0 = qt * kBlockM;
 
   extern __shared__ __align__(16) unsigned char smem_raw[];
   const uint32_t raw = smem_u32(smem_raw);
@@ -237,7 +429,7 @@ __global__ void __launch_bounds__(kThreads* kSplit, min_ctas<kSplit>()) flash_wg
   const T* gQ = head_q<T>(p, seq0, h, kD);
   const T* gK = gQ + H, *gV = gQ + 2 * int64_t{H};
   const int num_tiles = (L + kBN - 1) / kBN;
-  const uint4* gBias = p.bias_cache + cache_block(b, h, gridDim.y, blockIdx.x, 0, p.q_tiles, p.k_blocks);
+  const uint4* gBias = p.bias_cache + cache_block(b, h, heads, qt, 0, p.q_tiles, p.k_blocks);
 
   const uint32_t kv_base = base + kOffKV + wg * kKVBytes;  // this warpgroup's K [2], V [2]
   // This warpgroup's key tiles: wg, wg + kSplit, ...; i-th of them in buffer i mod 2.
@@ -279,6 +471,14 @@ __global__ void __launch_bounds__(kThreads* kSplit, min_ctas<kSplit>()) flash_wg
 #pragma unroll
     for (int v = 0; v < kBN / 16; ++v) u[v] = ld_stream(src + cache_piece(warp, v, lane));
   };
+
+  if constexpr (kSplit == 2) {
+    if (tail_mode && unit >= 0) {
+      tail_unit<T>(p, unit * kSplit + wg, num_tiles, b * heads + h, h, seq0, Lq - q0, q0, gQ, kv_base,
+                   smem + kOffKV + wg * kKVBytes, wg, load_valid, valid_bits, load_kv, load_bias);
+      return;
+    }
+  }
 
   {  // prologue: the Q tile (rows past the end zero-filled; warpgroup 0) and each warpgroup's first key tile
     const int nq = min(kBlockM, L - q0);
@@ -328,30 +528,8 @@ __global__ void __launch_bounds__(kThreads* kSplit, min_ctas<kSplit>()) flash_wg
     float s[8][4];
     scores_from_bias<kBN>(s, bias);
     if (i + 1 < my_tiles) load_bias(t + kSplit, bias);
-    fence_regs(s);
-    wgmma_fence();
-    const uint64_t desc_k = tile_desc(kv_base + buf * kTileBytes);
-#pragma unroll
-    for (int kk = 0; kk < kD / 16; ++kk) wgmma_ss<T>(s, desc_q + 2 * kk, desc_k + 2 * kk);  // +32 bytes per k16
-    wgmma_commit();
-    wgmma_wait_all();
-    fence_regs(s);
-
-    float corr[2];
-    if (__any_sync(0xffffffffu, online_softmax_step(s, row_max, row_sum, corr, p.scale_log2))) rescale_rows(o, corr);
-
-    // O += P · V.
-    uint32_t a[kBN / 16][4];
-#pragma unroll
-    for (int kk = 0; kk < kBN / 16; ++kk) p_fragment<T>(s, kk, a[kk]);
-    fence_regs(o);
-    wgmma_fence();
-    const uint64_t desc_v = tile_desc(kv_base + (2 + buf) * kTileBytes);
-#pragma unroll
-    for (int kk = 0; kk < kBN / 16; ++kk) wgmma_rs<T>(o, a[kk], desc_v + 128 * kk);  // +16 rows (2048 bytes)
-    wgmma_commit();
-    wgmma_wait_all();
-    fence_regs(o);
+    tile_step<T>(s, o, row_max, row_sum, desc_q, tile_desc(kv_base + buf * kTileBytes),
+                 tile_desc(kv_base + (2 + buf) * kTileBytes), p.scale_log2);
   }
 
   __syncthreads();  // every warp's last wgmma (reading Q, K, V) has completed

@@ -286,19 +286,26 @@ void make_device_case(const AttnCase& c, const HostInputs& in, DeviceCase& dc) {
 // The two bias paths of the 1D + 2D case: tables looked up per score, and the F16 blocks of flash_prepare_bias.
 // The cache is read by two mma.sync kernel shapes (4 warps × 1 strip, 2 warps × 2 strips) and, on compute capability
 // 9.0 at d = 64, the wgmma kernel with one warpgroup per 64 query rows or two sharing the key tiles (split-KV);
-// LAYOUTRT_FLASH_SHAPE and LAYOUTRT_FLASH_SPLIT force one.
-enum class BiasPath { kLookup, kCache4W, kCache2W, kCacheWG, kCacheWG2 };
+// LAYOUTRT_FLASH_SHAPE and LAYOUTRT_FLASH_SPLIT force one; with two, LAYOUTRT_FLASH_TAIL=0|1 runs each sequence's
+// partial last query tile in its full tiles' grid (0) or split over extra CTAs, one key tile per warpgroup, merged by
+// the last to finish (1: the tail split, flash_attention_wgmma.cu).
+enum class BiasPath { kLookup, kCache4W, kCache2W, kCacheWG, kCacheWG2, kCacheWG2Tail };
 const char* shape_env(BiasPath path) {
   switch (path) {
     case BiasPath::kCache4W: return "4w";
     case BiasPath::kCache2W: return "2w";
     case BiasPath::kCacheWG:
-    case BiasPath::kCacheWG2: return "wg";
+    case BiasPath::kCacheWG2:
+    case BiasPath::kCacheWG2Tail: return "wg";
     default: return nullptr;
   }
 }
 const char* split_env(BiasPath path) {
-  return path == BiasPath::kCacheWG ? "1" : path == BiasPath::kCacheWG2 ? "2" : nullptr;
+  return path == BiasPath::kCacheWG ? "1" : path == BiasPath::kCacheWG2 || path == BiasPath::kCacheWG2Tail ? "2"
+                                                                                                          : nullptr;
+}
+const char* tail_env(BiasPath path) {
+  return path == BiasPath::kCacheWG2Tail ? "1" : path == BiasPath::kCacheWG2 ? "0" : nullptr;
 }
 const char* path_name(BiasPath path) {
   switch (path) {
@@ -306,6 +313,7 @@ const char* path_name(BiasPath path) {
     case BiasPath::kCache2W: return "cache2w";
     case BiasPath::kCacheWG: return "cachewg";
     case BiasPath::kCacheWG2: return "cachewg2";
+    case BiasPath::kCacheWG2Tail: return "wg2tail";
     default: return "lookup";
   }
 }
@@ -321,13 +329,20 @@ void check_case(const AttnCase& c, int64_t check_seqs = -1) {
     if (cuda::flash_wgmma_available(c.d)) {
       check_case_path(c, check_seqs, BiasPath::kCacheWG);
       check_case_path(c, check_seqs, BiasPath::kCacheWG2);
+      check_case_path(c, check_seqs, BiasPath::kCacheWG2Tail);
     }
   }
 }
 
 void check_case_path(const AttnCase& c, int64_t check_seqs, BiasPath path) {
   SCOPED_TRACE(c.name + " [" + path_name(path) + "]");
-  const test::ScopedEnv shape("LAYOUTRT_FLASH_SHAPE", shape_env(path)), split("LAYOUTRT_FLASH_SPLIT", split_env(path));
+  const test::ScopedEnv shape("LAYOUTRT_FLASH_SHAPE", shape_env(path)), split("LAYOUTRT_FLASH_SPLIT", split_env(path)),
+      tail("LAYOUTRT_FLASH_TAIL", tail_env(path));
+  // The tail split's key tiles per warpgroup (1 by default), varied over the cases: 1, 2 or 3 by the case's seed.
+  const std::string tiles = std::to_string(1 + c.seed % 3);
+  const test::ScopedEnv tail_tiles("LAYOUTRT_FLASH_TAIL_TILES",
+                                   path == BiasPath::kCacheWG2Tail ? tiles.c_str() : nullptr);
+  SCOPED_TRACE(path == BiasPath::kCacheWG2Tail ? "tail key tiles per warpgroup: " + tiles : std::string());
   HostInputs in = make_inputs(c);
   DeviceCase dc;
   ASSERT_NO_FATAL_FAILURE(make_device_case(c, in, dc));
@@ -340,8 +355,9 @@ void check_case_path(const AttnCase& c, int64_t check_seqs, BiasPath path) {
   CUDA_OK(cudaStreamCreate(&stream));
   std::unique_ptr<DevBuf> cache;
   if (path != BiasPath::kLookup) {
-    const size_t bytes = cuda::flash_bias_cache_bytes(dc.args.num_seqs, dc.args.max_seq_len, c.heads, c.d);
-    ASSERT_GT(bytes, 0u);
+    const size_t cache_bytes = cuda::flash_bias_cache_bytes(dc.args.num_seqs, dc.args.max_seq_len, c.heads, c.d);
+    ASSERT_GT(cache_bytes, 0u);
+    const size_t bytes = cache_bytes + cuda::flash_tail_bytes(dc.args.num_seqs, dc.args.max_seq_len, c.heads);
     cache = std::make_unique<DevBuf>(bytes);
     CUDA_OK(cudaMemset(cache->p, 0xFF, bytes));  // NaN blocks: a block the kernel reads but never wrote shows up
     dc.args.scratch = TensorView(cache->p, DType::kU8, Device::kCUDA, {static_cast<int64_t>(bytes)});
@@ -352,9 +368,19 @@ void check_case_path(const AttnCase& c, int64_t check_seqs, BiasPath path) {
   ASSERT_NO_THROW(cuda::flash_attention(dc.args, stream));
   CUDA_OK(cudaStreamSynchronize(stream));
   CUDA_OK(cudaGetLastError());
-  CUDA_OK(cudaStreamDestroy(stream));
   std::vector<uint16_t> gpu(static_cast<size_t>(in.rows) * H);
   CUDA_OK(cudaMemcpy(gpu.data(), dc.out->p, out_bytes, cudaMemcpyDeviceToHost));
+  if (path == BiasPath::kCacheWG2Tail) {
+    // A second launch on the same workspace (the counters the first one's merging CTAs reset): the same bits — the
+    // partials are folded in key-tile order, whichever CTA finishes last.
+    CUDA_OK(cudaMemset(dc.out->p, 0xFF, out_bytes));
+    ASSERT_NO_THROW(cuda::flash_attention(dc.args, stream));
+    CUDA_OK(cudaStreamSynchronize(stream));
+    std::vector<uint16_t> again(gpu.size());
+    CUDA_OK(cudaMemcpy(again.data(), dc.out->p, out_bytes, cudaMemcpyDeviceToHost));
+    EXPECT_TRUE(again == gpu) << "tail split: a second launch differs from the first";
+  }
+  CUDA_OK(cudaStreamDestroy(stream));
 
   // Rows outside every sequence are untouched.
   int64_t touched = 0;
