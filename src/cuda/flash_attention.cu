@@ -79,6 +79,7 @@
 #include "cuda/device_info.h"
 #include "cuda/flash_attention_sm90.h"
 #include "cuda/flash_common.cuh"
+#include "cuda/flash_tail.h"
 #include "cuda/kernel_util.cuh"
 
 namespace layoutrt::cuda {
@@ -617,33 +618,32 @@ TailArea tail_area(const AttentionArgs& a) {
   return t;
 }
 
+// Key tiles per tail warpgroup: LAYOUTRT_FLASH_TAIL_TILES=n (A/B timing), default 1.
+int tail_tiles() {
+  const char* env = std::getenv("LAYOUTRT_FLASH_TAIL_TILES");
+  return env ? std::clamp(std::atoi(env), 1, kTailMaxKeyTiles) : 1;
+}
+
 // Tail units per (sequence, head) of the two-warpgroup wgmma kernel (0: no tail split; see flash_attention_wgmma.cu).
 // With a partial last query tile (max_seq_len not a multiple of 64) the grid has one CTA per pair more than its full
 // tiles: at B = 1, L = 709, 12 heads, 132 full-tile CTAs + 12 on a 132-SM GPU, so 12 SMs run two CTAs and the kernel
 // takes ~1.4x as long as with the 132 alone (H200, ncu: 15.7 us at L = 709 vs 11.2 at L = 704). The split gives each
 // pair's partial tile to ⌈key tiles / 2⌉ extra CTAs, one key tile per warpgroup, merged by the last to finish: they
 // run beside the full tiles (two CTAs per SM) instead of after. Chosen where the full tiles fit one CTA per SM and
-// the units a second; LAYOUTRT_FLASH_TAIL=0 turns it off, =1 forces it wherever the kernel runs two warpgroups
-// (tests). Needs the tail area (tail_area) and no concurrent lanes (one set of counters).
-// Key tiles per tail warpgroup: LAYOUTRT_FLASH_TAIL_TILES=n (A/B timing), default 1.
-int tail_tiles() {
-  const char* env = std::getenv("LAYOUTRT_FLASH_TAIL_TILES");
-  return env ? std::clamp(std::atoi(env), 1, kTailMaxKeyTiles) : 1;
-}
+// the units a second, and only where the unsplit grid doubles up on some SM (flash_tail.h); LAYOUTRT_FLASH_TAIL=0
+// turns it off, =1 forces it wherever the kernel runs two warpgroups (tests). Needs the tail area (tail_area) and no
+// concurrent lanes (one set of counters).
 int tail_units(const AttentionArgs& a, int split, bool allowed) {
   if (split != 2 || !allowed || !a.bias_cache.defined()) return 0;
   const char* env = std::getenv("LAYOUTRT_FLASH_TAIL");
   if (env && std::strcmp(env, "0") == 0) return 0;
   const bool force = env && std::strcmp(env, "1") == 0;
-  const int64_t q_main = a.max_seq_len / kBlockM, k_tiles = ceil_div(a.max_seq_len, int64_t{64});
-  const int64_t units = ceil_div(k_tiles, 2 * int64_t{tail_tiles()}), pairs = int64_t{a.num_heads} * a.num_seqs;
+  const int64_t k_tiles = ceil_div(a.max_seq_len, int64_t{64}), pairs = int64_t{a.num_heads} * a.num_seqs;
   if (k_tiles > kTailMaxKeyTiles) return 0;  // the fold's shared-memory factors
-  if (!force) {
-    const int64_t sms = device_attribute<cudaDevAttrMultiProcessorCount>();
-    if (a.max_seq_len % kBlockM == 0 || q_main == 0 || q_main * pairs > sms || (q_main + units) * pairs > 2 * sms)
-      return 0;
-  }
-  if (tail_area(a).count == nullptr) return 0;
+  const int64_t units = force ? ceil_div(k_tiles, 2 * int64_t{tail_tiles()})
+                              : flash_tail_units_rule(a.max_seq_len, pairs,
+                                                      device_attribute<cudaDevAttrMultiProcessorCount>(), tail_tiles());
+  if (units == 0 || tail_area(a).count == nullptr) return 0;
   return static_cast<int>(units);
 }
 
