@@ -624,7 +624,8 @@ int tail_tiles() {
   return env ? std::clamp(std::atoi(env), 1, kTailMaxKeyTiles) : 1;
 }
 
-// Tail units per (sequence, head) of the two-warpgroup wgmma kernel (0: no tail split; see flash_attention_wgmma.cu).
+// The tail split of the two-warpgroup wgmma kernel for `a` (units = 0: none; see flash_attention_wgmma.cu): unit CTAs
+// per (sequence, head), key tiles per unit warpgroup, the workspace.
 // With a partial last query tile (max_seq_len not a multiple of 64) the grid has one CTA per pair more than its full
 // tiles: at B = 1, L = 709, 12 heads, 132 full-tile CTAs + 12 on a 132-SM GPU, so 12 SMs run two CTAs and the kernel
 // takes ~1.4x as long as with the 132 alone (H200, ncu: 15.7 us at L = 709 vs 11.2 at L = 704). The split gives each
@@ -633,18 +634,28 @@ int tail_tiles() {
 // the units a second, and only where the unsplit grid doubles up on some SM (flash_tail.h); LAYOUTRT_FLASH_TAIL=0
 // turns it off, =1 forces it wherever the kernel runs two warpgroups (tests). Needs the tail area (tail_area) and no
 // concurrent lanes (one set of counters).
-int tail_units(const AttentionArgs& a, int split, bool allowed) {
-  if (split != 2 || !allowed || !a.bias_cache.defined()) return 0;
+struct TailPlan {
+  int units = 0, tiles = 1;
+  TailArea area;
+};
+TailPlan tail_plan(const AttentionArgs& a, int split, bool allowed) {
+  TailPlan t;
+  if (split != 2 || !allowed || !a.bias_cache.defined()) return t;
   const char* env = std::getenv("LAYOUTRT_FLASH_TAIL");
-  if (env && std::strcmp(env, "0") == 0) return 0;
-  const bool force = env && std::strcmp(env, "1") == 0;
-  const int64_t k_tiles = ceil_div(a.max_seq_len, int64_t{64}), pairs = int64_t{a.num_heads} * a.num_seqs;
-  if (k_tiles > kTailMaxKeyTiles) return 0;  // the fold's shared-memory factors
-  const int64_t units = force ? ceil_div(k_tiles, 2 * int64_t{tail_tiles()})
-                              : flash_tail_units_rule(a.max_seq_len, pairs,
-                                                      device_attribute<cudaDevAttrMultiProcessorCount>(), tail_tiles());
-  if (units == 0 || tail_area(a).count == nullptr) return 0;
-  return static_cast<int>(units);
+  if (env && std::strcmp(env, "0") == 0) return t;
+  if (ceil_div(a.max_seq_len, int64_t{64}) > kTailMaxKeyTiles) return t;  // the fold's shared-memory factors
+  const int tiles = tail_tiles();
+  const int64_t units =
+      env && std::strcmp(env, "1") == 0
+          ? flash_tail_units_for(a.max_seq_len, tiles)
+          : flash_tail_units_rule(a.max_seq_len, int64_t{a.num_heads} * a.num_seqs,
+                                  device_attribute<cudaDevAttrMultiProcessorCount>(), tiles);
+  const TailArea area = tail_area(a);
+  if (units == 0 || area.count == nullptr) return t;
+  t.units = static_cast<int>(units);
+  t.tiles = tiles;
+  t.area = area;
+  return t;
 }
 
 template <int D>
@@ -786,16 +797,15 @@ void launch(const AttentionArgs& a, cudaStream_t stream, bool tail_ok) {
     case kCachedWG: {
       const int split = wg_split(a);
       dim3 grid = tile_grid(a);
-      if (const int units = tail_units(a, split, tail_ok)) {
-        const TailArea area = tail_area(a);
-        p.tail_units = units;
+      if (const TailPlan t = tail_plan(a, split, tail_ok); t.units > 0) {
+        p.tail_units = t.units;
         p.tail_q_main = static_cast<int>(a.max_seq_len / kBlockM);
-        p.tail_tiles = tail_tiles();
+        p.tail_tiles = t.tiles;
         p.heads = a.num_heads;
         p.seqs = static_cast<int>(a.num_seqs);
-        p.tail_count = area.count;
-        p.tail_ws = area.ws;
-        grid = dim3(static_cast<unsigned>((p.tail_q_main + int64_t{units}) * a.num_heads * a.num_seqs));
+        p.tail_count = t.area.count;
+        p.tail_ws = t.area.ws;
+        grid = dim3(static_cast<unsigned>((p.tail_q_main + int64_t{t.units}) * a.num_heads * a.num_seqs));
       }
       return sm90_flash_attention(p, grid, std::is_same_v<T, __nv_bfloat16>, split, stream);
     }
@@ -894,7 +904,7 @@ size_t flash_tail_bytes(int64_t num_seqs, int64_t max_seq_len, int num_heads) {
 }
 
 size_t flash_tail_reserve_bytes() {
-  // The automatic choice (tail_units) needs full tiles × pairs ≤ SMs with at least one full tile, and key tiles ≤ 2 ×
+  // The automatic choice (tail_plan) needs full tiles × pairs ≤ SMs with at least one full tile, and key tiles ≤ 2 ×
   // full tiles: at most SMs pairs and 2 · SMs partials.
   const int64_t sms = std::max(device_attribute<cudaDevAttrMultiProcessorCount>(), 1);
   return tail_count_bytes(sms) + static_cast<size_t>(2 * sms) * kTailUnitFloats * sizeof(float);

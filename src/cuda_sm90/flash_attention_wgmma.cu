@@ -63,7 +63,8 @@
 // each; the 12 partial-tile CTAs land as second CTAs on 12 SMs, which then run four warpgroups of six key tiles each and
 // finish last: the kernel 15.7 us at L = 709 vs 11.2 at L = 704 (11 full tiles; ncu, H200, 2026-12-02), the forward
 // 0.680 vs 0.647 ms. With the split the grid is one-dimensional, the full tiles first (one per SM), then per (sequence,
-// head) ⌈key tiles / 2⌉ unit CTAs whose warpgroups each take one key tile of the partial query tile (its own copy of
+// head) ⌈key tiles / 2⌉ unit CTAs whose warpgroups each take one key tile (LAYOUTRT_FLASH_TAIL_TILES: n, and
+// ⌈key tiles / 2n⌉ CTAs) of the partial query tile (its own copy of
 // the Q rows, one K/V buffer), leave the unnormalised partial in the global workspace ([value][thread], the in-CTA
 // merge's layout), fence, and count in; the warpgroup that brings the count to the number of partials resets it and
 // folds them in key-tile order (deterministic): first every partial's row max and sum (one row per thread, all loads
@@ -258,9 +259,10 @@ __device__ __forceinline__ void tile_step(float (&s)[8][4], float (&o)[8][4], fl
 }
 
 // One warpgroup of a tail unit (tail split): the partial (O, row max, partial row sum per thread, unnormalised) of
-// key tiles part·n .. part·n + n − 1 (n = p.tail_tiles) for the pair's partial query tile — rows q0 .. q0 + nq − 1, nq < 64 — left in p.tail_ws in the in-CTA
-// merge's [value][thread] layout. The warpgroup that brings the pair's count of partials to num_tiles folds all of
-// them in key-tile order (the same result whichever warpgroup it is), writes the nq rows and resets the count.
+// key tiles part·n .. part·n + n − 1 (n = p.tail_tiles) for the pair's partial query tile — rows q0 .. q0 + nq − 1,
+// nq < 64 — left in p.tail_ws in the in-CTA merge's [value][thread] layout. The warpgroup that brings the pair's count
+// of partials to ⌈num_tiles / n⌉ folds all of them in key-tile order (the same result whichever warpgroup it is),
+// writes the nq rows and resets the count.
 // Its shared memory: K buffer 0 and V buffer 0 of its own K/V area (kv_base / kv_smem), the Q rows in K buffer 1; the
 // fold's factors in K buffer 0 once the wgmma reads are done.
 template <class T, class LoadValid, class ValidBits, class LoadKV, class LoadBias>
