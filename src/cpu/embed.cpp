@@ -5,6 +5,15 @@
 #include "cpu/cpu_ops.h"
 
 namespace layoutrt::cpu {
+namespace {
+
+// The joint LayerNorm of JointNorm (ops/backend.h) over a row already written: in place (the CPU stores FP32 only,
+// so there is no rounding in between).
+void joint_norm_row(const JointNorm& j, int64_t H, float* row) {
+  if (j.defined()) layer_norm_row(row, nullptr, j.weight.as<float>(), j.bias.as<float>(), j.eps, H, row);
+}
+
+}  // namespace
 
 void text_embedding(const TextEmbeddingArgs& a) {
   const int64_t H = a.out.dim(1);
@@ -29,6 +38,7 @@ void text_embedding(const TextEmbeddingArgs& a) {
       for (int64_t k = 0; k < widths[p]; ++k) row[off++] += parts[p][k];
     float* out = a.out.as<float>() + static_cast<int64_t>(a.dst_row[i]) * H;
     layer_norm_row(row, nullptr, a.ln_weight.as<float>(), a.ln_bias.as<float>(), a.eps, H, out);
+    joint_norm_row(a.joint, H, out);
     // The CPU stores FP32 only: the FP32 stream is a copy of out.
     if (a.out_f32.defined())
       std::copy(out, out + H, a.out_f32.as<float>() + static_cast<int64_t>(a.dst_row[i]) * H);
@@ -63,8 +73,10 @@ void patch_embedding(const PatchEmbeddingArgs& a) {
       // conv output (with its bias), CLS prepended, + pos_embed, then `norm` (eps 1e-6).
       for (int64_t k = 0; k < H; ++k)
         row[k] = (v == 0 ? cls[k] : proj[(b * P + v - 1) * H + k] + bias[k]) + pos[v * H + k];
-      layer_norm_row(row, nullptr, a.ln_weight.as<float>(), a.ln_bias.as<float>(), a.eps, H,
-                     out + (static_cast<int64_t>(a.cls_row[b]) + v) * H);
+      float* dst = out + (static_cast<int64_t>(a.cls_row[b]) + v) * H;
+      layer_norm_row(row, nullptr, a.ln_weight.as<float>(), a.ln_bias.as<float>(), a.eps, H, dst);
+      joint_norm_row(a.joint, H, dst);
+      if (a.out_f32.defined()) std::copy(dst, dst + H, a.out_f32.as<float>() + (dst - out));
     }
   }
 }

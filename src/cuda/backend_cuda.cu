@@ -72,6 +72,22 @@ void expect_f32_matrix_like(const char* op, const char* name, const TensorView& 
                      "] on the GPU, is " + dims_str(t));
 }
 
+// The input side of the gathering ops: x a float matrix on the GPU, n ≥ 0, the rows given where n > 0. False: n = 0
+// (nothing to do).
+bool expect_gather(const char* op, const TensorView& x, const int32_t* rows, int64_t n) {
+  expect_float_matrix(op, "x", x, x.dim(1));
+  if (n < 0) bad_view(op, "negative n");
+  if (n > 0 && !rows) bad_view(op, "rows missing");
+  return n > 0;
+}
+
+// JointNorm (ops/backend.h): absent, or F32 [H] weight and bias.
+void expect_joint(const char* op, const JointNorm& j, int64_t H) {
+  if (!j.defined()) return;
+  expect_f32_vector(op, "joint weight", j.weight, H);
+  expect_f32_vector(op, "joint bias", j.bias, H);
+}
+
 class CudaBackend : public Backend {
  public:
   CudaBackend(int device, Precision precision) : device_(device), precision_(precision) {
@@ -228,6 +244,7 @@ class CudaBackend : public Backend {
     if (!a.dst_row || !a.token_ids || !a.position_ids || !a.token_type_ids || !a.boxes)
       bad_view(op, "index arrays missing");
     if (a.out_f32.defined()) expect_f32_matrix_like(op, "out_f32", a.out_f32, a.out);
+    expect_joint(op, a.joint, H);
     activate();
     cuda::text_embedding(a, cur_);
   }
@@ -264,6 +281,8 @@ class CudaBackend : public Backend {
         a.pos_embed.dim(1) != H)
       bad_view(op, "pos_embed " + dims_str(a.pos_embed) + " must be F32 [P+1, H]");
     if (!a.pixels || !a.cls_row) bad_view(op, "pixels / cls_row missing");
+    if (a.out_f32.defined()) expect_f32_matrix_like(op, "out_f32", a.out_f32, a.out);
+    expect_joint(op, a.joint, H);
     activate();
     cuda::im2col_patches(a, cur_);
     // proj = patches · Wᵀ WITHOUT the conv bias: visual_rows adds it in FP32 (cuda_ops.h), like the CPU twin.
@@ -512,16 +531,29 @@ class CudaBackend : public Backend {
   void gather_rows(const GatherRowsArgs& a) override {
     const char* op = "gather_rows";
     const int64_t H = a.x.dim(1);
-    expect_float_matrix(op, "x", a.x, H);
-    if (a.n < 0) bad_view(op, "negative n");
-    if (a.n == 0) return;
+    if (!expect_gather(op, a.x, a.rows, a.n)) return;
     if ((a.out.dtype != DType::kF32 && a.out.dtype != a.x.dtype) || a.out.rank != 2 || a.out.dim(0) < a.n ||
         a.out.dim(1) != H || a.out.device != Device::kCUDA)
       bad_view(op, "out " + dims_str(a.out) + " must be F32 or " + dtype_name(a.x.dtype) + " [" + std::to_string(a.n) +
                        ", " + std::to_string(H) + "]");
-    if (!a.rows) bad_view(op, "rows missing");
     activate();
     cuda::gather_rows(a, cur_);
+  }
+
+  void gather_linear(const GatherLinearArgs& a) override {
+    const char* op = "gather_linear";
+    const int64_t H = a.x.dim(1);
+    if (!expect_gather(op, a.x, a.rows, a.n)) return;
+    const int64_t N = a.weight.dim(0);
+    expect_float_matrix(op, "weight", a.weight, H);
+    if (a.bias.defined()) expect_f32_vector(op, "bias", a.bias, N);
+    if (a.out.dtype != DType::kF32 || a.out.rank != 2 || a.out.dim(0) < a.n || a.out.dim(1) != N ||
+        a.out.device != Device::kCUDA)
+      bad_view(op, "out " + dims_str(a.out) + " must be F32 [" + std::to_string(a.n) + ", " + std::to_string(N) + "]");
+    activate();
+    // TF32 plans keep the GEMM (their linears round the inputs to TF32; this kernel would not).
+    if (precision_ != Precision::kTF32 && cuda::gather_linear(a, cur_)) return;
+    Backend::gather_linear(a);
   }
 
  private:

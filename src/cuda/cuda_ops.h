@@ -16,7 +16,8 @@
 namespace layoutrt::cuda {
 
 // ---- embed.cu ------------------------------------------------------------------------------------------------------
-// TextEmbeddingArgs semantics (ops/backend.h), word + token_type + position + 2D spatial, then LayerNorm, one pass.
+// TextEmbeddingArgs semantics (ops/backend.h), word + token_type + position + 2D spatial, then LayerNorm (and the
+// JointNorm where set), one pass.
 void text_embedding(const TextEmbeddingArgs& a, cudaStream_t stream);
 
 // ---- patch_embed.cu ------------------------------------------------------------------------------------------------
@@ -28,6 +29,7 @@ void im2col_patches(const PatchEmbeddingArgs& a, cudaStream_t stream);
 // added here in FP32 like the CPU twin, so FP16 plans round the conv output once, not twice):
 //   out[cls_row[b]]         = LayerNorm(cls_token + pos_embed[0])
 //   out[cls_row[b] + 1 + i] = LayerNorm((proj[b*P + i] + bias) + pos_embed[1 + i])   LayerNorm = a.ln_weight/bias, a.eps
+// then a.joint (JointNorm) where set; the same rows unrounded to a.out_f32 where set.
 void visual_rows(const PatchEmbeddingArgs& a, cudaStream_t stream);
 
 // ---- layernorm.cu --------------------------------------------------------------------------------------------------
@@ -42,6 +44,10 @@ void bias_activation(const TensorView& y, const TensorView& bias, Epilogue epilo
 void convert_from_f32(const float* src, const TensorView& dst, cudaStream_t stream);
 // GatherRowsArgs semantics: out[i] = float(x[rows[i]]).
 void gather_rows(const GatherRowsArgs& a, cudaStream_t stream);
+// GatherLinearArgs semantics in one kernel (FP32 math) where it applies — W F32 of at most 16 rows and 48 KB, rows of
+// x whole 16-byte vectors per lane (H = 32 · (16 / element size) · {1, 2, 3, 4, 6}), aligned x and W; false (nothing
+// launched) otherwise.
+bool gather_linear(const GatherLinearArgs& a, cudaStream_t stream);
 // Fills a float tensor (F32/F16/BF16) with NaN; other dtypes with 0xFF bytes.
 void fill_nan(const TensorView& t, cudaStream_t stream);
 

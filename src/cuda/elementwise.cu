@@ -5,6 +5,7 @@
 
 #include "cuda/cuda_check.h"
 #include "cuda/cuda_ops.h"
+#include "cuda/device_info.h"
 #include "cuda/kernel_util.cuh"
 
 namespace layoutrt::cuda {
@@ -71,6 +72,79 @@ __global__ void copy_rows_kernel(const uint4* __restrict__ x, const int32_t* __r
   for (int k = threadIdx.x; k < row_vecs; k += blockDim.x) dst[k] = src[k];
 }
 
+// Gather + small linear (GatherLinearArgs): out[i, j] = epilogue(Σ_k x[rows[i], k] · W[j, k] + b[j]) in FP32. A warp
+// takes kRows rows at a time (in registers: ITERS vectors of kN = 16 / sizeof(T) values per lane and row; the warps
+// loop over the grid), W [N, H] F32 staged in shared memory once per CTA in lane order (the float4 a lane reads for
+// column vector (it, q) of label j at ((j · ITERS + it) · kN / 4 + q) · 32 + lane: conflict-free), each W load used
+// for the kRows rows; every label's dot products reduced by warp shuffles, lane j storing label j. For heads of up to
+// kGatherLinearMaxN labels (the token classifier: 7 on FUNSD). H200, B = 32 padded to 512 (16384 rows): the F32
+// gather 34 us + cuBLASLt's SIMT GEMM 32 us before; one row per warp with W in column order 32 us (shared-memory
+// bound: all of W read per row, two-way bank conflicts).
+constexpr int kGatherLinearWarps = 8;
+constexpr int kGatherLinearMaxN = 16;
+constexpr int kGatherLinearRows = 4;
+template <class T, int ITERS>
+__global__ void __launch_bounds__(32 * kGatherLinearWarps) gather_linear_kernel(
+    const T* __restrict__ x, const int32_t* __restrict__ rows, int64_t n, const float* __restrict__ W,
+    const float* __restrict__ bias, int N, Epilogue epi, float* __restrict__ out) {
+  constexpr int kN = Vec<T>::kN, kQ = kN / 4, H = 32 * kN * ITERS, kRows = kGatherLinearRows;
+  extern __shared__ float4 w4[];
+  for (int k = threadIdx.x; k < N * H / 4; k += blockDim.x) {  // k: W's float4 in row order -> lane order
+    const int j = k / (H / 4), c = (k - j * (H / 4)) * 4;    // label, first column
+    const int it = c / (32 * kN), l = (c / kN) % 32, q = (c % kN) / 4;
+    w4[((j * ITERS + it) * kQ + q) * 32 + l] = reinterpret_cast<const float4*>(W)[k];
+  }
+  __syncthreads();
+  const int lane = threadIdx.x & 31;
+  const int64_t step = int64_t{gridDim.x} * kGatherLinearWarps * kRows;
+  for (int64_t i0 = (int64_t{blockIdx.x} * kGatherLinearWarps + (threadIdx.x >> 5)) * kRows; i0 < n; i0 += step) {
+    float v[kRows][ITERS][kN];
+#pragma unroll
+    for (int r = 0; r < kRows; ++r) {
+      const T* src = x + int64_t{rows[min(i0 + r, n - 1)]} * H;  // past n: a repeat of the last row, not stored
+#pragma unroll
+      for (int it = 0; it < ITERS; ++it) load_row_part<T, kN>(src + (it * 32 + lane) * kN, v[r][it]);
+    }
+    float mine[kRows] = {};
+    for (int j = 0; j < N; ++j) {
+      float s[kRows] = {};
+#pragma unroll
+      for (int it = 0; it < ITERS; ++it)
+#pragma unroll
+        for (int q = 0; q < kQ; ++q) {
+          const float4 w = w4[((j * ITERS + it) * kQ + q) * 32 + lane];
+#pragma unroll
+          for (int r = 0; r < kRows; ++r) {
+            const float* a = v[r][it] + 4 * q;
+            s[r] += a[0] * w.x + a[1] * w.y + a[2] * w.z + a[3] * w.w;
+          }
+        }
+#pragma unroll
+      for (int r = 0; r < kRows; ++r) {
+        const float t = warp_sum(s[r]);
+        if (lane == j) mine[r] = t;
+      }
+    }
+    if (lane < N) {
+      const float b = bias ? bias[lane] : 0.f;
+#pragma unroll
+      for (int r = 0; r < kRows; ++r)
+        if (i0 + r < n) out[(i0 + r) * N + lane] = apply_epilogue(epi, mine[r] + b);
+    }
+  }
+}
+
+template <class T, int ITERS>
+void launch_gather_linear(const GatherLinearArgs& a, int N, cudaStream_t stream) {
+  constexpr int H = 32 * Vec<T>::kN * ITERS;
+  const int sms = std::max(1, device_attribute<cudaDevAttrMultiProcessorCount>());
+  const unsigned grid = static_cast<unsigned>(
+      std::min<int64_t>(ceil_div(a.n, int64_t{kGatherLinearWarps} * kGatherLinearRows), 4 * sms));
+  gather_linear_kernel<T, ITERS><<<grid, 32 * kGatherLinearWarps, sizeof(float) * N * H, stream>>>(
+      a.x.as<T>(), a.rows, a.n, a.weight.as<float>(), a.bias.defined() ? a.bias.as<float>() : nullptr, N, a.epilogue,
+      a.out.as<float>());
+}
+
 template <class T>
 __global__ void fill_nan_kernel(T* p, int64_t n) {
   for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n; i += int64_t{gridDim.x} * blockDim.x)
@@ -127,6 +201,31 @@ void gather_rows(const GatherRowsArgs& a, cudaStream_t stream) {
                                                                                  a.out.as<float>());
   });
   LRT_CUDA_LAUNCHED("gather_rows");
+}
+
+bool gather_linear(const GatherLinearArgs& a, cudaStream_t stream) {
+  const int64_t H = a.x.dim(1), N = a.weight.dim(0);
+  if (a.n == 0) return true;
+  if (N > kGatherLinearMaxN || N * H * 4 > 48 * 1024 || a.weight.dtype != DType::kF32 || !aligned16(a.x.data) ||
+      !aligned16(a.weight.data))
+    return false;  // W beyond the default 48 KB of shared memory per CTA: the caller gathers and runs the GEMM
+  bool done = false;
+  LRT_DISPATCH_FLOAT(a.x.dtype, T, {
+    constexpr int64_t unit = 32 * Vec<T>::kN;
+    if (H % unit == 0) {
+      done = true;
+      switch (H / unit) {
+        case 1: launch_gather_linear<T, 1>(a, static_cast<int>(N), stream); break;
+        case 2: launch_gather_linear<T, 2>(a, static_cast<int>(N), stream); break;
+        case 3: launch_gather_linear<T, 3>(a, static_cast<int>(N), stream); break;
+        case 4: launch_gather_linear<T, 4>(a, static_cast<int>(N), stream); break;
+        case 6: launch_gather_linear<T, 6>(a, static_cast<int>(N), stream); break;
+        default: done = false;
+      }
+    }
+  });
+  if (done) LRT_CUDA_LAUNCHED("gather_linear");
+  return done;
 }
 
 void fill_nan(const TensorView& t, cudaStream_t stream) {

@@ -6,6 +6,7 @@
 #include <cuda_fp16.h>
 
 #include <cstdint>
+#include <type_traits>
 
 #include "layoutrt/precision.h"
 #include "ops/backend.h"
@@ -89,6 +90,118 @@ __device__ __forceinline__ void layer_norm_smem_row(const float* row, int n, flo
     out[k] = from_f32<TO>(y);
     if (out32) out32[k] = y;
   }
+}
+
+// 16 bytes of T: the unit of the warp-per-row kernels' loads and stores.
+template <class T>
+struct alignas(16) Vec {
+  static constexpr int kN = 16 / sizeof(T);
+  T v[kN];
+};
+
+// N consecutive values of T at p (16-byte aligned, N · sizeof(T) a multiple of 16) as FP32, in 16-byte loads.
+template <class T, int N>
+__device__ __forceinline__ void load_row_part(const T* p, float* v) {
+  static_assert(N * sizeof(T) % 16 == 0, "whole 16-byte vectors");
+#pragma unroll
+  for (int c = 0; c < N / Vec<T>::kN; ++c) {
+    const Vec<T> t = reinterpret_cast<const Vec<T>*>(p)[c];
+#pragma unroll
+    for (int e = 0; e < Vec<T>::kN; ++e) v[c * Vec<T>::kN + e] = to_f32(t.v[e]);
+  }
+}
+template <class T, int N>
+__device__ __forceinline__ void store_row_part(T* p, const float* v) {
+#pragma unroll
+  for (int c = 0; c < N / Vec<T>::kN; ++c) {
+    Vec<T> t;
+#pragma unroll
+    for (int e = 0; e < Vec<T>::kN; ++e) t.v[e] = from_f32<T>(v[c * Vec<T>::kN + e]);
+    reinterpret_cast<Vec<T>*>(p)[c] = t;
+  }
+}
+
+// A row held by one warp in registers: lane `lane` holds values [(it · 32 + lane) · N, + N) in v[it] (the layout of
+// the warp-per-row kernels). Two-pass FP32 statistics by warp shuffles: mean, then rsqrt(Σ(v − mean)² / n + eps).
+template <int ITERS, int N>
+__device__ __forceinline__ void warp_row_stats(const float (&v)[ITERS][N], float eps, float& mean, float& inv) {
+  constexpr int n = 32 * N * ITERS;
+  float s = 0.f;
+#pragma unroll
+  for (int it = 0; it < ITERS; ++it)
+#pragma unroll
+    for (int e = 0; e < N; ++e) s += v[it][e];
+  mean = warp_sum(s) / static_cast<float>(n);
+  float q = 0.f;
+#pragma unroll
+  for (int it = 0; it < ITERS; ++it)
+#pragma unroll
+    for (int e = 0; e < N; ++e) {
+      const float d = v[it][e] - mean;
+      q += d * d;
+    }
+  inv = rsqrtf(warp_sum(q) / static_cast<float>(n) + eps);
+}
+
+// LayerNorm of such a row in place: v = (v − mean) · inv · w + b, w and b F32 [32 · N · ITERS] (16-byte aligned).
+template <int ITERS, int N>
+__device__ __forceinline__ void warp_row_norm(float (&v)[ITERS][N], int lane, const float* __restrict__ w,
+                                              const float* __restrict__ b, float eps) {
+  float mean, inv;
+  warp_row_stats(v, eps, mean, inv);
+#pragma unroll
+  for (int it = 0; it < ITERS; ++it) {
+    const int col = (it * 32 + lane) * N;
+#pragma unroll
+    for (int e = 0; e < N; e += 4) {
+      const float4 ww = *reinterpret_cast<const float4*>(w + col + e);
+      const float4 bb = *reinterpret_cast<const float4*>(b + col + e);
+      v[it][e] = (v[it][e] - mean) * inv * ww.x + bb.x;
+      v[it][e + 1] = (v[it][e + 1] - mean) * inv * ww.y + bb.y;
+      v[it][e + 2] = (v[it][e + 2] - mean) * inv * ww.z + bb.z;
+      v[it][e + 3] = (v[it][e + 3] - mean) * inv * ww.w + bb.w;
+    }
+  }
+}
+
+// Stores such a row: out (TO) and, when set, out32 unrounded.
+template <class TO, int ITERS, int N>
+__device__ __forceinline__ void warp_row_store(const float (&v)[ITERS][N], int lane, TO* out, float* out32) {
+#pragma unroll
+  for (int it = 0; it < ITERS; ++it) {
+    const int col = (it * 32 + lane) * N;
+    store_row_part<TO, N>(out + col, v[it]);
+    if (out32) store_row_part<float, N>(out32 + col, v[it]);
+  }
+}
+
+// Rounds such a row to T and back (what storing it in T and loading it again gives).
+template <class T, int ITERS, int N>
+__device__ __forceinline__ void round_row_to(float (&v)[ITERS][N]) {
+  if constexpr (!std::is_same_v<T, float>) {
+#pragma unroll
+    for (int it = 0; it < ITERS; ++it)
+#pragma unroll
+      for (int e = 0; e < N; ++e) v[it][e] = to_f32(from_f32<T>(v[it][e]));
+  }
+}
+
+// layer_norm_smem_row, then (when jw is set) the joint LayerNorm of JointNorm (ops/backend.h) over its result: the
+// first result kept in `row` (rounded to TO unless out32 is set), the second written to out / out32.
+template <class TO>
+__device__ __forceinline__ void layer_norm_smem_row_joint(float* row, int n, float eps, const float* __restrict__ w,
+                                                          const float* __restrict__ b, const float* __restrict__ jw,
+                                                          const float* __restrict__ jb, float jeps, float* red,
+                                                          TO* out, float* out32) {
+  if (!jw) {
+    layer_norm_smem_row(row, n, eps, w, b, red, out, out32);
+    return;
+  }
+  layer_norm_smem_row(row, n, eps, w, b, red, row);  // in place: each element read, then written, by one thread
+  if (!out32)
+    for (int k = threadIdx.x; k < n; k += blockDim.x) row[k] = to_f32(from_f32<TO>(row[k]));
+  __syncthreads();
+  layer_norm_smem_row(row, n, jeps, jw, jb, red, out, out32);
 }
 
 inline unsigned ceil_div(int64_t a, int64_t b) { return static_cast<unsigned>((a + b - 1) / b); }

@@ -50,35 +50,6 @@ __global__ void __launch_bounds__(kThreads) layer_norm_kernel(const TX* x, const
   layer_norm_smem_row(row, n, eps, w, b, red, out + r * n, out32 ? out32 + r * n : nullptr);
 }
 
-// 16 bytes of T: the unit of the warp kernel's loads and stores.
-template <class T>
-struct alignas(16) Vec {
-  static constexpr int kN = 16 / sizeof(T);
-  T v[kN];
-};
-
-// N consecutive values of T at p (16-byte aligned, N · sizeof(T) a multiple of 16) as FP32, in 16-byte loads.
-template <class T, int N>
-__device__ __forceinline__ void load_row_part(const T* p, float* v) {
-  static_assert(N * sizeof(T) % 16 == 0, "whole 16-byte vectors");
-#pragma unroll
-  for (int c = 0; c < N / Vec<T>::kN; ++c) {
-    const Vec<T> t = reinterpret_cast<const Vec<T>*>(p)[c];
-#pragma unroll
-    for (int e = 0; e < Vec<T>::kN; ++e) v[c * Vec<T>::kN + e] = to_f32(t.v[e]);
-  }
-}
-template <class T, int N>
-__device__ __forceinline__ void store_row_part(T* p, const float* v) {
-#pragma unroll
-  for (int c = 0; c < N / Vec<T>::kN; ++c) {
-    Vec<T> t;
-#pragma unroll
-    for (int e = 0; e < Vec<T>::kN; ++e) t.v[e] = from_f32<T>(v[c * Vec<T>::kN + e]);
-    reinterpret_cast<Vec<T>*>(p)[c] = t;
-  }
-}
-
 // Warp-per-row. A lane handles ITERS vectors of 16 bytes of the OUTPUT dtype (kN = 16 / sizeof(TO) values each);
 // x and the residual (TO or wider, e.g. an FP32 residual stream) are loaded as the same kN values.
 template <class TX, class TR, class TO, int ITERS, bool kOut32, bool kEarly>
@@ -123,21 +94,8 @@ __global__ void __launch_bounds__(32 * kWarpRowsPerCta) layer_norm_warp_kernel(
       for (int e = 0; e < kN; ++e) v[it][e] += rv[e];
     }
   }
-  float s = 0.f;
-#pragma unroll
-  for (int it = 0; it < ITERS; ++it)
-#pragma unroll
-    for (int e = 0; e < kN; ++e) s += v[it][e];
-  const float mean = warp_sum(s) / static_cast<float>(n);
-  float q = 0.f;
-#pragma unroll
-  for (int it = 0; it < ITERS; ++it)
-#pragma unroll
-    for (int e = 0; e < kN; ++e) {
-      const float d = v[it][e] - mean;
-      q += d * d;
-    }
-  const float inv = rsqrtf(warp_sum(q) / static_cast<float>(n) + eps);
+  float mean, inv;
+  warp_row_stats(v, eps, mean, inv);
 #pragma unroll
   for (int it = 0; it < ITERS; ++it) {
     const int col = (it * 32 + lane) * kN;

@@ -54,4 +54,11 @@ std::map<std::string, std::string> Backend::kernel_choices() const {
 
 double Backend::last_recorded_ms() { return last_recorded_ms_; }
 
+void Backend::gather_linear(const GatherLinearArgs& a) {
+  if (a.n == 0) return;
+  const TensorView rows = a.scratch.rows(0, a.n);
+  gather_rows({a.x, a.rows, a.n, rows});
+  linear({rows, a.weight, a.bias, a.out.rows(0, a.n), a.epilogue});
+}
+
 }  // namespace layoutrt

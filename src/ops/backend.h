@@ -26,6 +26,16 @@ namespace layoutrt {
 enum class Epilogue : uint8_t { kNone, kGeluErf, kGeluTanh, kRelu, kSilu, kTanh };
 Epilogue epilogue_for(Activation a);
 
+// The embeddings' joint LayerNorm (LayoutLMv3Model.LayerNorm over the concatenated text and visual rows) applied by
+// the op that writes the rows, when `weight` is set: each row written is LayerNorm_joint(r) where r is the op's own
+// LayerNorm result, first rounded to out's dtype unless out_f32 is set — exactly what writing r (to out, or to the
+// FP32 stream out_f32) and running layer_norm over those rows gives, one pass fewer.
+struct JointNorm {
+  TensorView weight, bias;  // [H] F32; undefined: no joint LayerNorm
+  float eps = 1e-5f;
+  bool defined() const { return weight.defined(); }
+};
+
 // Text embeddings (trap 1: embedding positions are padding-aware, computed on the host):
 //   out[dst_row[i]] = LayerNorm(word[token_ids[i]] + token_type[token_type_ids[i]] + position[position_ids[i]]
 //                               + concat(x[b0], y[b1], x[b2], y[b3], h[clip(b3-b1)], w[clip(b2-b0)]))
@@ -40,7 +50,8 @@ struct TextEmbeddingArgs {
   TensorView ln_weight, ln_bias;                       // [H] F32
   float eps = 1e-5f;
   TensorView out;                                      // [rows, H]
-  TensorView out_f32;  // optional F32 [rows, H]: the same rows unrounded (FP32 residual stream, text-only models)
+  TensorView out_f32;  // optional F32 [rows, H]: the same rows unrounded (FP32 residual stream)
+  JointNorm joint;     // optional: the model's joint LayerNorm over text and visual rows, applied right away
 };
 
 // Visual embeddings: conv(patch, stride patch) as a GEMM over im2col'd patches, + bias; CLS token prepended;
@@ -59,6 +70,8 @@ struct PatchEmbeddingArgs {
   TensorView patches;              // scratch [batch*P, C*p*p] (dtype of weight)
   TensorView proj;                 // scratch [batch*P, H] (dtype of weight; conv output without its bias)
   TensorView out;                  // [rows, H]
+  TensorView out_f32;              // optional F32 [rows, H]: the same rows unrounded (FP32 residual stream)
+  JointNorm joint;                 // optional, as in TextEmbeddingArgs
 };
 
 // y = epilogue(x · Wᵀ + b). x [M, K], W [N, K] (torch's [out, in]), b [N] F32 or undefined, y [M, N].
@@ -123,6 +136,18 @@ struct GatherRowsArgs {
   TensorView out;                 // [n, H] F32 or x.dtype; must not overlap x
 };
 
+// out = epilogue(x[rows[i]] · Wᵀ + b) for i < n: a head's first linear on the rows it reads (GatherRowsArgs + LinearArgs
+// in one op). x [R, H] any float dtype, W [N, H] F32, b [N] F32 or undefined, out [n, N] F32 (math in FP32; TF32
+// where the backend's linear uses it). scratch: F32 [n, H], the gathered rows where a backend gathers first.
+struct GatherLinearArgs {
+  TensorView x;
+  const int32_t* rows = nullptr;  // [n] device
+  int64_t n = 0;
+  TensorView weight, bias, out;
+  Epilogue epilogue = Epilogue::kNone;
+  TensorView scratch;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -180,6 +205,8 @@ class Backend {
   // What the forward's last layer ran on (kernel_choices "last_layer_rows"): "head" (the head's rows only) or "all".
   void note_last_layer_rows(const std::string& rows) { last_layer_rows_ = rows; }
   virtual void gather_rows(const GatherRowsArgs& a) = 0;
+  // Default: gather_rows into a.scratch, then linear (the CPU twin); the CUDA backend has one kernel for small heads.
+  virtual void gather_linear(const GatherLinearArgs& a);
 
   // Lanes: independent op sequences that may run concurrently (CUDA: one stream each, forked from the backend's
   // stream and joined back into it; the CPU runs them in turn). The forward splits a batch's sequences into lanes

@@ -243,10 +243,9 @@ Outputs run_forward(Backend& be, const ModelWeights& w, Workspace& ws, const Pre
   if (B > ws.max_batch || rows > ws.max_rows)
     throw_error(ErrorCode::kInternal, "batch of ", B, " x ", L, " rows exceeds the workspace");
   const TensorView x = ws.hidden.rows(0, rows), x1 = ws.hidden2.rows(0, rows);
-  // The FP32 residual stream (undefined when x is the stream itself). The embeddings write it directly when a
-  // joint LayerNorm follows (which then writes x and r); text-only models get both from the text embedding.
+  // The FP32 residual stream (undefined when x is the stream itself). The embedding ops write x and r (with an image,
+  // after the joint LayerNorm they apply themselves: JointNorm).
   const TensorView r = ws.resid.defined() ? ws.resid.rows(0, rows) : TensorView();
-  const TensorView emb_out = r.defined() && V > 0 ? r : x;
   // What the head and output_hidden_state read: the unrounded stream where there is one.
   const TensorView final_hidden = r.defined() ? r : x;
   const float eps = static_cast<float>(c.layer_norm_eps);
@@ -387,6 +386,10 @@ Outputs run_forward(Backend& be, const ModelWeights& w, Workspace& ws, const Pre
     be.prepare_attention(layer_meta);
     be.stage("embeddings");
 
+    // With an image, the joint LayerNorm over text + visual rows (text rows are layer-normed twice) runs inside both
+    // embedding ops (JointNorm): the rows are the same as writing them and running layer_norm over all of them.
+    JointNorm joint;
+    if (V > 0) joint = {w.at("LayerNorm.weight"), w.at("LayerNorm.bias"), eps};
     if (num_text > 0) {
       TextEmbeddingArgs e;
       e.num_tokens = num_text;
@@ -405,8 +408,9 @@ Outputs run_forward(Backend& be, const ModelWeights& w, Workspace& ws, const Pre
       e.ln_weight = w.at("embeddings.LayerNorm.weight");
       e.ln_bias = w.at("embeddings.LayerNorm.bias");
       e.eps = eps;
-      e.out = emb_out;
-      if (r.defined() && V == 0) e.out_f32 = r;
+      e.out = x;
+      e.out_f32 = r;
+      if (V > 0) e.joint = joint;
       be.text_embedding(e);
     }
     // The text and patch embeddings run one after the other: as two lanes (concurrent streams) they were not faster
@@ -429,10 +433,10 @@ Outputs run_forward(Backend& be, const ModelWeights& w, Workspace& ws, const Pre
       pe.eps = 1e-6f;  // LayoutLMv3Model.norm is built with eps=1e-6, not config.layer_norm_eps (trap 4)
       pe.patches = ws.patches.rows(0, B * P);
       pe.proj = ws.proj.rows(0, B * P);
-      pe.out = emb_out;
+      pe.out = x;
+      pe.out_f32 = r;
+      pe.joint = joint;
       be.patch_embedding(pe);
-      // Joint LayerNorm over text + visual rows (text rows are layer-normed twice).
-      be.layer_norm({emb_out, TensorView(), w.at("LayerNorm.weight"), w.at("LayerNorm.bias"), x, eps, TensorView(), r});
     }
     be.stage("attention");
     // The layers lane by lane, interleaved per layer (what runs eagerly is issued in the order it can overlap).
@@ -447,14 +451,16 @@ Outputs run_forward(Backend& be, const ModelWeights& w, Workspace& ws, const Pre
     be.end_lanes();
     be.stage("head");
     if (n > 0) {
-      be.gather_rows({final_hidden, ws.head_rows, n, ws.head_in.rows(0, n)});
-      TensorView cur = ws.head_in.rows(0, n);
+      // The first linear reads the head's rows of final_hidden itself (gather_linear; head_in: its scratch).
+      TensorView cur;
       for (size_t i = 0; i < w.head_layers.size(); ++i) {
         const HeadLinear& hl = w.head_layers[i];
         const bool last = i + 1 == w.head_layers.size();
         TensorView dst = last ? ws.head_out.rows(0, n) : ws.head_mid.rows(0, n);
-        be.linear({cur, w.at(hl.name + ".weight"), w.at(hl.name + ".bias"), dst,
-                   last ? Epilogue::kNone : Epilogue::kTanh});
+        const Epilogue epi = last ? Epilogue::kNone : Epilogue::kTanh;
+        const TensorView W = w.at(hl.name + ".weight"), b = w.at(hl.name + ".bias");
+        if (i == 0) be.gather_linear({final_hidden, ws.head_rows, n, W, b, dst, epi, ws.head_in.rows(0, n)});
+        else be.linear({cur, W, b, dst, epi});
         cur = dst;
       }
     }

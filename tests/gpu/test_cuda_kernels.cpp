@@ -100,104 +100,165 @@ class CudaKernels : public ::testing::TestWithParam<Case> {
   std::unique_ptr<Backend> gpu, cpu;
 };
 
+// Both embedding ops, each shape and output mode, against the CPU twin:
+//  - H = 64 takes the CTA-per-row kernels, H = 768 (coordinate / shape width 128) the warp-per-row ones;
+//  - joint: the JointNorm applied by the op (the model's joint LayerNorm), with and without the FP32 stream out_f32
+//    (without it the op's own LayerNorm result is rounded to out's dtype first: the twin does not round, so that
+//    rounding is inside the case's tolerance; the GPU's two-step result — op without JointNorm, then layer_norm over
+//    its rows — checks it to within FP32 reassociation: 1e-5 on out, which flips a rounding only rarely);
+//  - out_f32 (FP32 tolerance 1e-6: no 16-bit rounding on that path).
+struct EmbedMode {
+  int64_t H, cw, sw;
+  bool joint, out32;
+};
+const EmbedMode kEmbedModes[] = {{64, 12, 8, false, true},   {64, 12, 8, true, false},  {64, 12, 8, true, true},
+                                 {768, 128, 128, false, true}, {768, 128, 128, true, false}, {768, 128, 128, true, true}};
+std::string mode_str(const EmbedMode& m) {
+  return "H " + std::to_string(m.H) + " joint " + std::to_string(m.joint) + " out_f32 " + std::to_string(m.out32);
+}
+
+// Rows `rows` of out / out32 compared with the twin: out within tol, out32 within tol32; the GPU's fused result
+// against its two-step one (two_step: out) within 1e-5 where given.
+void expect_embedding_rows(const std::pair<Tensor, Tensor>& got, const std::pair<Tensor, Tensor>& ref,
+                           const Tensor* two_step, const std::vector<int32_t>& rows, const EmbedMode& m, double tol,
+                           double tol32) {
+  const Diff d = compare_rows(got.first, ref.first, rows);
+  EXPECT_EQ(d.nonfinite, 0) << mode_str(m);
+  EXPECT_LE(d.rel_l2, tol) << mode_str(m) << " max-abs " << d.max_abs;
+  if (m.out32) {
+    const Diff d32 = compare_rows(got.second, ref.first, rows);
+    EXPECT_EQ(d32.nonfinite, 0) << mode_str(m);
+    EXPECT_LE(d32.rel_l2, tol32) << mode_str(m) << " out_f32 max-abs " << d32.max_abs;
+  }
+  if (two_step) {
+    const Diff d2 = compare_rows(got.first, *two_step, rows);
+    EXPECT_EQ(d2.nonfinite, 0) << mode_str(m);
+    EXPECT_LE(d2.rel_l2, 1e-5) << mode_str(m) << " fused vs two steps, max-abs " << d2.max_abs;
+  }
+}
+
+// The op's rows, then (two_step) layer_norm over all R rows with the joint weights, as forward.cpp ran it before
+// JointNorm: into an F32 stream buffer when out32, else in place in out.
+template <class Op>
+std::pair<Tensor, Tensor> run_embedding(Backend& be, DType act, int64_t R, int64_t H, const EmbedMode& m,
+                                        const Tensor& jw, const Tensor& jb, bool two_step, Op&& op) {
+  Buffer out(be, act, {R, H}), out32(be, DType::kF32, {R, H}), jwb(be, jw, DType::kF32), jbb(be, jb, DType::kF32);
+  be.fill_nan(out);
+  be.fill_nan(out32);
+  JointNorm joint;
+  if (m.joint && !two_step) joint = {jwb, jbb, 1e-5f};
+  if (two_step) {
+    op(m.out32 ? out32.view() : out.view(), TensorView(), joint);
+    LayerNormArgs a{m.out32 ? out32.view() : out.view(), TensorView(), jwb, jbb, out, 1e-5f};
+    if (m.out32) a.out_f32 = out32;
+    be.layer_norm(a);
+  } else {
+    op(out.view(), m.out32 ? out32.view() : TensorView(), joint);
+  }
+  be.synchronize();
+  return {out.download(), out32.download()};
+}
+
 TEST_P(CudaKernels, TextEmbeddingMatchesCpuTwin) {
   const Case& c = GetParam();
-  std::mt19937 rng(7);
-  const int64_t V = 50, H = 64, cw = 12, sw = 8, n2d = 1024, npos = 100, N = 37, R = 50;
-  Tensor word = random_tensor({V, H}, rng), pos = random_tensor({npos, H}, rng), type = random_tensor({2, H}, rng);
-  Tensor xt = random_tensor({n2d, cw}, rng), yt = random_tensor({n2d, cw}, rng), ht = random_tensor({n2d, sw}, rng),
-         wt = random_tensor({n2d, sw}, rng);
-  Tensor lnw = random_tensor({H}, rng, 0.5f, 1.5f), lnb = random_tensor({H}, rng);
-  std::vector<int32_t> dst(N), ids(N), pids(N), tids(N), boxes(4 * N);
-  std::vector<int32_t> perm(R);
-  for (int i = 0; i < R; ++i) perm[i] = i;
-  std::shuffle(perm.begin(), perm.end(), rng);
-  std::uniform_int_distribution<int> coord(0, 1000);
-  for (int64_t i = 0; i < N; ++i) {
-    dst[i] = perm[i];
-    ids[i] = static_cast<int32_t>(rng() % V);
-    pids[i] = static_cast<int32_t>(rng() % npos);
-    tids[i] = static_cast<int32_t>(rng() % 2);
-    int x0 = coord(rng), x1 = coord(rng), y0 = coord(rng), y1 = coord(rng);
-    if (x1 < x0) std::swap(x0, x1);
-    if (y1 < y0) std::swap(y0, y1);
-    if (i == 0) x0 = y0 = 0, x1 = y1 = 1000;  // edges of the tables
-    if (i == 1) x0 = x1 = y0 = y1 = 1000;
-    boxes[4 * i] = x0, boxes[4 * i + 1] = y0, boxes[4 * i + 2] = x1, boxes[4 * i + 3] = y1;
-  }
-  // Tables are rounded to the GPU's table dtype on both sides; the CPU twin reads them as F32 (store = F32).
-  auto run = [&](Backend& be, DType table, DType store, DType act) {
-    std::vector<std::unique_ptr<Buffer>> keep;
-    auto T = [&](const Tensor& t, DType d) {
-      keep.push_back(std::make_unique<Buffer>(be, t.to(table).to(DType::kF32), d == DType::kF32 ? d : store));
-      return keep.back()->view();
+  for (const EmbedMode& m : kEmbedModes) {
+    std::mt19937 rng(7);
+    const int64_t V = 50, H = m.H, cw = m.cw, sw = m.sw, n2d = 1024, npos = 100, N = 37, R = 50;
+    Tensor word = random_tensor({V, H}, rng), pos = random_tensor({npos, H}, rng), type = random_tensor({2, H}, rng);
+    Tensor xt = random_tensor({n2d, cw}, rng), yt = random_tensor({n2d, cw}, rng), ht = random_tensor({n2d, sw}, rng),
+           wt = random_tensor({n2d, sw}, rng);
+    Tensor lnw = random_tensor({H}, rng, 0.5f, 1.5f), lnb = random_tensor({H}, rng);
+    Tensor jw = random_tensor({H}, rng, 0.5f, 1.5f), jb = random_tensor({H}, rng);
+    std::vector<int32_t> dst(N), ids(N), pids(N), tids(N), boxes(4 * N);
+    std::vector<int32_t> perm(R);
+    for (int i = 0; i < R; ++i) perm[i] = i;
+    std::shuffle(perm.begin(), perm.end(), rng);
+    std::uniform_int_distribution<int> coord(0, 1000);
+    for (int64_t i = 0; i < N; ++i) {
+      dst[i] = perm[i];
+      ids[i] = static_cast<int32_t>(rng() % V);
+      pids[i] = static_cast<int32_t>(rng() % npos);
+      tids[i] = static_cast<int32_t>(rng() % 2);
+      int x0 = coord(rng), x1 = coord(rng), y0 = coord(rng), y1 = coord(rng);
+      if (x1 < x0) std::swap(x0, x1);
+      if (y1 < y0) std::swap(y0, y1);
+      if (i == 0) x0 = y0 = 0, x1 = y1 = 1000;  // edges of the tables
+      if (i == 1) x0 = x1 = y0 = y1 = 1000;
+      boxes[4 * i] = x0, boxes[4 * i + 1] = y0, boxes[4 * i + 2] = x1, boxes[4 * i + 3] = y1;
+    }
+    // Tables are rounded to the GPU's table dtype on both sides; the CPU twin reads them as F32 (store = F32).
+    auto run = [&](Backend& be, DType store, DType act, bool two_step) {
+      std::vector<std::unique_ptr<Buffer>> keep;
+      auto T = [&](const Tensor& t, DType d) {
+        keep.push_back(std::make_unique<Buffer>(be, t.to(c.table).to(DType::kF32), d == DType::kF32 ? d : store));
+        return keep.back()->view();
+      };
+      TextEmbeddingArgs a;
+      a.num_tokens = N;
+      a.dst_row = upload_vec(be, dst, keep);
+      a.token_ids = upload_vec(be, ids, keep);
+      a.position_ids = upload_vec(be, pids, keep);
+      a.token_type_ids = upload_vec(be, tids, keep);
+      a.boxes = upload_vec(be, boxes, keep);
+      a.word = T(word, c.table), a.position = T(pos, c.table), a.token_type = T(type, c.table);
+      a.x = T(xt, c.table), a.y = T(yt, c.table), a.h = T(ht, c.table), a.w = T(wt, c.table);
+      a.ln_weight = T(lnw, DType::kF32), a.ln_bias = T(lnb, DType::kF32);
+      return run_embedding(be, act, R, H, m, jw, jb, two_step,
+                           [&](const TensorView& out, const TensorView& out32, const JointNorm& joint) {
+                             a.out = out, a.out_f32 = out32, a.joint = joint;
+                             be.text_embedding(a);
+                           });
     };
-    TextEmbeddingArgs a;
-    a.num_tokens = N;
-    a.dst_row = upload_vec(be, dst, keep);
-    a.token_ids = upload_vec(be, ids, keep);
-    a.position_ids = upload_vec(be, pids, keep);
-    a.token_type_ids = upload_vec(be, tids, keep);
-    a.boxes = upload_vec(be, boxes, keep);
-    a.word = T(word, table), a.position = T(pos, table), a.token_type = T(type, table);
-    a.x = T(xt, table), a.y = T(yt, table), a.h = T(ht, table), a.w = T(wt, table);
-    a.ln_weight = T(lnw, DType::kF32), a.ln_bias = T(lnb, DType::kF32);
-    Buffer out(be, act, {R, H}), out32(be, DType::kF32, {R, H});
-    be.fill_nan(out);
-    be.fill_nan(out32);
-    a.out = out;
-    a.out_f32 = out32;  // the FP32 residual stream of text-only models: the same rows unrounded
-    be.text_embedding(a);
-    be.synchronize();
-    return std::make_pair(out.download(), out32.download());
-  };
-  const auto ref = run(*cpu, c.table, DType::kF32, DType::kF32), got = run(*gpu, c.table, c.table, c.act);
-  const Diff d = compare_rows(got.first, ref.first, dst);
-  EXPECT_EQ(d.nonfinite, 0);
-  EXPECT_LE(d.rel_l2, c.tol) << "max-abs " << d.max_abs;
-  const Diff d32 = compare_rows(got.second, ref.first, dst);
-  EXPECT_EQ(d32.nonfinite, 0);
-  EXPECT_LE(d32.rel_l2, 1e-6) << "out_f32 max-abs " << d32.max_abs;
+    const auto ref = run(*cpu, DType::kF32, DType::kF32, false), got = run(*gpu, c.table, c.act, false);
+    const Tensor two = m.joint ? run(*gpu, c.table, c.act, true).first : Tensor();
+    expect_embedding_rows(got, ref, m.joint ? &two : nullptr, dst, m, c.tol, 1e-6);
+  }
 }
 
 TEST_P(CudaKernels, PatchEmbeddingMatchesCpuTwin) {
   const Case& c = GetParam();
-  std::mt19937 rng(11);
-  const int B = 2, C = 3, S = 64, p = 16, G = S / p, P = G * G, H = 64, K = C * p * p, R = 2 * (P + 1) + 5;
-  Tensor pixels = random_tensor({B, C, S, S}, rng), weight = random_tensor({H, K}, rng, -0.05f, 0.05f);
-  Tensor bias = random_tensor({H}, rng), cls = random_tensor({H}, rng), posemb = random_tensor({P + 1, H}, rng);
-  Tensor lnw = random_tensor({H}, rng, 0.5f, 1.5f), lnb = random_tensor({H}, rng);
-  const std::vector<int32_t> cls_row = {3, 3 + P + 2};
-  auto run = [&](Backend& be, DType wdt, DType act) {
-    std::vector<std::unique_ptr<Buffer>> keep;
-    auto T = [&](const Tensor& t, DType round, DType d) {
-      keep.push_back(std::make_unique<Buffer>(be, t.to(round).to(DType::kF32), d));
-      return keep.back()->view();
+  for (const EmbedMode& m : kEmbedModes) {
+    std::mt19937 rng(11);
+    const int B = 2, C = 3, S = 64, p = 16, G = S / p, P = G * G, K = C * p * p;
+    const int64_t H = m.H, R = 2 * (P + 1) + 5;
+    Tensor pixels = random_tensor({B, C, S, S}, rng), weight = random_tensor({H, K}, rng, -0.05f, 0.05f);
+    Tensor bias = random_tensor({H}, rng), cls = random_tensor({H}, rng), posemb = random_tensor({P + 1, H}, rng);
+    Tensor lnw = random_tensor({H}, rng, 0.5f, 1.5f), lnb = random_tensor({H}, rng);
+    Tensor jw = random_tensor({H}, rng, 0.5f, 1.5f), jb = random_tensor({H}, rng);
+    const std::vector<int32_t> cls_row = {3, 3 + P + 2};
+    auto run = [&](Backend& be, DType wdt, DType act, bool two_step) {
+      std::vector<std::unique_ptr<Buffer>> keep;
+      auto T = [&](const Tensor& t, DType round, DType d) {
+        keep.push_back(std::make_unique<Buffer>(be, t.to(round).to(DType::kF32), d));
+        return keep.back()->view();
+      };
+      PatchEmbeddingArgs a;
+      a.batch = B, a.channels = C, a.image_size = S, a.patch_size = p;
+      a.pixels = static_cast<const float*>(T(pixels, DType::kF32, DType::kF32).data);
+      a.cls_row = upload_vec(be, cls_row, keep);
+      a.weight = T(weight, c.table, wdt);
+      a.bias = T(bias, DType::kF32, DType::kF32), a.cls_token = T(cls, DType::kF32, DType::kF32);
+      a.pos_embed = T(posemb, DType::kF32, DType::kF32);
+      a.ln_weight = T(lnw, DType::kF32, DType::kF32), a.ln_bias = T(lnb, DType::kF32, DType::kF32);
+      Buffer patches(be, wdt, {int64_t{B} * P, K}), proj(be, wdt, {int64_t{B} * P, H});
+      a.patches = patches, a.proj = proj;
+      return run_embedding(be, act, R, H, m, jw, jb, two_step,
+                           [&](const TensorView& out, const TensorView& out32, const JointNorm& joint) {
+                             a.out = out, a.out_f32 = out32, a.joint = joint;
+                             be.patch_embedding(a);
+                           });
     };
-    PatchEmbeddingArgs a;
-    a.batch = B, a.channels = C, a.image_size = S, a.patch_size = p;
-    a.pixels = static_cast<const float*>(T(pixels, DType::kF32, DType::kF32).data);
-    a.cls_row = upload_vec(be, cls_row, keep);
-    a.weight = T(weight, c.table, wdt);
-    a.bias = T(bias, DType::kF32, DType::kF32), a.cls_token = T(cls, DType::kF32, DType::kF32);
-    a.pos_embed = T(posemb, DType::kF32, DType::kF32);
-    a.ln_weight = T(lnw, DType::kF32, DType::kF32), a.ln_bias = T(lnb, DType::kF32, DType::kF32);
-    Buffer patches(be, wdt, {int64_t{B} * P, K}), proj(be, wdt, {int64_t{B} * P, H}), out(be, act, {R, H});
-    be.fill_nan(out);
-    a.patches = patches, a.proj = proj, a.out = out;
-    be.patch_embedding(a);
-    be.synchronize();
-    return out.download();
-  };
-  const Tensor ref = run(*cpu, DType::kF32, DType::kF32), got = run(*gpu, c.table, c.act);
-  std::vector<int32_t> rows;
-  for (int b = 0; b < B; ++b)
-    for (int v = 0; v <= P; ++v) rows.push_back(cls_row[b] + v);
-  const Diff d = compare_rows(got, ref, rows);
-  EXPECT_EQ(d.nonfinite, 0);
-  // The projection's K = 768 products are summed on tensor cores in FP16/BF16 plans: one more rounding of the inputs
-  // (already rounded identically on both sides) but a different summation order; same budget.
-  EXPECT_LE(d.rel_l2, c.precision == Precision::kFP32 ? 1e-5 : c.tol) << "max-abs " << d.max_abs;
+    const auto ref = run(*cpu, DType::kF32, DType::kF32, false), got = run(*gpu, c.table, c.act, false);
+    const Tensor two = m.joint ? run(*gpu, c.table, c.act, true).first : Tensor();
+    std::vector<int32_t> rows;
+    for (int b = 0; b < B; ++b)
+      for (int v = 0; v <= P; ++v) rows.push_back(cls_row[b] + v);
+    // The projection's K = 768 products are summed on tensor cores in FP16/BF16 plans: one more rounding of the
+    // inputs (already rounded identically on both sides) but a different summation order, and its output (proj, in
+    // the weight's dtype) rounded: out_f32 carries that too. Same budget for both.
+    const double tol = c.precision == Precision::kFP32 ? 1e-5 : c.tol;
+    expect_embedding_rows(got, ref, m.joint ? &two : nullptr, rows, m, tol, tol);
+  }
 }
 
 TEST_P(CudaKernels, ResidualLayerNormMatchesCpuTwinAndMayAlias) {
@@ -281,6 +342,44 @@ TEST_P(CudaKernels, GatherRowsIsExact) {
   const Diff d = compare(run(*gpu, c.act), run(*cpu, DType::kF32));
   EXPECT_EQ(d.nonfinite, 0);
   EXPECT_EQ(d.max_abs, 0.0);
+}
+
+// A head's first linear on gathered rows (GatherLinearArgs) against the CPU twin (gather, then linear): the one-kernel
+// path (N <= 16 labels, H = 768 / 1024 / 1536 rows of x in its dtype: 3, 4, 6 vectors per lane in F16) and the
+// fallback (N = 20; H = 100), with and without bias, tanh epilogue; rows repeated and out of order. x is rounded to
+// the activation dtype on both sides, W and the math are F32: FP32 tolerance (1e-6, reassociated 768-term sums).
+TEST_P(CudaKernels, GatherLinearMatchesCpuTwin) {
+  const Case& c = GetParam();
+  std::mt19937 rng(23);
+  const int64_t R = 300;
+  struct Shape {
+    int64_t H, N;
+    bool bias;
+    Epilogue epi;
+  };
+  for (const Shape& sh : {Shape{768, 7, true, Epilogue::kNone}, Shape{768, 16, false, Epilogue::kTanh},
+                          Shape{1024, 3, true, Epilogue::kNone}, Shape{1536, 8, true, Epilogue::kNone},
+                          Shape{768, 20, true, Epilogue::kNone}, Shape{100, 5, true, Epilogue::kTanh}}) {
+    const Tensor x = random_tensor({R, sh.H}, rng).to(c.act).to(DType::kF32);
+    const Tensor W = random_tensor({sh.N, sh.H}, rng, -0.1f, 0.1f), b = random_tensor({sh.N}, rng);
+    std::vector<int32_t> rows(257);
+    for (auto& r : rows) r = static_cast<int32_t>(rng() % R);
+    rows[0] = R - 1, rows[1] = 0, rows[2] = 0;
+    const int64_t n = static_cast<int64_t>(rows.size());
+    auto run = [&](Backend& be, DType act) {
+      std::vector<std::unique_ptr<Buffer>> keep;
+      Buffer xb(be, x, act), wb(be, W, DType::kF32), bb(be, b, DType::kF32), out(be, DType::kF32, {n, sh.N}),
+          scratch(be, DType::kF32, {n, sh.H});
+      be.fill_nan(out);
+      be.gather_linear({xb, upload_vec(be, rows, keep), n, wb, sh.bias ? bb.view() : TensorView(), out, sh.epi,
+                        scratch});
+      be.synchronize();
+      return out.download();
+    };
+    const Diff d = compare(run(*gpu, c.act), run(*cpu, DType::kF32));
+    EXPECT_EQ(d.nonfinite, 0) << "H " << sh.H << " N " << sh.N;
+    EXPECT_LE(d.rel_l2, 1e-6) << "H " << sh.H << " N " << sh.N << " max-abs " << d.max_abs;
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Precisions, CudaKernels, ::testing::ValuesIn(kCases),
