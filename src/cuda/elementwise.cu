@@ -204,25 +204,16 @@ void gather_rows(const GatherRowsArgs& a, cudaStream_t stream) {
 }
 
 bool gather_linear(const GatherLinearArgs& a, cudaStream_t stream) {
-  const int64_t H = a.x.dim(1), N = a.weight.dim(0);
-  if (a.n == 0) return true;
+  const int64_t H = a.x.dim(1), N = a.weight.dim(0);  // n > 0: the backend returns before calling at n = 0
   if (N > kGatherLinearMaxN || N * H * 4 > 48 * 1024 || a.weight.dtype != DType::kF32 || !aligned16(a.x.data) ||
       !aligned16(a.weight.data))
     return false;  // W beyond the default 48 KB of shared memory per CTA: the caller gathers and runs the GEMM
   bool done = false;
   LRT_DISPATCH_FLOAT(a.x.dtype, T, {
     constexpr int64_t unit = 32 * Vec<T>::kN;
-    if (H % unit == 0) {
-      done = true;
-      switch (H / unit) {
-        case 1: launch_gather_linear<T, 1>(a, static_cast<int>(N), stream); break;
-        case 2: launch_gather_linear<T, 2>(a, static_cast<int>(N), stream); break;
-        case 3: launch_gather_linear<T, 3>(a, static_cast<int>(N), stream); break;
-        case 4: launch_gather_linear<T, 4>(a, static_cast<int>(N), stream); break;
-        case 6: launch_gather_linear<T, 6>(a, static_cast<int>(N), stream); break;
-        default: done = false;
-      }
-    }
+    done = H % unit == 0 && dispatch_count<1, 2, 3, 4, 6>(H / unit, [&](auto iters) {
+             launch_gather_linear<T, decltype(iters)::value>(a, static_cast<int>(N), stream);
+           });
   });
   if (done) LRT_CUDA_LAUNCHED("gather_linear");
   return done;

@@ -94,11 +94,7 @@ __global__ void __launch_bounds__(32 * kWarpRows) text_embedding_warp_kernel(
 #pragma unroll
     for (int e = 0; e < kN; ++e) v[it][e] = ((a[e] + t[e]) + p[e]) + sp[e];
   }
-  warp_row_norm(v, lane, ln_w, ln_b, eps);
-  if constexpr (kJoint) {
-    if (!out32) round_row_to<TO>(v);
-    warp_row_norm(v, lane, jw, jb, jeps);
-  }
+  warp_row_norm_joint<kJoint, TO>(v, lane, ln_w, ln_b, eps, jw, jb, jeps, out32 != nullptr);
   const int64_t o = static_cast<int64_t>(dst_row[i]) * H;
   warp_row_store(v, lane, out + o, out32 ? out32 + o : nullptr);
 }
@@ -130,13 +126,9 @@ bool try_warp(const TextEmbeddingArgs& a, int H, int cw, int sw, float* out32, c
     if (!aligned16(a.boxes) || (out32 && !aligned16(out32)) ||
         (a.joint.defined() && (!aligned16(a.joint.weight.data) || !aligned16(a.joint.bias.data))))
       return false;
-    switch (H / (32 * kN)) {
-      case 1: launch_warp<TE, TO, 1>(a, cw, sw, out32, stream); return true;
-      case 2: launch_warp<TE, TO, 2>(a, cw, sw, out32, stream); return true;
-      case 3: launch_warp<TE, TO, 3>(a, cw, sw, out32, stream); return true;
-      case 4: launch_warp<TE, TO, 4>(a, cw, sw, out32, stream); return true;
-    }
-    return false;
+    return dispatch_count<1, 2, 3, 4>(H / (32 * kN), [&](auto iters) {
+      launch_warp<TE, TO, decltype(iters)::value>(a, cw, sw, out32, stream);
+    });
   }
 }
 

@@ -186,6 +186,20 @@ __device__ __forceinline__ void round_row_to(float (&v)[ITERS][N]) {
   }
 }
 
+// warp_row_norm, then with kJoint the joint LayerNorm of JointNorm (ops/backend.h) over its result, rounded to TO
+// first unless `exact` (the FP32 residual stream is written): the warp twin of layer_norm_smem_row_joint.
+template <bool kJoint, class TO, int ITERS, int N>
+__device__ __forceinline__ void warp_row_norm_joint(float (&v)[ITERS][N], int lane, const float* __restrict__ w,
+                                                    const float* __restrict__ b, float eps,
+                                                    const float* __restrict__ jw, const float* __restrict__ jb,
+                                                    float jeps, bool exact) {
+  warp_row_norm(v, lane, w, b, eps);
+  if constexpr (kJoint) {
+    if (!exact) round_row_to<TO>(v);
+    warp_row_norm(v, lane, jw, jb, jeps);
+  }
+}
+
 // layer_norm_smem_row, then (when jw is set) the joint LayerNorm of JointNorm (ops/backend.h) over its result: the
 // first result kept in `row` (rounded to TO unless out32 is set), the second written to out / out32.
 template <class TO>
@@ -205,6 +219,13 @@ __device__ __forceinline__ void layer_norm_smem_row_joint(float* row, int n, flo
 }
 
 inline unsigned ceil_div(int64_t a, int64_t b) { return static_cast<unsigned>((a + b - 1) / b); }
+
+// Calls f(std::integral_constant<int, k>{}) for the k among kCases equal to n (a kernel's compile-time count, e.g. the
+// 16-byte vectors per lane of a warp-per-row kernel) and returns true; false, calling nothing, when none is.
+template <int... kCases, class F>
+bool dispatch_count(int64_t n, F&& f) {
+  return ((n == kCases && (f(std::integral_constant<int, kCases>{}), true)) || ...);
+}
 
 }  // namespace layoutrt::cuda
 

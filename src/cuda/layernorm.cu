@@ -137,21 +137,9 @@ bool try_warp(const LayerNormArgs& a, const float* xb, float* out32, int64_t row
     if (!aligned16(p)) return false;
   if ((a.residual.defined() && !aligned16(a.residual.data)) || (xb && !aligned16(xb)) || (out32 && !aligned16(out32)))
     return false;
-  switch (n / unit) {
-    case 1: launch_warp<TX, TR, TO, 1>(a, xb, out32, rows, stream); return true;
-    case 2: launch_warp<TX, TR, TO, 2>(a, xb, out32, rows, stream); return true;
-    case 3: launch_warp<TX, TR, TO, 3>(a, xb, out32, rows, stream); return true;
-    case 4: launch_warp<TX, TR, TO, 4>(a, xb, out32, rows, stream); return true;
-  }
-  if constexpr (max_iters > 4) {
-    switch (n / unit) {
-      case 5: launch_warp<TX, TR, TO, 5>(a, xb, out32, rows, stream); return true;
-      case 6: launch_warp<TX, TR, TO, 6>(a, xb, out32, rows, stream); return true;
-      case 7: launch_warp<TX, TR, TO, 7>(a, xb, out32, rows, stream); return true;
-      case 8: launch_warp<TX, TR, TO, 8>(a, xb, out32, rows, stream); return true;
-    }
-  }
-  return false;
+  auto run = [&](auto iters) { launch_warp<TX, TR, TO, decltype(iters)::value>(a, xb, out32, rows, stream); };
+  if constexpr (max_iters > 4) return dispatch_count<1, 2, 3, 4, 5, 6, 7, 8>(n / unit, run);
+  else return dispatch_count<1, 2, 3, 4>(n / unit, run);
 }
 
 template <class TX, class TR, class TO>

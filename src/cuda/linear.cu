@@ -170,16 +170,36 @@ bool tuning_log() {
   return on;
 }
 
-// LAYOUTRT_SM90_GEMM, read when a fused-GELU shape is first met: −1 = time the configurations (default), −2 = "off"
-// (the untimed default configuration), else the forced configuration.
+// LAYOUTRT_SM90_GEMM, read when a fused-GELU shape is first met: −1 = time the configurations (default, "tune", or a
+// comma-separated list of names: time those), −2 = "off" (the untimed default configuration), else the forced
+// configuration.
 int sm90_mode() {
   const char* e = std::getenv("LAYOUTRT_SM90_GEMM");
-  if (!e || !*e || std::string(e) == "tune") return -1;
+  if (!e || !*e || std::string(e) == "tune" || std::string(e).find(',') != std::string::npos) return -1;
   if (std::string(e) == "off") return -2;
   const int c = sm90_gemm_config_by_name(e);
   if (c < 0)
-    throw_error(ErrorCode::kInvalidArgument, "LAYOUTRT_SM90_GEMM=", e, ": not off, tune or a configuration name");
+    throw_error(ErrorCode::kInvalidArgument, "LAYOUTRT_SM90_GEMM=", e,
+                ": not off, tune, a configuration name or a comma-separated list of them");
   return c;
+}
+
+// Whether configuration `cfg` is among those timed: every one, unless LAYOUTRT_SM90_GEMM lists some (A/B runs of a
+// new configuration against the others).
+bool sm90_timed(int cfg) {
+  const char* e = std::getenv("LAYOUTRT_SM90_GEMM");
+  const std::string list = e ? e : "";
+  if (list.find(',') == std::string::npos) return true;
+  bool listed = false;
+  for (size_t begin = 0; begin <= list.size();) {
+    const size_t end = std::min(list.find(',', begin), list.size());
+    const std::string name = list.substr(begin, end - begin);
+    if (!name.empty() && sm90_gemm_config_by_name(name) < 0)
+      throw_error(ErrorCode::kInvalidArgument, "LAYOUTRT_SM90_GEMM=", list, ": no configuration named '", name, "'");
+    listed = listed || name == sm90_gemm_config_name(cfg);
+    begin = end + 1;
+  }
+  return listed;
 }
 
 // How many heuristic candidates are timed: LAYOUTRT_GEMM_CANDIDATES (1 .. kMaxCandidates, default 8). Split-K
@@ -315,6 +335,7 @@ Choice choose_algorithm(cublasLtHandle_t handle, const GemmKey& key, const GemmP
     cands.push_back(std::move(c));
   }
   for (int cfg = 0; key.gelu && cfg < sm90_gemm_config_count(); ++cfg) {
+    if (!sm90_timed(cfg)) continue;
     auto launch = [&, cfg](const Copy& copy) {
       return sm90_linear_bias_gelu(cfg, tc->x, tc->w, tc->bias, copy.y, copy.stream);
     };

@@ -104,11 +104,7 @@ __global__ void __launch_bounds__(32 * kWarpRows) visual_rows_warp_kernel(
 #pragma unroll
     for (int e = 0; e < kN; ++e) x[it][e] += pv[e];
   }
-  warp_row_norm(x, lane, ln_w, ln_b, eps);
-  if constexpr (kJoint) {
-    if (!out32) round_row_to<TO>(x);
-    warp_row_norm(x, lane, jw, jb, jeps);
-  }
+  warp_row_norm_joint<kJoint, TO>(x, lane, ln_w, ln_b, eps, jw, jb, jeps, out32 != nullptr);
   const int64_t o = (static_cast<int64_t>(cls_row[b]) + v) * H;
   warp_row_store(x, lane, out + o, out32 ? out32 + o : nullptr);
 }
@@ -139,13 +135,9 @@ bool try_visual_warp(const PatchEmbeddingArgs& a, int P, int H, float* out32, cu
     if ((out32 && !aligned16(out32)) ||
         (a.joint.defined() && (!aligned16(a.joint.weight.data) || !aligned16(a.joint.bias.data))))
       return false;
-    switch (H / (32 * kN)) {
-      case 1: launch_visual_warp<TP, TO, 1>(a, P, out32, stream); return true;
-      case 2: launch_visual_warp<TP, TO, 2>(a, P, out32, stream); return true;
-      case 3: launch_visual_warp<TP, TO, 3>(a, P, out32, stream); return true;
-      case 4: launch_visual_warp<TP, TO, 4>(a, P, out32, stream); return true;
-    }
-    return false;
+    return dispatch_count<1, 2, 3, 4>(H / (32 * kN), [&](auto iters) {
+      launch_visual_warp<TP, TO, decltype(iters)::value>(a, P, out32, stream);
+    });
   }
 }
 

@@ -32,6 +32,12 @@
 // with 128 × 64 subtiles wins M = 512 – 2836 by up to 3 % (709: 13.65 vs 13.71 us). Not kept: the polynomial as
 // E(u²) + u · O(u²) (two chains of depth 6, so the ping-pong epilogue interleaves four): 107.1 vs 104.0 us.
 //
+// Thread-block clusters for the 128 × 192 cooperative tile (x or W tiles multicast by TMA to the cluster: 2 × 1, 1 × 2,
+// 2 × 2; H200, 2026-12-02, bench/results/2026-12-02-h200-review-clusters.md), timed by the tuner beside these five at
+// M = 512 … 11344: at M = 709 11.75 / 11.49 / 11.97 us vs 11.35 (coop_128x192_e128x64), at the B = 32 lane 197 – 222
+// vs 181 us (ping_128x192); the 1 × 2 cluster won a few middle row counts (M = 2048, 2836) by 0.2 – 1 %. Not kept:
+// the B = 1 GEMM is not bound by the L2 → SM traffic that multicast halves.
+//
 // Layouts (row-major torch tensors): x [M, K] = A row-major; W [N, K] = B column-major (K × N); y [M, N] = D
 // row-major; bias [N] per column of D. No source C.
 //
