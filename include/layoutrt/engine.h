@@ -166,6 +166,12 @@ class Engine {
   // model / cuBLASLt version and are re-tuned. Empty on the CPU.
   virtual std::string gemm_tuning() const = 0;
   virtual std::unique_ptr<ExecutionContext> create_context() = 0;
+  // A zero-filled, writable host tensor in the memory this engine's backend uploads from fastest: page-locked on CUDA
+  // (run() copies it to the device at the bus's speed, without the driver's extra host copy: pixel_values at B = 32
+  // are 19 MB), ordinary memory on the CPU. Fill it (mutable_data_as) and pass it in Inputs; keep and refill it across
+  // runs rather than allocating one per run (page-locking is slow to set up). Thread-safe; the tensor may outlive the
+  // engine. Throws kOutOfMemory.
+  virtual Tensor host_tensor(DType dtype, Shape shape) const = 0;
 };
 
 }  // namespace layoutrt

@@ -20,8 +20,10 @@ class Tensor {
   Tensor() = default;
   // Allocates numel * dtype_size bytes, zero-filled, 64-byte aligned.
   Tensor(DType dtype, Shape shape);
-  // Wraps memory owned by `owner` (e.g. a memory-mapped file) without copying.
+  // Wraps memory owned by `owner` (e.g. a memory-mapped file) without copying: read-only.
   Tensor(DType dtype, Shape shape, std::shared_ptr<const void> owner, const void* data);
+  // The same for writable memory (e.g. Engine::host_tensor's page-locked buffers): mutable_data works.
+  Tensor(DType dtype, Shape shape, std::shared_ptr<void> owner, void* data);
 
   bool defined() const { return defined_; }
   DType dtype() const { return dtype_; }

@@ -39,6 +39,10 @@ Tensor::Tensor(DType dtype, Shape shape, std::shared_ptr<const void> owner, cons
     : dtype_(dtype), shape_(std::move(shape)), owner_(std::move(owner)), data_(data), writable_(false),
       defined_(true) {}
 
+Tensor::Tensor(DType dtype, Shape shape, std::shared_ptr<void> owner, void* data)
+    : dtype_(dtype), shape_(std::move(shape)), owner_(std::move(owner)), data_(data), writable_(true),
+      defined_(true) {}
+
 void* Tensor::mutable_data() {
   if (!writable_) throw_error(ErrorCode::kInternal, "tensor ", shape_str(shape_), " is read-only (mapped)");
   return const_cast<void*>(data_);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 
 #include "layoutrt/error.h"
@@ -16,6 +17,14 @@ Backend::Backend() {
       throw_error(ErrorCode::kInvalidArgument, "LAYOUTRT_LANES=", env, ": expected a lane count 1 .. ", kMaxLanes);
     lanes_env_ = static_cast<int>(n);
   }
+}
+
+std::shared_ptr<void> Backend::allocate_host(size_t bytes) {
+  const size_t alloc = (bytes + 63) / 64 * 64 + 64;
+  void* p = std::aligned_alloc(64, alloc);
+  if (!p) throw_error(ErrorCode::kOutOfMemory, "cannot allocate ", bytes, " bytes of host memory");
+  std::memset(p, 0, alloc);
+  return std::shared_ptr<void>(p, [](void* q) { std::free(q); });
 }
 
 int Backend::lanes_for(int64_t num_seqs, int64_t /*rows*/) const {

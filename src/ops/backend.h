@@ -157,6 +157,11 @@ class Backend {
   // Memory. Allocation failures throw kOutOfMemory naming the byte count.
   virtual void* allocate(size_t bytes) = 0;
   virtual void deallocate(void* p) = 0;
+  // Host memory the backend's copies to the device read fastest, zero-filled, 64-byte aligned, freed with the last
+  // owner (which may outlive the backend): ordinary memory here; page-locked on CUDA. Throws kOutOfMemory.
+  virtual std::shared_ptr<void> allocate_host(size_t bytes);
+  // Stream-ordered. A page-locked source (allocate_host) must stay unchanged until the stream has run the copy
+  // (ExecutionContext::run waits for its stream before returning); any other source may be reused at once.
   virtual void copy_to_device(void* dst, const void* src, size_t bytes) = 0;
   virtual void copy_to_host(void* dst, const void* src, size_t bytes) = 0;
   virtual void fill_nan(const TensorView& t) = 0;  // poisons a buffer (tests)

@@ -158,6 +158,15 @@ class EngineImpl : public Engine, public std::enable_shared_from_this<EngineImpl
   std::string gemm_tuning() const override { return gemm_tuning_; }
   const ModelWeights& weights() const { return weights_; }
 
+  Tensor host_tensor(DType dtype, Shape shape) const override {
+    for (int64_t d : shape)
+      if (d < 0) throw_error(ErrorCode::kInvalidArgument, "host_tensor: shape ", shape_str(shape), " has a negative dim");
+    const size_t bytes = static_cast<size_t>(shape_numel(shape)) * dtype_size(dtype);
+    std::shared_ptr<void> mem = backend_->allocate_host(bytes);
+    void* data = mem.get();
+    return Tensor(dtype, std::move(shape), std::move(mem), data);
+  }
+
   std::unique_ptr<ExecutionContext> create_context() override {
     return std::make_unique<ContextImpl>(shared_from_this(), make_backend());
   }

@@ -1,5 +1,6 @@
 // Bad inputs give an error naming the input, index and value — never a crash or a silent wrong answer.
 #include <chrono>
+#include <cstring>
 
 #include "io/model_io.h"
 #include "layoutrt/engine.h"
@@ -21,14 +22,15 @@ class InputsTest : public ::testing::Test {
     }
   }
   static void TearDownTestSuite() { delete dir_; }
-  static std::unique_ptr<ExecutionContext> ctx(const std::string& model) {
+  static std::shared_ptr<Engine> engine(const std::string& model) {
     EngineOptions eo;
     eo.backend = BackendKind::kCPU;
     static std::map<std::string, std::shared_ptr<Engine>> engines;
     auto& e = engines[model];
     if (!e) e = Engine::load(dir_->file(model + ".plan"), eo);
-    return e->create_context();
+    return e;
   }
+  static std::unique_ptr<ExecutionContext> ctx(const std::string& model) { return engine(model)->create_context(); }
   static Inputs good() { return load_inputs(test::fixtures("inputs/b3_pad137")); }
   template <class T>
   static void set(Tensor& t, int64_t i, T v) {
@@ -139,6 +141,36 @@ TEST_F(InputsTest, NonFinitePixels) {
   set(in.pixel_values, 3 * 224 * 224 + 224 + 5, std::nan(""));
   test::expect_error([&] { ctx("token_cls")->run(in); }, ErrorCode::kInputOutOfRange,
                      {"pixel_values[1][0][1][5]", "not finite"});
+}
+
+// Engine::host_tensor: zero-filled, writable, of the asked dtype and shape, usable as any input (on the CPU backend
+// ordinary memory: the same outputs bit for bit); it outlives its engine; a negative dim is refused.
+TEST_F(InputsTest, HostTensorsAreWritableInputs) {
+  const Inputs in = good();
+  const Tensor px = in.pixel_values.to(DType::kF32);
+  Tensor pinned = engine("token_cls")->host_tensor(DType::kF32, px.shape());
+  ASSERT_EQ(pinned.dtype(), DType::kF32);
+  ASSERT_EQ(pinned.shape(), px.shape());
+  for (int64_t i = 0; i < pinned.numel(); ++i) ASSERT_EQ(pinned.data_as<float>()[i], 0.f) << i;
+  std::memcpy(pinned.mutable_data(), px.data(), px.nbytes());
+  Inputs with = in;
+  with.pixel_values = pinned;
+  const Outputs a = ctx("token_cls")->run(in), b = ctx("token_cls")->run(with);
+  ASSERT_EQ(a.at("logits").nbytes(), b.at("logits").nbytes());
+  EXPECT_EQ(std::memcmp(a.at("logits").data(), b.at("logits").data(), a.at("logits").nbytes()), 0);
+  EXPECT_EQ(std::memcmp(a.at("labels").data(), b.at("labels").data(), a.at("labels").nbytes()), 0);
+  Tensor outlives;
+  {
+    EngineOptions eo;
+    eo.backend = BackendKind::kCPU;
+    auto e = Engine::load(dir_->file("token_cls.plan"), eo);
+    outlives = e->host_tensor(DType::kI64, {2, 3});
+  }
+  outlives.mutable_data_as<int64_t>()[5] = 7;
+  EXPECT_EQ(outlives.data_as<int64_t>()[5], 7);
+  EXPECT_EQ(engine("token_cls")->host_tensor(DType::kF16, {0, 4}).numel(), 0);
+  test::expect_error([&] { engine("token_cls")->host_tensor(DType::kF32, {2, -1}); }, ErrorCode::kInvalidArgument,
+                     {"host_tensor", "[2, -1]", "negative"});
 }
 
 TEST_F(InputsTest, InputsTheModelCannotTake) {

@@ -1,5 +1,5 @@
 // layoutrt bench --plan FILE --batch 1,2,4,8 [--text-tokens 512] [--warmup N] [--iters N] [--lengths FILE]
-//                [--json OUT.json] [--markdown OUT.md]
+//                [--json OUT.json] [--markdown OUT.md] [--pageable-inputs]
 //
 // Latency and throughput of ExecutionContext::run on synthetic inputs. A tool, not a test: it prints numbers and never
 // judges them. Two times per run() call:
@@ -7,13 +7,16 @@
 //    validated and on the device (ExecutionContext::compute_ms: CUDA events around it, or the CPU's clock) — what
 //    torch_baseline.py times for PyTorch (inputs on the GPU before its events), and what trtexec calls GPU compute time;
 //  - end to end (e2e_*): the whole call, input validation, host->device copies, the forward and the copies back
-//    (CUDA events on the context's stream when it has one, else std::chrono::steady_clock).
+//    (CUDA events on the context's stream when it has one, else std::chrono::steady_clock); pixel_values in
+//    Engine::host_tensor's memory (page-locked on CUDA), as a serving process would keep them, unless
+//    --pageable-inputs.
 #include <sys/resource.h>
 
 #include <algorithm>
 #include <map>
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
@@ -256,7 +259,7 @@ void register_bench(CLI::App& app) {
     int warmup = 5, iters = 30, threads = 0, device = 0;
     double max_seconds = 0;
     uint64_t seed = 1;
-    bool quiet = false, pack = false, stages = false;
+    bool quiet = false, pack = false, stages = false, pageable = false;
   };
   auto o = std::make_shared<Opts>();
   CLI::App* cmd = app.add_subcommand(
@@ -284,6 +287,9 @@ void register_bench(CLI::App& app) {
   cmd->add_option("--device", o->device, "CUDA device index")->capture_default_str();
   cmd->add_flag("--quiet,-q", o->quiet, "No progress on stderr");
   cmd->add_flag("--pack", o->pack, "Padding-free runs (RunOptions::pack): tokens with attention_mask 0 cost nothing");
+  cmd->add_flag("--pageable-inputs", o->pageable,
+                "Pass pixel_values in ordinary (pageable) host memory instead of Engine::host_tensor's page-locked "
+                "memory: the end-to-end time of callers that do not use it");
   cmd->add_flag("--stages", o->stages,
                 "After the timed runs, one more run with per-stage device times (embeddings, qkv, attention, "
                 "out_proj_ln, ffn, head), printed and written to the JSON");
@@ -342,7 +348,8 @@ void register_bench(CLI::App& app) {
                 lengths.empty() ? "" : (", real lengths from " + o->lengths).c_str());
     const char* mem_label = on_device ? "dev_MiB" : "rss_MiB";
     std::printf("# median/p90/p99, seq/s, TFLOP/s: compute time (the forward, inputs on the device); e2e_ms: median of "
-                "the whole run() call (validation, copies in and out)\n");
+                "the whole run() call (validation, copies in and out; pixel_values in %s host memory)\n",
+                o->pageable ? "pageable" : "Engine::host_tensor's");
     std::printf("%6s %10s %10s %10s %10s %9s %10s %9s\n", "batch", "median_ms", "p90_ms", "p99_ms", "seq/s", "TFLOP/s",
                 "e2e_ms", mem_label);
     std::fflush(stdout);
@@ -368,6 +375,12 @@ void register_bench(CLI::App& app) {
         for (int64_t r : real) variant_tokens[v] += r;
         real_tokens += variant_tokens[v];
         batches.push_back(synthetic_inputs(info, B, T, real, rng));
+        Tensor& px = batches.back().pixel_values;
+        if (px.defined() && !o->pageable) {  // as a serving process would hold them: in the engine's upload memory
+          Tensor pinned = engine->host_tensor(px.dtype(), px.shape());
+          std::memcpy(pinned.mutable_data(), px.data(), px.nbytes());
+          px = pinned;
+        }
       }
       // Compute times per distinct batch: with --lengths they differ (packed runs cost what their tokens cost), and
       // the median over all runs is then the nearest-rank value of a mixture.
@@ -520,6 +533,7 @@ void register_bench(CLI::App& app) {
       j["warmup"] = o->warmup;
       j["iters"] = o->iters;
       j["packed"] = o->pack;
+      j["pixel_values_memory"] = o->pageable ? "pageable" : "Engine::host_tensor (page-locked on CUDA)";
       j["percentiles"] = "nearest rank";
       j["lengths_file"] = o->lengths;
       j["seed"] = o->seed;
