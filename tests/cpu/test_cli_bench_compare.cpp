@@ -52,6 +52,7 @@ TEST_F(CliBenchCompare, BenchWritesJsonAndMarkdown) {
   EXPECT_EQ(j.at("timing"), "steady_clock");
   EXPECT_EQ(j.at("text_tokens"), 64);
   EXPECT_EQ(j.at("seq_len"), 64 + 197);
+  EXPECT_EQ(j.at("pixel_values_memory"), "Engine::host_tensor (page-locked on CUDA)");
   EXPECT_GT(j.at("memory").at("host_peak_rss_bytes").get<int64_t>(), 0);
   // The tiny fixture (H 64, 2 layers, I 128, 7 labels) at T = 64, L = 261, by the formula in cmd_bench.cpp:
   // 2 · (2·L·H·3H + 4·L²·H + 2·L·H·H + 4·L·H·I) + 2·196·768·H + 2·T·H·7.
@@ -78,9 +79,10 @@ TEST_F(CliBenchCompare, BenchWithRealLengths) {
   const std::string lengths = file("lengths.txt"), json = file("lengths.json");
   write_bytes(lengths, "# real token counts per document\n17 40\n300\n5\n");
   const CliResult r = cli("bench --plan '" + plan() + "' --backend cpu --batch 2 --iters 2 --warmup 0 --text-tokens 48 "
-                          "--lengths '" + lengths + "' --json '" + json + "' -q");
+                          "--lengths '" + lengths + "' --json '" + json + "' -q --pageable-inputs");
   ASSERT_EQ(r.rc, 0) << r.output;
   const nlohmann::json j = nlohmann::json::parse(read_bytes(json));
+  EXPECT_EQ(j.at("pixel_values_memory"), "pageable");
   const auto& row = j.at("results")[0];
   EXPECT_EQ(row.at("distinct_batches"), 2);
   // (17 + 40 + min(300, 48) + 5) / 4
