@@ -5,7 +5,10 @@
 //   layoutrt::build_plan(opt, "model.plan");
 //   auto engine = layoutrt::Engine::load("model.plan");
 //   auto ctx = engine->create_context();
-//   layoutrt::Outputs out = ctx->run(inputs);   // inputs: input_ids, bbox, attention_mask, pixel_values
+//   layoutrt::Inputs inputs;                     // input_ids, bbox, attention_mask, pixel_values (Tensors)
+//   inputs.pixel_values = engine->host_tensor(layoutrt::DType::kF32, {B, 3, 224, 224});  // page-locked on CUDA;
+//   ...                                          // fill it, keep it across runs
+//   layoutrt::Outputs out = ctx->run(inputs);
 #pragma once
 
 #include <functional>
