@@ -410,7 +410,7 @@ Outputs run_forward(Backend& be, const ModelWeights& w, Workspace& ws, const Pre
       e.eps = eps;
       e.out = x;
       e.out_f32 = r;
-      if (V > 0) e.joint = joint;
+      e.joint = joint;
       be.text_embedding(e);
     }
     // The text and patch embeddings run one after the other: as two lanes (concurrent streams) they were not faster

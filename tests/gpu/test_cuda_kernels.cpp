@@ -78,6 +78,13 @@ T* upload_vec(Backend& be, const std::vector<T>& v, std::vector<std::unique_ptr<
   return static_cast<T*>(keep.back()->view().data);
 }
 
+// t rounded to `round` (values both sides of a twin comparison share), stored on `be` as `store`; kept in `keep`.
+TensorView upload_rounded(Backend& be, const Tensor& t, DType round, DType store,
+                          std::vector<std::unique_ptr<Buffer>>& keep) {
+  keep.push_back(std::make_unique<Buffer>(be, t.to(round).to(DType::kF32), store));
+  return keep.back()->view();
+}
+
 // Rows `rows` of a and b (both [R, H] F32).
 Diff compare_rows(const Tensor& a, const Tensor& b, const std::vector<int32_t>& rows) {
   const int64_t H = a.dim(1);
@@ -190,8 +197,7 @@ TEST_P(CudaKernels, TextEmbeddingMatchesCpuTwin) {
     auto run = [&](Backend& be, DType store, DType act, bool two_step) {
       std::vector<std::unique_ptr<Buffer>> keep;
       auto T = [&](const Tensor& t, DType d) {
-        keep.push_back(std::make_unique<Buffer>(be, t.to(c.table).to(DType::kF32), d == DType::kF32 ? d : store));
-        return keep.back()->view();
+        return upload_rounded(be, t, c.table, d == DType::kF32 ? d : store, keep);
       };
       TextEmbeddingArgs a;
       a.num_tokens = N;
@@ -228,10 +234,7 @@ TEST_P(CudaKernels, PatchEmbeddingMatchesCpuTwin) {
     const std::vector<int32_t> cls_row = {3, 3 + P + 2};
     auto run = [&](Backend& be, DType wdt, DType act, bool two_step) {
       std::vector<std::unique_ptr<Buffer>> keep;
-      auto T = [&](const Tensor& t, DType round, DType d) {
-        keep.push_back(std::make_unique<Buffer>(be, t.to(round).to(DType::kF32), d));
-        return keep.back()->view();
-      };
+      auto T = [&](const Tensor& t, DType round, DType d) { return upload_rounded(be, t, round, d, keep); };
       PatchEmbeddingArgs a;
       a.batch = B, a.channels = C, a.image_size = S, a.patch_size = p;
       a.pixels = static_cast<const float*>(T(pixels, DType::kF32, DType::kF32).data);
