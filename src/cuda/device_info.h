@@ -5,6 +5,8 @@
 
 #include <atomic>
 #include <cstdint>
+#include <cstdlib>
+#include <utility>
 
 namespace layoutrt::cuda {
 
@@ -33,6 +35,36 @@ inline int device_attribute() {
 inline bool device_is_sm90() {
   return device_attribute<cudaDevAttrComputeCapabilityMajor>() == 9 &&
          device_attribute<cudaDevAttrComputeCapabilityMinor>() == 0;
+}
+
+// Programmatic dependent launch (PDL): on devices of compute capability 9.0 and up, the forward's own kernels (the
+// LayerNorms, the wgmma attention, the CUTLASS FFN GEMM) are launched with
+// cudaLaunchAttributeProgrammaticStreamSerialization, so each may be scheduled while the kernel before it in the stream
+// still runs; each waits (griddepcontrol.wait: pdl_wait in pdl.cuh, CUTLASS's wait_on_dependent_grids) before reading
+// anything an earlier kernel wrote and before any early exit, and lets the next one launch early (pdl_trigger).
+// LAYOUTRT_PDL=0 launches them plainly (A/B timing, tests); read at every launch, so a test may switch it.
+// H200, bench/results/2026-12-02-h200-pdl.md: B = 1 0.643 / 0.639 vs 0.650 / 0.648 ms, B = 8 −1.7 %, B = 32 −1.8 %.
+inline bool pdl_enabled() {
+  const char* e = std::getenv("LAYOUTRT_PDL");
+  if (e && e[0] == '0' && e[1] == '\0') return false;
+  return device_attribute<cudaDevAttrComputeCapabilityMajor>() >= 9;
+}
+
+// kernel<<<grid, block, smem, stream>>>(args...), with the programmatic-serialization attribute where pdl_enabled().
+template <class... KArgs, class... Args>
+inline cudaError_t launch_kernel(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
+                                 Args&&... args) {
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = 1;
+  cudaLaunchConfig_t cfg{};
+  cfg.gridDim = grid;
+  cfg.blockDim = block;
+  cfg.dynamicSmemBytes = smem;
+  cfg.stream = stream;
+  cfg.attrs = attr;
+  cfg.numAttrs = pdl_enabled() ? 1 : 0;
+  return cudaLaunchKernelEx(&cfg, kernel, std::forward<Args>(args)...);
 }
 
 inline bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }

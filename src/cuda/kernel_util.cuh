@@ -10,6 +10,7 @@
 
 #include "layoutrt/precision.h"
 #include "ops/backend.h"
+#include "cuda/pdl.cuh"
 
 namespace layoutrt::cuda {
 

@@ -37,6 +37,8 @@ __global__ void __launch_bounds__(kThreads) layer_norm_kernel(const TX* x, const
                                                                int n, float eps, TO* out, float* out32) {
   extern __shared__ float row[];
   __shared__ float red[32];
+  pdl_wait();
+  pdl_trigger();
   const int64_t r = blockIdx.x;
   const TX* xr = x + r * n;
   const TR* rr = residual ? residual + r * n : nullptr;
@@ -60,10 +62,11 @@ __global__ void __launch_bounds__(32 * kWarpRowsPerCta) layer_norm_warp_kernel(
   constexpr int n = 32 * kN * ITERS;
   const int lane = threadIdx.x & 31;
   const int64_t r = static_cast<int64_t>(blockIdx.x) * kWarpRowsPerCta + (threadIdx.x >> 5);
-  if (r >= rows) return;
-  // The affine's weight and bias: with kEarly loaded with the row, before the reductions, so their latency does not
-  // sit between the statistics and the stores (for launches of about one wave of rows: latency-bound); otherwise
-  // where they are used (fewer registers, more rows in flight: the bandwidth-bound large launches). See launch_warp.
+  // The affine's weight and bias: with kEarly loaded first, before the reductions, so their latency does not sit
+  // between the statistics and the stores (for launches of about one wave of rows: latency-bound) — and before the
+  // wait for the kernel before this one (programmatic dependent launch, device_info.h: weights, not its output);
+  // otherwise where they are used (fewer registers, more rows in flight: the bandwidth-bound large launches). See
+  // launch_warp.
   float v[ITERS][kN], wv[ITERS][kN], bv[ITERS][kN];
   auto load_affine = [&](int it) {
     const int col = (it * 32 + lane) * kN;
@@ -75,11 +78,19 @@ __global__ void __launch_bounds__(32 * kWarpRowsPerCta) layer_norm_warp_kernel(
       bv[it][e] = bb.x, bv[it][e + 1] = bb.y, bv[it][e + 2] = bb.z, bv[it][e + 3] = bb.w;
     }
   };
+  if constexpr (kEarly) {
+    if (r < rows) {
+#pragma unroll
+      for (int it = 0; it < ITERS; ++it) load_affine(it);
+    }
+  }
+  pdl_wait();
+  pdl_trigger();
+  if (r >= rows) return;
 #pragma unroll
   for (int it = 0; it < ITERS; ++it) {
     const int col = (it * 32 + lane) * kN;
     load_row_part<TX, kN>(x + r * n + col, v[it]);
-    if constexpr (kEarly) load_affine(it);
     if (x_bias) {
 #pragma unroll
       for (int e = 0; e < kN; e += 4) {
@@ -120,9 +131,10 @@ void launch_warp(const LayerNormArgs& a, const float* xb, float* out32, int64_t 
                                : layer_norm_warp_kernel<TX, TR, TO, ITERS, true, false>)
                       : (early ? layer_norm_warp_kernel<TX, TR, TO, ITERS, false, kFits>
                                : layer_norm_warp_kernel<TX, TR, TO, ITERS, false, false>);
-  kernel<<<ceil_div(rows, kWarpRowsPerCta), 32 * kWarpRowsPerCta, 0, stream>>>(
-      a.x.as<TX>(), a.residual.defined() ? a.residual.as<TR>() : nullptr, xb, a.weight.as<float>(), a.bias.as<float>(),
-      rows, a.eps, a.out.as<TO>(), out32);
+  LRT_CUDA(launch_kernel(kernel, dim3(static_cast<unsigned>(ceil_div(rows, kWarpRowsPerCta))),
+                         dim3(32 * kWarpRowsPerCta), 0, stream, a.x.as<TX>(),
+                         a.residual.defined() ? a.residual.as<TR>() : nullptr, xb, a.weight.as<float>(),
+                         a.bias.as<float>(), rows, a.eps, a.out.as<TO>(), out32));
 }
 
 // The warp kernel's instantiation for n = 32 · (16 / sizeof(TO)) · iters; false where none applies.
@@ -146,9 +158,10 @@ template <class TX, class TR, class TO>
 void launch(const LayerNormArgs& a, const float* xb, int64_t rows, int64_t n, cudaStream_t stream) {
   float* out32 = a.out_f32.defined() ? a.out_f32.as<float>() : nullptr;
   if (!try_warp<TX, TR, TO>(a, xb, out32, rows, n, stream))
-    layer_norm_kernel<TX, TR, TO><<<static_cast<unsigned>(rows), kThreads, sizeof(float) * n, stream>>>(
-        a.x.as<TX>(), a.residual.defined() ? a.residual.as<TR>() : nullptr, xb, a.weight.as<float>(),
-        a.bias.as<float>(), static_cast<int>(n), a.eps, a.out.as<TO>(), out32);
+    LRT_CUDA(launch_kernel(layer_norm_kernel<TX, TR, TO>, dim3(static_cast<unsigned>(rows)), dim3(kThreads),
+                           sizeof(float) * n, stream, a.x.as<TX>(), a.residual.defined() ? a.residual.as<TR>() : nullptr,
+                           xb, a.weight.as<float>(), a.bias.as<float>(), static_cast<int>(n), a.eps, a.out.as<TO>(),
+                           out32));
 }
 
 }  // namespace

@@ -80,8 +80,10 @@
 #include <type_traits>
 
 #include "cuda/cuda_check.h"
+#include "cuda/device_info.h"
 #include "cuda/flash_attention_sm90.h"
 #include "cuda/flash_common.cuh"
+#include "cuda/pdl.cuh"
 
 namespace layoutrt::cuda {
 namespace {
@@ -389,6 +391,8 @@ __global__ void __launch_bounds__(kThreads* kSplit, min_ctas<kSplit>()) flash_wg
   const int wg = kSplit == 1 ? 0 : static_cast<int>(threadIdx.x) / kThreads;
   const int tid = static_cast<int>(threadIdx.x) % kThreads, lane = tid & 31, warp = tid >> 5;
   const int g = lane >> 2, tq = lane & 3;
+  pdl_wait();  // before any read of what earlier kernels wrote (and before any early exit)
+  pdl_trigger();
   // Tail split (kSplit = 2, p.tail_units > 0; see the header comment): a one-dimensional grid, the full query tiles of
   // every (sequence, head) first, then the tail units. Otherwise (query tile, head, sequence) = blockIdx.
   const bool tail_mode = kSplit == 2 && p.tail_units > 0;
@@ -591,8 +595,7 @@ void launch(const FlashParams& p, dim3 grid, cudaStream_t stream) {
   auto kernel = flash_wgmma_kernel<T, kSplit>;
   constexpr int smem = smem_alloc<kSplit>();
   LRT_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-  kernel<<<grid, kThreads * kSplit, smem, stream>>>(p);
-  LRT_CUDA_LAUNCHED("flash_wgmma_kernel");
+  LRT_CUDA(launch_kernel(kernel, grid, dim3(kThreads * kSplit), smem, stream, p));
 }
 
 template <class T>

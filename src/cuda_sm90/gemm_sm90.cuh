@@ -61,6 +61,7 @@
 #include "cutlass/gemm/device/gemm_universal_adapter.h"
 #include "cutlass/gemm/kernel/gemm_universal.hpp"
 #include "cutlass/util/packed_stride.hpp"
+#include "cuda/device_info.h"
 #include "cuda/gelu_poly.h"
 #include "cuda_sm90/gemm_sm90_call.h"
 
@@ -146,7 +147,7 @@ struct BiasGeluGemm {
     if (gemm.can_implement(args) != cutlass::Status::kSuccess) return false;
     if (Gemm::get_workspace_size(args) != 0) return false;  // the persistent schedules used here need none
     if (gemm.initialize(args, nullptr, c.stream) != cutlass::Status::kSuccess) return false;
-    return gemm.run(c.stream) == cutlass::Status::kSuccess;
+    return gemm.run(c.stream, nullptr, pdl_enabled()) == cutlass::Status::kSuccess;
   }
 };
 

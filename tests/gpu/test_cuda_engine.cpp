@@ -18,6 +18,7 @@
 
 #include <cuda_runtime.h>
 
+#include "cuda/device_info.h"
 #include "io/model_io.h"
 #include "io/safetensors_writer.h"
 #include "layoutrt/engine.h"
@@ -268,6 +269,39 @@ TEST(CudaEngine, TwoContextsGiveIdenticalOutputs) {
     for (const auto& [name, t] : o1.tensors)
       EXPECT_EQ(std::memcmp(t.data(), o3.at(name).data(), t.nbytes()), 0) << name << " differs on a fresh context";
   }
+}
+
+// ---- programmatic dependent launch (src/cuda/device_info.h pdl_enabled) changes no bit of the outputs -------------
+// With PDL the forward's LayerNorms, wgmma attention and CUTLASS FFN GEMM may be scheduled under the kernel before
+// them and wait in-kernel for its writes: a missing or misplaced wait reads half-written activations. Each context
+// below records its own CUDA graph, under the setting in force (three runs: the first records, the others replay).
+TEST(CudaEngine, ProgrammaticDependentLaunchGivesIdenticalOutputs) {
+  REQUIRE_GPU();
+  if (!cuda::pdl_enabled()) GTEST_SKIP() << "PDL needs compute capability 9.0 or later (and LAYOUTRT_PDL not 0)";
+  const Inputs in = load_inputs(test::fixtures("inputs/b3_pad137"));
+  RunOptions ro;
+  ro.output_hidden_state = true;
+  for (const std::string model : {"token_cls", "qa_1d_bias"})
+    for (Precision p : {Precision::kFP16, Precision::kBF16, Precision::kFP32}) {
+      SCOPED_TRACE(model + "/" + precision_name(p));
+      Outputs off;
+      {
+        const test::ScopedEnv plain("LAYOUTRT_PDL", "0");
+        auto ctx = engine_for(model, p)->create_context();
+        off = ctx->run(in, ro);
+        off = ctx->run(in, ro);
+      }
+      auto ctx = engine_for(model, p)->create_context();
+      for (int i = 0; i < 3; ++i) {
+        const Outputs on = ctx->run(in, ro);
+        ASSERT_EQ(on.tensors.size(), off.tensors.size());
+        for (const auto& [name, t] : off.tensors) {
+          const Tensor& u = on.at(name);
+          ASSERT_EQ(t.shape(), u.shape()) << name;
+          EXPECT_EQ(std::memcmp(t.data(), u.data(), t.nbytes()), 0) << name << " differs with PDL, run " << i;
+        }
+      }
+    }
 }
 
 // Engine::host_tensor on CUDA: page-locked memory, from which run() uploads pixel_values asynchronously (the copy is

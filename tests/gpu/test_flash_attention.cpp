@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "common/half.h"
+#include "cuda/device_info.h"
 #include "cuda/flash_attention.h"
 #include "ops/backend.h"
 #include "test_util.h"
@@ -370,15 +371,18 @@ void check_case_path(const AttnCase& c, int64_t check_seqs, BiasPath path) {
   CUDA_OK(cudaGetLastError());
   std::vector<uint16_t> gpu(static_cast<size_t>(in.rows) * H);
   CUDA_OK(cudaMemcpy(gpu.data(), dc.out->p, out_bytes, cudaMemcpyDeviceToHost));
-  if (path == BiasPath::kCacheWG2Tail) {
-    // A second launch on the same workspace (the counters the first one's merging CTAs reset): the same bits — the
-    // partials are folded in key-tile order, whichever CTA finishes last.
+  if (path == BiasPath::kCacheWG || path == BiasPath::kCacheWG2 || path == BiasPath::kCacheWG2Tail) {
+    // A second launch on the same workspace, plain where the first was a programmatic dependent launch (LAYOUTRT_PDL,
+    // src/cuda/device_info.h): the same bits — the tail split's merging CTAs reset the counters they used and fold
+    // the partials in key-tile order whichever CTA finishes last, and the launch mode changes no arithmetic.
+    const bool pdl = cuda::pdl_enabled();
+    const test::ScopedEnv plain("LAYOUTRT_PDL", pdl ? "0" : nullptr);
     CUDA_OK(cudaMemset(dc.out->p, 0xFF, out_bytes));
     ASSERT_NO_THROW(cuda::flash_attention(dc.args, stream));
     CUDA_OK(cudaStreamSynchronize(stream));
     std::vector<uint16_t> again(gpu.size());
     CUDA_OK(cudaMemcpy(again.data(), dc.out->p, out_bytes, cudaMemcpyDeviceToHost));
-    EXPECT_TRUE(again == gpu) << "tail split: a second launch differs from the first";
+    EXPECT_TRUE(again == gpu) << "a second launch" << (pdl ? " (without PDL)" : "") << " differs from the first";
   }
   CUDA_OK(cudaStreamDestroy(stream));
 
