@@ -170,6 +170,24 @@ bool tuning_log() {
   return on;
 }
 
+// A cuBLASLt algorithm's configuration for LAYOUTRT_GEMM_LOG: "(algo A tile T stages S splitk K cluster C)", the
+// numbers of cublasLt.h's enums (cublasLtMatmulTile_t, cublasLtMatmulStages_t, cublasLtClusterShape_t); 0 where the
+// attribute cannot be read.
+std::string algo_text(const cublasLtMatmulAlgo_t& algo) {
+  auto get = [&](cublasLtMatmulAlgoConfigAttributes_t attr) {
+    uint32_t v = 0;
+    size_t written = 0;
+    return cublasLtMatmulAlgoConfigGetAttribute(&algo, attr, &v, sizeof(v), &written) == CUBLAS_STATUS_SUCCESS
+               ? static_cast<int64_t>(v)
+               : int64_t{0};
+  };
+  return "(algo " + std::to_string(get(CUBLASLT_ALGO_CONFIG_ID)) + " tile " +
+         std::to_string(get(CUBLASLT_ALGO_CONFIG_TILE_ID)) + " stages " +
+         std::to_string(get(CUBLASLT_ALGO_CONFIG_STAGES_ID)) + " splitk " +
+         std::to_string(get(CUBLASLT_ALGO_CONFIG_SPLITK_NUM)) + " cluster " +
+         std::to_string(get(CUBLASLT_ALGO_CONFIG_CLUSTER_SHAPE_ID)) + ")";
+}
+
 // LAYOUTRT_SM90_GEMM, read when a fused-GELU shape is first met: −1 = time the configurations (default, "tune", or a
 // comma-separated list of names: time those), −2 = "off" (the untimed default configuration), else the forced
 // configuration.
@@ -331,6 +349,7 @@ Choice choose_algorithm(cublasLtHandle_t handle, const GemmKey& key, const GemmP
     Candidate c;
     c.choice.algo = results[i].algo;
     c.name = "cublaslt#" + std::to_string(i);
+    if (tuning_log()) c.name += algo_text(results[i].algo);
     c.launch = [launch](const Copy& copy) { LRT_CUBLAS(launch(copy)); };
     cands.push_back(std::move(c));
   }

@@ -38,6 +38,11 @@
 // vs 181 us (ping_128x192); the 1 × 2 cluster won a few middle row counts (M = 2048, 2836) by 0.2 – 1 %. Not kept:
 // the B = 1 GEMM is not bound by the L2 → SM traffic that multicast halves.
 //
+// What is left at M = 709 (B = 1; H200, 2026-12-02, bench/results/2026-12-02-h200-pdl.md, timed as graphs): cuBLASLt
+// runs the same shape without bias / GELU in 7.25 us with 128 × 144 tiles (6 × 22 = 132 CTAs, one per SM), against
+// 10.37 us for the best configuration here (96 CTAs). Why our 128 × 144 (above, automatic epilogue subtile) was slower
+// than 128 × 192 even at M = 22688 is the open question.
+//
 // Layouts (row-major torch tensors): x [M, K] = A row-major; W [N, K] = B column-major (K × N); y [M, N] = D
 // row-major; bias [N] per column of D. No source C.
 //
