@@ -43,7 +43,8 @@ inline bool device_is_sm90() {
 // still runs; each waits (griddepcontrol.wait: pdl_wait in pdl.cuh, CUTLASS's wait_on_dependent_grids) before reading
 // anything an earlier kernel wrote and before any early exit, and lets the next one launch early (pdl_trigger).
 // LAYOUTRT_PDL=0 launches them plainly (A/B timing, tests); read at every launch, so a test may switch it.
-// H200, bench/results/2026-12-02-h200-pdl.md: B = 1 0.643 / 0.639 vs 0.650 / 0.648 ms, B = 8 −1.7 %, B = 32 −1.8 %.
+// H200, bench/results/2026-12-02-h200-pdl.md: B = 1 −7 to −14 us in four A/B pairs over two calls (0.643 / 0.639 vs
+// 0.650 / 0.648 ms); B = 8 and 32 −1.2 to −3 % in one call, within ±0.7 % in the other.
 inline bool pdl_enabled() {
   const char* e = std::getenv("LAYOUTRT_PDL");
   if (e && e[0] == '0' && e[1] == '\0') return false;
