@@ -37,6 +37,12 @@ inline bool device_is_sm90() {
          device_attribute<cudaDevAttrComputeCapabilityMinor>() == 0;
 }
 
+// A run-time switch that is on unless the environment variable `name` is "0".
+inline bool switch_on(const char* name) {
+  const char* e = std::getenv(name);
+  return !(e && e[0] == '0' && e[1] == '\0');
+}
+
 // Programmatic dependent launch (PDL): on devices of compute capability 9.0 and up, the forward's own kernels (the
 // LayerNorms, the wgmma attention, the CUTLASS FFN GEMM) are launched with
 // cudaLaunchAttributeProgrammaticStreamSerialization, so each may be scheduled while the kernel before it in the stream
@@ -46,9 +52,7 @@ inline bool device_is_sm90() {
 // H200, bench/results/2026-12-02-h200-pdl.md: B = 1 −7 to −14 us in four A/B pairs over two calls (0.643 / 0.639 vs
 // 0.650 / 0.648 ms); B = 8 and 32 −1.2 to −3 % in one call, within ±0.7 % in the other.
 inline bool pdl_enabled() {
-  const char* e = std::getenv("LAYOUTRT_PDL");
-  if (e && e[0] == '0' && e[1] == '\0') return false;
-  return device_attribute<cudaDevAttrComputeCapabilityMajor>() >= 9;
+  return switch_on("LAYOUTRT_PDL") && device_attribute<cudaDevAttrComputeCapabilityMajor>() >= 9;
 }
 
 // kernel<<<grid, block, smem, stream>>>(args...), with the programmatic-serialization attribute where pdl_enabled().

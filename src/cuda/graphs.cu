@@ -2,9 +2,9 @@
 
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 
 #include "cuda/cuda_check.h"
+#include "cuda/device_info.h"
 
 namespace layoutrt::cuda {
 
@@ -32,8 +32,7 @@ cudaGraphExec_t capture_graph(cudaStream_t stream, const std::function<void()>& 
 }
 
 GraphCache::GraphCache() {
-  const char* env = std::getenv("LAYOUTRT_CUDA_GRAPHS");
-  enabled_ = !(env && std::strcmp(env, "0") == 0) && !sync_check_enabled();
+  enabled_ = switch_on("LAYOUTRT_CUDA_GRAPHS") && !sync_check_enabled();
 }
 
 GraphCache::~GraphCache() {

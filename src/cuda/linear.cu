@@ -51,6 +51,7 @@
 
 #include "cuda/cuda_check.h"
 #include "cuda/cuda_ops.h"
+#include "cuda/device_info.h"
 #include "cuda/gemm_algos.h"
 #include "cuda/gemm_sm90.h"
 #include "cuda/graphs.h"
@@ -71,12 +72,6 @@ int sm90_gemm_default_config(int64_t, int64_t) { return 0; }
 #endif
 
 namespace {
-
-// A switch that is on unless the variable `name` is "0" (read by the callers once per process).
-bool switch_on(const char* name) {
-  const char* e = std::getenv(name);
-  return !(e && std::string(e) == "0");
-}
 
 bool fused_gelu_enabled() {
   static const bool on = switch_on("LAYOUTRT_FUSED_GELU");
