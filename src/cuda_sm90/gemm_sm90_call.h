@@ -23,7 +23,7 @@ enum class Elem { kF16, kBF16 };
 
 // The number of configurations (the cases of run_config in gemm_sm90.cuh; CMake reads this line to generate one
 // translation unit per configuration and dtype).
-constexpr int kConfigs = 5;
+constexpr int kConfigs = 6;
 
 // False, having launched nothing, where CUTLASS cannot implement the problem. Defined in gemm_sm90.cuh.
 template <Elem kElem, int kConfig>
