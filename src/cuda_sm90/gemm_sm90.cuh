@@ -11,9 +11,10 @@
 // stream-K 10.5 vs 11.5 us, yet the forward at B = 1 0.755 vs 0.734 ms: stream-K clears its barrier workspace with a
 // memset before every launch, one more graph node per GEMM), stream-K never won the GELU shapes. For the GELU shapes
 // also cooperative 128 × 144 and ping-pong 64 × 144 (132 and 264 tiles at M = 709: one full wave): 18.2 / 18.7 vs
-// 13.5 us at M = 709 and about twice the time at large M (built then with 64 × 16 wgmmas: see below). Ping-pong 64 × 128 and 128 × 128 lost on an H100
-// (2026-11-24-h100-fused-gelu.md). Of the two kept, 128 × 192 wins from M = 709 to 22688 except at some row counts
-// (M = 15015, 16177: 256 × 128, 141 vs 145 us) — hence timed per shape rather than a rule by M.
+// 13.5 us at M = 709 and about twice the time at large M (built then with 64 × 16 wgmmas: see below). Ping-pong
+// 64 × 128 and 128 × 128 lost on an H100 (2026-11-24-h100-fused-gelu.md). Of the two kept, 128 × 192 wins from
+// M = 709 to 22688 except at some row counts (M = 15015, 16177: 256 × 128, 141 vs 145 us) — hence timed per shape
+// rather than a rule by M.
 //
 // Ping-pong (each consumer warp group a whole tile, one group's epilogue beside the other's main loop) with 128-row
 // tiles, added 2026-12-01 (H200, bench/results/2026-12-01-h200-pingpong-gelu.md): 128 × 192 wins from M ≈ 4900 up
@@ -174,7 +175,8 @@ class RegisterBiasGeluEpilogue {
     const auto m_coord = get<0>(blk_coord_mnkl);
     const auto n_coord = get<1>(blk_coord_mnkl);
     // The coordinates (row, column) of every accumulator value of this thread.
-    Tensor cD = local_tile(make_identity_tensor(make_shape(M, N)), take<0, 2>(blk_shape_MNK), make_coord(m_coord, n_coord));
+    Tensor cD =
+        local_tile(make_identity_tensor(make_shape(M, N)), take<0, 2>(blk_shape_MNK), make_coord(m_coord, n_coord));
     Tensor tCcD = tiled_mma.get_thread_slice(thread_idx).partition_C(cD);
     const int quad = threadIdx.x & 3;
     const bool low = quad < 2, even = (quad & 1) == 0;
