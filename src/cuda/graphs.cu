@@ -1,7 +1,6 @@
 #include "cuda/graphs.h"
 
 #include <cstdio>
-#include <cstdlib>
 
 #include "cuda/cuda_check.h"
 #include "cuda/device_info.h"

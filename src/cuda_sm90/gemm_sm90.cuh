@@ -263,9 +263,8 @@ struct BiasGeluGemm {
       TypeIs<cutlass::epilogue::collective::detail::Sm90TmaWarpSpecializedAdapter<
           RegisterBiasGeluEpilogue<Element>>>,
       CollectiveOpOf<cutlass::epilogue::collective::CollectiveBuilder<
-          cutlass::arch::Sm90, cutlass::arch::OpClassTensorOp, TileShape, ClusterShape,
-          std::conditional_t<kRegisterEpilogue, cutlass::epilogue::collective::EpilogueTileAuto, EpilogueTile>, float,
-          float, void, LayoutD, kAlign, Element, LayoutD, kAlign, EpilogueSchedule, Fusion>>>::type;
+          cutlass::arch::Sm90, cutlass::arch::OpClassTensorOp, TileShape, ClusterShape, EpilogueTile, float, float,
+          void, LayoutD, kAlign, Element, LayoutD, kAlign, EpilogueSchedule, Fusion>>>::type;
   using Mainloop = typename cutlass::gemm::collective::CollectiveBuilder<
       cutlass::arch::Sm90, cutlass::arch::OpClassTensorOp, Element, LayoutA, kAlign, Element, LayoutB, kAlign, float,
       TileShape, ClusterShape,
