@@ -54,6 +54,13 @@
 // Forward at B = 1 (fp16, same call, the tuner choosing among all vs among the five before): 0.646 / 0.647 vs
 // 0.660 / 0.657 ms.
 //
+// Bias-only configurations of these kernels (register epilogue acc + bias) for the QKV, out-projection and FFN output
+// linears, so that those boundaries too take part in PDL (H200, 2026-12-03,
+// bench/results/2026-12-03-h200-cutlass-bias-pdl.md): at M = 709 QKV 7.09 us (128 × 112) vs cuBLASLt's 6.39,
+// out-projection 3.84 (64 × 80, one consumer warp group) vs 3.84, FFN output 10.54 (64 × 96) vs 7.76; cuBLASLt's
+// 64 × 72 tile does not build here (the B stage of 72 × 64 elements fails CuTe's stride divisibility: N must be a
+// multiple of 16). All three forced: B = 1 0.697 vs 0.642 ms. Not kept.
+//
 // Layouts (row-major torch tensors): x [M, K] = A row-major; W [N, K] = B column-major (K × N); y [M, N] = D
 // row-major; bias [N] per column of D. No source C.
 //
