@@ -458,6 +458,7 @@ class CudaBackend : public Backend {
     cur_ = stream_;
     cur_lane_ = 0;
     lanes_active_ = 0;
+    max_lanes_ = 1;
     linear_runner();  // created (it allocates) before any capture
     if (!recorded_begin_) {
       LRT_CUDA(cudaEventCreate(&recorded_begin_));
@@ -472,7 +473,8 @@ class CudaBackend : public Backend {
     if (stage_timing_) {
       joined();  // events between ops: eager
     } else {
-      graphs_.run(key, joined, stream_);
+      // One-lane forwards: the LayerNorms behind a cuBLASLt GEMM resident while it runs (graphs.cu).
+      graphs_.run(key, joined, stream_, [this] { return max_lanes_ == 1 ? "layer_norm" : nullptr; });
     }
     LRT_CUDA(cudaEventRecord(recorded_end_, stream_));
     recorded_pending_ = true;
@@ -523,6 +525,7 @@ class CudaBackend : public Backend {
     Backend::begin_lanes(n);
     lanes_active_ = n;
     if (!lanes_concurrent(n)) return;
+    max_lanes_ = std::max(max_lanes_, n);
     activate();
     if (static_cast<int>(lanes_.size()) < n - 1) {
       if (cuda::stream_capturing(stream_))
@@ -620,6 +623,7 @@ class CudaBackend : public Backend {
     cudaEvent_t join = nullptr;
   };
   std::vector<Lane> lanes_;
+  int max_lanes_ = 1;  // the most concurrent lanes opened since run_recorded began
   cudaEvent_t lanes_fork_ = nullptr;
   int lanes_active_ = 0, cur_lane_ = 0;
   cudaStream_t cur_ = nullptr;

@@ -1,13 +1,77 @@
+// CUDA graphs (graphs.h). One rewrite between capture and instantiation: launch_programmatic_dependents_early.
+//
+// Programmatic edges, and when they fire. A kernel launched with programmatic stream serialization (the LayerNorms,
+// the wgmma attention, the CUTLASS FFN GEMM: device_info.h launch_kernel) is captured behind the kernel before it with
+// a programmatic edge from that kernel's programmatic port, which fires once every block of the upstream kernel has
+// executed griddepcontrol.launch_dependents or exited. Our kernels trigger right after their own wait; cuBLASLt's
+// never do, so behind the out-projection and FFN-output GEMMs a LayerNorm launched only as the GEMM's last blocks
+// exited, paying its launch after the GEMM. The rewrite moves such edges to the upstream's launch-completion port
+// (fires when all of its blocks have begun: cudaGraphKernelNodePortLaunchCompletion), which CUDA admits for
+// programmatic edges (driver_types.h, cudaGraphDependencyTypeProgrammatic). Correctness does not move: the upstream
+// stays a prerequisite grid of the downstream, and griddepcontrol.wait (pdl.cuh) blocks until the prerequisite grids
+// have completed with their writes visible — every downstream kernel waits before it reads or writes anything an
+// earlier kernel touched (device_info.h). No deadlock: the downstream's blocks are scheduled only after all upstream
+// blocks are running. Which edges: the caller names the downstream kernels (GraphCache::run's `early`); the CUDA
+// backend asks for the LayerNorms' edges of one-lane forwards only (H200, 2026-12-03,
+// bench/results/2026-12-03-h200-pdl-launch-order.md: LayerNorm edges B = 1 −10 / −12 us, but two-lane batches
+// +1 – 3 %; every programmatic edge, the attention's too, B = 1 +11 – 13 us, B = 8 +11 %: blocks resident early take
+// SM slots where the scheduler has them, not where the attention's one-tile-per-SM balance needs them).
+// LAYOUTRT_PDL_EARLY=0 leaves the captured edges as they are (A/B timing, tests).
 #include "cuda/graphs.h"
 
 #include <cstdio>
+#include <string>
+#include <vector>
 
 #include "cuda/cuda_check.h"
 #include "cuda/device_info.h"
 
 namespace layoutrt::cuda {
 
-cudaGraphExec_t capture_graph(cudaStream_t stream, const std::function<void()>& ops, const char** why) {
+namespace {
+
+// The kernel a graph node launches, by name ("" for other nodes or when CUDA cannot name it).
+std::string kernel_name(cudaGraphNode_t node) {
+  cudaGraphNodeType type;
+  if (cudaGraphNodeGetType(node, &type) != cudaSuccess || type != cudaGraphNodeTypeKernel) return "";
+  cudaKernelNodeParams p{};
+  const char* name = nullptr;
+  if (cudaGraphKernelNodeGetParams(node, &p) != cudaSuccess || cudaFuncGetName(&name, p.func) != cudaSuccess || !name) {
+    cudaGetLastError();
+    return "";
+  }
+  return name;
+}
+
+}  // namespace
+
+int launch_programmatic_dependents_early(cudaGraph_t graph, const char* downstream) {
+  size_t n = 0;
+  LRT_CUDA(cudaGraphGetEdges(graph, nullptr, nullptr, nullptr, &n));
+  std::vector<cudaGraphNode_t> from(n), to(n);
+  std::vector<cudaGraphEdgeData> data(n);
+  if (n > 0) LRT_CUDA(cudaGraphGetEdges(graph, from.data(), to.data(), data.data(), &n));
+  std::vector<cudaGraphNode_t> f, t;
+  std::vector<cudaGraphEdgeData> old_data, new_data;
+  for (size_t i = 0; i < n; ++i) {
+    if (data[i].type != cudaGraphDependencyTypeProgrammatic || data[i].from_port != cudaGraphKernelNodePortProgrammatic)
+      continue;
+    if (downstream && kernel_name(to[i]).find(downstream) == std::string::npos) continue;
+    f.push_back(from[i]);
+    t.push_back(to[i]);
+    old_data.push_back(data[i]);
+    cudaGraphEdgeData e = data[i];
+    e.from_port = cudaGraphKernelNodePortLaunchCompletion;
+    new_data.push_back(e);
+  }
+  if (f.empty()) return 0;
+  LRT_CUDA(cudaGraphRemoveDependencies(graph, f.data(), t.data(), old_data.data(), f.size()));
+  LRT_CUDA(cudaGraphAddDependencies(graph, f.data(), t.data(), new_data.data(), f.size()));
+  return static_cast<int>(f.size());
+}
+
+cudaGraphExec_t capture_graph(cudaStream_t stream, const std::function<void()>& ops, const char** why,
+                              const std::function<const char*()>& early) {
   LRT_CUDA(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
   cudaGraph_t graph = nullptr;
   try {
@@ -19,6 +83,16 @@ cudaGraphExec_t capture_graph(cudaStream_t stream, const std::function<void()>& 
     throw;
   }
   LRT_CUDA(cudaStreamEndCapture(stream, &graph));
+  if (early && switch_on("LAYOUTRT_PDL_EARLY")) {
+    if (const char* downstream = early()) {
+      try {
+        launch_programmatic_dependents_early(graph, downstream);
+      } catch (...) {
+        cudaGraphDestroy(graph);
+        throw;
+      }
+    }
+  }
   cudaGraphExec_t exec = nullptr;
   const cudaError_t inst = cudaGraphInstantiate(&exec, graph, 0);
   cudaGraphDestroy(graph);
@@ -38,7 +112,8 @@ GraphCache::~GraphCache() {
   for (auto& [key, e] : graphs_) cudaGraphExecDestroy(e.exec);
 }
 
-void GraphCache::run(uint64_t key, const std::function<void()>& ops, cudaStream_t stream) {
+void GraphCache::run(uint64_t key, const std::function<void()>& ops, cudaStream_t stream,
+                     const std::function<const char*()>& early) {
   if (!enabled_) return ops();
   auto it = graphs_.find(key);
   if (it != graphs_.end()) {
@@ -49,7 +124,7 @@ void GraphCache::run(uint64_t key, const std::function<void()>& ops, cudaStream_
   if (++seen_[key] < 2) return ops();
   seen_.erase(key);
   const char* why = nullptr;
-  cudaGraphExec_t exec = capture_graph(stream, ops, &why);
+  cudaGraphExec_t exec = capture_graph(stream, ops, &why, early);
   if (!exec) {
     // Some op could not be captured: keep running this shape eagerly (correct, just slower) and say so once.
     enabled_ = false;

@@ -23,7 +23,15 @@ namespace layoutrt::cuda {
 // Records `ops` on `stream` (thread-local capture) and instantiates the graph. A failure inside `ops` ends the capture
 // before the error propagates (the stream never stays capturing); a capture error throws kCuda; nullptr when the
 // instantiation fails (an op that cannot be captured), the CUDA error cleared and, if `why` is given, named there.
-cudaGraphExec_t capture_graph(cudaStream_t stream, const std::function<void()>& ops, const char** why = nullptr);
+// `early`, when given and LAYOUTRT_PDL_EARLY is not 0, is asked after the capture which downstream kernels'
+// programmatic edges to move to launch completion (launch_programmatic_dependents_early; nullptr: none).
+cudaGraphExec_t capture_graph(cudaStream_t stream, const std::function<void()>& ops, const char** why = nullptr,
+                              const std::function<const char*()>& early = {});
+
+// The programmatic edges of `graph` whose downstream kernel's name contains `downstream` (every one: nullptr) made to
+// fire when all blocks of the upstream kernel have begun (cudaGraphKernelNodePortLaunchCompletion) instead of when they
+// have all triggered or exited. Returns the number of edges changed. Why, and why it is safe: graphs.cu.
+int launch_programmatic_dependents_early(cudaGraph_t graph, const char* downstream = nullptr);
 
 class GraphCache {
  public:
@@ -34,7 +42,8 @@ class GraphCache {
   GraphCache& operator=(const GraphCache&) = delete;
 
   // Runs `ops` on `stream`: replays the graph of `key`, records it (second use), or runs eagerly.
-  void run(uint64_t key, const std::function<void()>& ops, cudaStream_t stream);
+  void run(uint64_t key, const std::function<void()>& ops, cudaStream_t stream,
+           const std::function<const char*()>& early = {});
   bool enabled() const { return enabled_; }
   size_t size() const { return graphs_.size(); }
 

@@ -274,7 +274,9 @@ TEST(CudaEngine, TwoContextsGiveIdenticalOutputs) {
 // ---- programmatic dependent launch (src/cuda/device_info.h pdl_enabled) changes no bit of the outputs -------------
 // With PDL the forward's LayerNorms, wgmma attention and CUTLASS FFN GEMM may be scheduled under the kernel before
 // them and wait in-kernel for its writes: a missing or misplaced wait reads half-written activations. Each context
-// below records its own CUDA graph, under the setting in force (three runs: the first records, the others replay).
+// below records its own CUDA graph, under the setting in force (three runs: the first runs eagerly, the second records,
+// the third replays), with the LayerNorms' programmatic edges moved to launch completion (graphs.cu; this one-lane
+// batch qualifies) and without.
 TEST(CudaEngine, ProgrammaticDependentLaunchGivesIdenticalOutputs) {
   REQUIRE_GPU();
   if (!cuda::pdl_enabled()) GTEST_SKIP() << "PDL needs compute capability 9.0 or later (and LAYOUTRT_PDL not 0)";
@@ -291,14 +293,18 @@ TEST(CudaEngine, ProgrammaticDependentLaunchGivesIdenticalOutputs) {
         off = ctx->run(in, ro);
         off = ctx->run(in, ro);
       }
-      auto ctx = engine_for(model, p)->create_context();
-      for (int i = 0; i < 3; ++i) {
-        const Outputs on = ctx->run(in, ro);
-        ASSERT_EQ(on.tensors.size(), off.tensors.size());
-        for (const auto& [name, t] : off.tensors) {
-          const Tensor& u = on.at(name);
-          ASSERT_EQ(t.shape(), u.shape()) << name;
-          EXPECT_EQ(std::memcmp(t.data(), u.data(), t.nbytes()), 0) << name << " differs with PDL, run " << i;
+      for (const char* early : {"1", "0"}) {  // graphs.cu: programmatic edges moved to launch completion, or not
+        SCOPED_TRACE(std::string("LAYOUTRT_PDL_EARLY=") + early);
+        const test::ScopedEnv setting("LAYOUTRT_PDL_EARLY", early);
+        auto ctx = engine_for(model, p)->create_context();
+        for (int i = 0; i < 3; ++i) {
+          const Outputs on = ctx->run(in, ro);
+          ASSERT_EQ(on.tensors.size(), off.tensors.size());
+          for (const auto& [name, t] : off.tensors) {
+            const Tensor& u = on.at(name);
+            ASSERT_EQ(t.shape(), u.shape()) << name;
+            EXPECT_EQ(std::memcmp(t.data(), u.data(), t.nbytes()), 0) << name << " differs with PDL, run " << i;
+          }
         }
       }
     }
