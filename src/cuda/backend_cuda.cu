@@ -475,6 +475,8 @@ class CudaBackend : public Backend {
     } else {
       // One-lane forwards: the LayerNorms behind a cuBLASLt GEMM resident while it runs (graphs.cu).
       graphs_.run(key, joined, stream_, [this] { return max_lanes_ == 1 ? "layer_norm" : nullptr; });
+      // kernel_choices "pdl_early_edges": what the latest capture moved (tests check the name filter still matches).
+      if (graphs_.last_early_edges() >= 0) choices_["pdl_early_edges"] = std::to_string(graphs_.last_early_edges());
     }
     LRT_CUDA(cudaEventRecord(recorded_end_, stream_));
     recorded_pending_ = true;

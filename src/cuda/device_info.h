@@ -50,10 +50,11 @@ inline bool switch_on(const char* name) {
 // anything an earlier kernel wrote and before any early exit, and lets the next one launch early (pdl_trigger).
 // LAYOUTRT_PDL=0 launches them plainly (A/B timing, tests); read at every launch, so a test may switch it.
 // H200, bench/results/2026-12-02-h200-pdl.md: B = 1 −7 to −14 us in four A/B pairs over two calls (0.643 / 0.639 vs
-// 0.650 / 0.648 ms); B = 8 and 32 −1.2 to −3 % in one call, within ±0.7 % in the other. In one-lane forwards the LayerNorms'
-// programmatic edges behind cuBLASLt GEMMs fire at the GEMM's launch completion (graphs.cu; B = 1 −10 – 12 us). Not
-// kept (H200, 2026-12-03, bench/results/2026-12-03-h200-pdl-launch-order.md): every programmatic edge moved so
-// (B = 1 +11 – 13 us, B = 8 +11 %); cuBLASLt's kernels as programmatic dependents — they do not wait (changed outputs).
+// 0.650 / 0.648 ms); B = 8 and 32 −1.2 to −3 % in one call, within ±0.7 % in the other. In one-lane forwards the
+// LayerNorms' programmatic edges behind cuBLASLt GEMMs fire at the GEMM's launch completion (graphs.cu; B = 1 −10 –
+// 12 us). Not kept (H200, 2026-12-03, bench/results/2026-12-03-h200-pdl-launch-order.md): every programmatic edge
+// moved so (B = 1 +11 – 13 us, B = 8 +11 %); cuBLASLt's kernels as programmatic dependents — they do not wait (changed
+// outputs).
 inline bool pdl_enabled() {
   return switch_on("LAYOUTRT_PDL") && device_attribute<cudaDevAttrComputeCapabilityMajor>() >= 9;
 }

@@ -71,7 +71,8 @@ int launch_programmatic_dependents_early(cudaGraph_t graph, const char* downstre
 }
 
 cudaGraphExec_t capture_graph(cudaStream_t stream, const std::function<void()>& ops, const char** why,
-                              const std::function<const char*()>& early) {
+                              const std::function<const char*()>& early, int* moved) {
+  if (moved) *moved = 0;
   LRT_CUDA(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
   cudaGraph_t graph = nullptr;
   try {
@@ -86,7 +87,8 @@ cudaGraphExec_t capture_graph(cudaStream_t stream, const std::function<void()>& 
   if (early && switch_on("LAYOUTRT_PDL_EARLY")) {
     if (const char* downstream = early()) {
       try {
-        launch_programmatic_dependents_early(graph, downstream);
+        const int n = launch_programmatic_dependents_early(graph, downstream);
+        if (moved) *moved = n;
       } catch (...) {
         cudaGraphDestroy(graph);
         throw;
@@ -124,7 +126,7 @@ void GraphCache::run(uint64_t key, const std::function<void()>& ops, cudaStream_
   if (++seen_[key] < 2) return ops();
   seen_.erase(key);
   const char* why = nullptr;
-  cudaGraphExec_t exec = capture_graph(stream, ops, &why, early);
+  cudaGraphExec_t exec = capture_graph(stream, ops, &why, early, &last_early_edges_);
   if (!exec) {
     // Some op could not be captured: keep running this shape eagerly (correct, just slower) and say so once.
     enabled_ = false;

@@ -24,9 +24,10 @@ namespace layoutrt::cuda {
 // before the error propagates (the stream never stays capturing); a capture error throws kCuda; nullptr when the
 // instantiation fails (an op that cannot be captured), the CUDA error cleared and, if `why` is given, named there.
 // `early`, when given and LAYOUTRT_PDL_EARLY is not 0, is asked after the capture which downstream kernels'
-// programmatic edges to move to launch completion (launch_programmatic_dependents_early; nullptr: none).
+// programmatic edges to move to launch completion (launch_programmatic_dependents_early; nullptr: none); `moved`, when
+// given, receives the number of edges moved.
 cudaGraphExec_t capture_graph(cudaStream_t stream, const std::function<void()>& ops, const char** why = nullptr,
-                              const std::function<const char*()>& early = {});
+                              const std::function<const char*()>& early = {}, int* moved = nullptr);
 
 // The programmatic edges of `graph` whose downstream kernel's name contains `downstream` (every one: nullptr) made to
 // fire when all blocks of the upstream kernel have begun (cudaGraphKernelNodePortLaunchCompletion) instead of when they
@@ -46,6 +47,8 @@ class GraphCache {
            const std::function<const char*()>& early = {});
   bool enabled() const { return enabled_; }
   size_t size() const { return graphs_.size(); }
+  // The programmatic edges the latest capture moved to launch completion (−1: nothing captured yet).
+  int last_early_edges() const { return last_early_edges_; }
 
  private:
   struct Entry {
@@ -53,6 +56,7 @@ class GraphCache {
     std::list<uint64_t>::iterator lru;
   };
   bool enabled_ = true;
+  int last_early_edges_ = -1;
   std::unordered_map<uint64_t, Entry> graphs_;
   std::list<uint64_t> lru_;                      // front = most recent
   std::unordered_map<uint64_t, int> seen_;       // uses of keys without a graph yet

@@ -306,6 +306,14 @@ TEST(CudaEngine, ProgrammaticDependentLaunchGivesIdenticalOutputs) {
             EXPECT_EQ(std::memcmp(t.data(), u.data(), t.nbytes()), 0) << name << " differs with PDL, run " << i;
           }
         }
+        // The rewrite finds its edges by the downstream kernel's name (backend_cuda.cu: "layer_norm"): a renamed
+        // kernel would turn it off silently. This one-lane forward (B = 3 of a small model) has two LayerNorms behind
+        // a GEMM per layer.
+        const auto choices = ctx->kernel_choices();
+        ASSERT_TRUE(choices.count("pdl_early_edges")) << "no graph was captured";
+        const int moved = std::stoi(choices.at("pdl_early_edges"));
+        if (std::string(early) == "1") EXPECT_GE(moved, 2) << "no LayerNorm edge moved to launch completion";
+        else EXPECT_EQ(moved, 0);
       }
     }
 }
