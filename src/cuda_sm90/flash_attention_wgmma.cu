@@ -56,7 +56,10 @@
 // prefetched across the boundary: 3.23 vs 2.68 ms. Four independent one-warpgroup CTAs per SM hide each other's
 // start-up better than either. Three K/V stages for the two-warpgroup shape (each warpgroup's tiles prefetched two ahead,
 // 105 KB per CTA, still two CTAs per SM; H200, 2026-12-02, bench/results/2026-12-02-h200-stages-splitk.md): B = 1
-// 0.687 vs 0.687 ms — not kept (branch wip/stages-splitk-embed-lanes).
+// 0.687 vs 0.687 ms — not kept (branch wip/stages-splitk-embed-lanes). Four warpgroups per CTA at B = 1 (three key
+// tiles each, one CTA per SM, the partial query tile's key tiles run by the full tiles' CTAs after their walk; H200,
+// 2026-12-03, bench/results/2026-12-03-h200-split4-plain.md): the kernel 17.2 vs 14.8 us per call, the forward 0.682
+// vs 0.640 ms — not kept (branch wip/attn-split4): a shorter walk per warpgroup is not what B = 1 lacks.
 //
 // Tail split (two warpgroups, FlashParams::tail_units; chosen in flash_attention.cu tail_units): at B = 1, L = 709 the
 // grid is 12 heads × 12 query tiles, the 12th holding 5 rows. 132 full-tile CTAs fill the 132 SMs of an H100 / H200 one
