@@ -18,7 +18,7 @@
 // added in FP32, so FP16/BF16 plans round the linear's output once less.
 // Why a pass of its own after the linear (H200, fp16, B = 1; bench/results/): folded into the producing GEMM with
 // whole rows per CTA cluster (2026-12-01-h200-fused-linear-layernorm.md), with the column tiles meeting at a
-// global-memory barrier to combine row statistics (2026-12-03-h200-fused-ln-barrier.md: the barrier ~4.5 us per
+// global-memory barrier to combine row statistics (2026-12-03-h200-fused-ln-barrier.md: the barrier ~4 us per
 // layer, B = 1 0.71 vs 0.63 ms), or into the consuming FFN GEMM (2026-12-02-h200-layernorm-fold.md,
 // 2026-12-03-h200-ln-fold.md), each cost more than this launch.
 #include "cuda/cuda_check.h"
