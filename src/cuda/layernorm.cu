@@ -16,6 +16,10 @@
 // reads it; the embeddings' joint LayerNorm reads FP32 x. Same arithmetic, one more store.
 // x_bias is the bias of the linear that produced x (forward.cpp folds the out-projection and FFN-output biases here):
 // added in FP32, so FP16/BF16 plans round the linear's output once less.
+// L2 hint (LayerNormArgs::l2_prefetch): launches with early affine loads first have their CTAs' first threads issue
+// cp.async.bulk.prefetch.L2 over a share of each named range (the weights of the GEMMs after this pass), before the
+// PDL wait: the pass is launched while the GEMM before it runs (graphs.cu), so the next GEMMs' first weight tiles
+// come from L2 rather than HBM (forward.cpp l2_hints_for: B = 1 −4 – 9 us).
 // Why a pass of its own after the linear (H200, fp16, B = 1; bench/results/): folded into the producing GEMM with
 // whole rows per CTA cluster (2026-12-01-h200-fused-linear-layernorm.md), with the column tiles meeting at a
 // global-memory barrier to combine row statistics (2026-12-03-h200-fused-ln-barrier.md: the barrier ~4 us per
@@ -33,15 +37,31 @@ constexpr int kThreads = 256;
 constexpr int kWarpRowsPerCta = 4;
 constexpr int kMaxIters = 8;
 
+// LayerNormArgs::l2_prefetch as the kernels' hint: device ranges only, each from a 16-byte boundary, cut to a multiple
+// of 16 bytes (what cp.async.bulk.prefetch takes).
+L2Hint l2_hint(const LayerNormArgs& a) {
+  auto range = [](const TensorView& t, const char*& p, unsigned long long& n) {
+    if (!t.defined() || t.device != Device::kCUDA || !aligned16(t.data)) return;
+    p = static_cast<const char*>(t.data);
+    n = t.nbytes() & ~size_t{15};
+  };
+  L2Hint h;
+  static_assert(L2Hint::kRanges == sizeof(a.l2_prefetch) / sizeof(a.l2_prefetch[0]), "one range per tensor");
+  for (int i = 0; i < L2Hint::kRanges; ++i) range(a.l2_prefetch[i], h.p[i], h.n[i]);
+  return h;
+}
+
 // CTA-per-row: x, residual and out may each have their own float dtype (FP32 residual stream, see LayerNormArgs);
 // out32, when set, receives the same row unrounded.
 template <class TX, class TR, class TO>
 __global__ void __launch_bounds__(kThreads) layer_norm_kernel(const TX* x, const TR* residual,
                                                                const float* __restrict__ x_bias,
                                                                const float* __restrict__ w, const float* __restrict__ b,
-                                                               int n, float eps, TO* out, float* out32) {
+                                                               int n, float eps, TO* out, float* out32,
+                                                               L2Hint hint) {
   extern __shared__ float row[];
   __shared__ float red[32];
+  l2_prefetch_share(hint);
   pdl_wait();
   pdl_trigger();
   const int64_t r = blockIdx.x;
@@ -62,7 +82,7 @@ __global__ void __launch_bounds__(kThreads) layer_norm_kernel(const TX* x, const
 template <class TX, class TR, class TO, int ITERS, bool kOut32, bool kEarly>
 __global__ void __launch_bounds__(32 * kWarpRowsPerCta) layer_norm_warp_kernel(
     const TX* x, const TR* residual, const float* __restrict__ x_bias, const float* __restrict__ w,
-    const float* __restrict__ b, int64_t rows, float eps, TO* out, float* out32) {
+    const float* __restrict__ b, int64_t rows, float eps, TO* out, float* out32, L2Hint hint) {
   constexpr int kN = Vec<TO>::kN;
   constexpr int n = 32 * kN * ITERS;
   const int lane = threadIdx.x & 31;
@@ -88,6 +108,7 @@ __global__ void __launch_bounds__(32 * kWarpRowsPerCta) layer_norm_warp_kernel(
 #pragma unroll
       for (int it = 0; it < ITERS; ++it) load_affine(it);
     }
+    l2_prefetch_share(hint);  // small launches only (the large ones are bandwidth-bound; and it costs them spills)
   }
   pdl_wait();
   pdl_trigger();
@@ -139,7 +160,7 @@ void launch_warp(const LayerNormArgs& a, const float* xb, float* out32, int64_t 
   LRT_CUDA(launch_kernel(kernel, dim3(static_cast<unsigned>(ceil_div(rows, kWarpRowsPerCta))),
                          dim3(32 * kWarpRowsPerCta), 0, stream, a.x.as<TX>(),
                          a.residual.defined() ? a.residual.as<TR>() : nullptr, xb, a.weight.as<float>(),
-                         a.bias.as<float>(), rows, a.eps, a.out.as<TO>(), out32));
+                         a.bias.as<float>(), rows, a.eps, a.out.as<TO>(), out32, l2_hint(a)));
 }
 
 // The warp kernel's instantiation for n = 32 · (16 / sizeof(TO)) · iters; false where none applies.
@@ -166,7 +187,7 @@ void launch(const LayerNormArgs& a, const float* xb, int64_t rows, int64_t n, cu
     LRT_CUDA(launch_kernel(layer_norm_kernel<TX, TR, TO>, dim3(static_cast<unsigned>(rows)), dim3(kThreads),
                            sizeof(float) * n, stream, a.x.as<TX>(), a.residual.defined() ? a.residual.as<TR>() : nullptr,
                            xb, a.weight.as<float>(), a.bias.as<float>(), static_cast<int>(n), a.eps, a.out.as<TO>(),
-                           out32));
+                           out32, l2_hint(a)));
 }
 
 }  // namespace

@@ -91,6 +91,9 @@ struct LayerNormArgs {
   float eps = 1e-5f;
   TensorView x_bias;                          // optional F32 [H]
   TensorView out_f32;                         // optional F32 [rows, H]
+  // Optional hint, no effect on results: tensors (the weights of the GEMMs after this pass) that a GPU backend may
+  // pull into its L2 cache while the pass waits for x.
+  TensorView l2_prefetch[4] = {};
 };
 
 // Multi-head self-attention with LayoutLMv3's relative-position biases:

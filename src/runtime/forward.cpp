@@ -171,7 +171,7 @@ struct KeptRows {
 // output is x's rows [row0, row0 + kept->rows).
 void encoder_layer(Backend& be, const ModelWeights& w, Workspace& ws, int layer, const TensorView& x_all,
                    const TensorView& x1_all, const TensorView& r_all, const AttentionArgs& attn_meta,
-                   const LanePart& part, const KeptRows* kept) {
+                   const LanePart& part, const KeptRows* kept, int l2_hints) {
   const LayoutLMv3Config& c = w.config;
   const int64_t rows = x_all.dim(0), r0 = part.row0, n = part.row1 - part.row0;
   auto W = [&](const char* what) { return w.at(layer_tensor(layer, what)); };
@@ -206,13 +206,37 @@ void encoder_layer(Backend& be, const ModelWeights& w, Workspace& ws, int layer,
   }
   // The out-projection's bias is added by the LayerNorm (x_bias), in FP32, one pass fewer.
   be.linear({attn_out, W("attention.output.dense.weight"), TensorView(), proj, Epilogue::kNone});
-  be.layer_norm({proj, res1, W("attention.output.LayerNorm.weight"), W("attention.output.LayerNorm.bias"), h1,
-                 static_cast<float>(c.layer_norm_eps), W("attention.output.dense.bias"), r});
+  // l2_hints (l2_hints_for): each LayerNorm names the weights of the next one or two GEMMs for the L2 cache.
+  LayerNormArgs ln1{proj, res1, W("attention.output.LayerNorm.weight"), W("attention.output.LayerNorm.bias"), h1,
+                    static_cast<float>(c.layer_norm_eps), W("attention.output.dense.bias"), r};
+  if (l2_hints == 1 || l2_hints == 2) ln1.l2_prefetch[0] = W("intermediate.dense.weight");
+  if (l2_hints == 2) ln1.l2_prefetch[1] = W("output.dense.weight");
+  be.layer_norm(ln1);
   be.stage("ffn");
   be.linear({h1, W("intermediate.dense.weight"), W("intermediate.dense.bias"), ffv, epilogue_for(c.activation())});
   be.linear({ffv, W("output.dense.weight"), TensorView(), proj2, Epilogue::kNone});
-  be.layer_norm({proj2, r.defined() ? r : h1, W("output.LayerNorm.weight"), W("output.LayerNorm.bias"), out,
-                 static_cast<float>(c.layer_norm_eps), W("output.dense.bias"), r});
+  LayerNormArgs ln2{proj2, r.defined() ? r : h1, W("output.LayerNorm.weight"), W("output.LayerNorm.bias"), out,
+                    static_cast<float>(c.layer_norm_eps), W("output.dense.bias"), r};
+  if (layer + 1 < c.num_hidden_layers) {
+    auto next = [&](const char* what) { return w.at(layer_tensor(layer + 1, what)); };
+    if (l2_hints >= 1) ln2.l2_prefetch[0] = next("attention.qkv.weight");
+    if (l2_hints >= 2) ln2.l2_prefetch[1] = next("attention.output.dense.weight");
+    if (l2_hints == 3) ln2.l2_prefetch[2] = next("intermediate.dense.weight");
+    if (l2_hints == 3) ln2.l2_prefetch[3] = next("output.dense.weight");
+  }
+  be.layer_norm(ln2);
+}
+
+// LAYOUTRT_LN_PREFETCH: which weights the LayerNorms of a one-lane forward name for the L2 cache (encoder_layer;
+// LayerNormArgs::l2_prefetch): 2 (default) the two GEMMs after each — the FFN's two after the attention block's, the
+// next layer's QKV and out-projection after the FFN's; 1 the next GEMM's; 3 all four of the next layer's after the
+// FFN's; 0 none. H200, fp16 forward at B = 1, two calls (bench/results/2026-12-03-h200-ln-l2-prefetch.md): 2 0.625 –
+// 0.630 vs 0.632 – 0.634 ms without; 1 0.627 – 0.629; 3 0.633 / 0.636; B = 2 unchanged. Two-lane forwards (B ≥ 8 on
+// an H200) leave it out: their GEMMs are long enough to hide the weights' first loads.
+int l2_hints_for(size_t lanes) {
+  const char* e = std::getenv("LAYOUTRT_LN_PREFETCH");
+  const int n = e ? std::atoi(e) : 2;
+  return lanes == 1 ? std::clamp(n, 0, 3) : 0;
 }
 
 // LAYOUTRT_LAST_LAYER: "head" (default) computes the last layer on the head's rows where that applies, "all" on every
@@ -441,12 +465,13 @@ Outputs run_forward(Backend& be, const ModelWeights& w, Workspace& ws, const Pre
     be.stage("attention");
     // The layers lane by lane, interleaved per layer (what runs eagerly is issued in the order it can overlap).
     be.begin_lanes(static_cast<int>(lanes.size()));
+    const int l2_hints = l2_hints_for(lanes.size());
     for (int l = 0; l < c.num_hidden_layers; ++l)
       for (size_t i = 0; i < lanes.size(); ++i) {
         be.lane(static_cast<int>(i));
         const bool last = keep_head_rows && l + 1 == c.num_hidden_layers;
         const KeptRows kept{ws.query_rows, ws.compact_src, last ? lane_kept[i] : 0};
-        encoder_layer(be, w, ws, l, x, x1, r, layer_meta, lanes[i], last ? &kept : nullptr);
+        encoder_layer(be, w, ws, l, x, x1, r, layer_meta, lanes[i], last ? &kept : nullptr, l2_hints);
       }
     be.end_lanes();
     be.stage("head");

@@ -7,6 +7,7 @@
 // BF16 8e-3 (unit roundoff 3.9e-3). Outputs are NaN-poisoned before each run: a row the kernel fails to write fails.
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <random>
 #include <utility>
 #include <vector>
@@ -288,6 +289,41 @@ TEST_P(CudaKernels, ResidualLayerNormMatchesCpuTwinAndMayAlias) {
       EXPECT_EQ(d.nonfinite, 0);
       EXPECT_LE(d.rel_l2, c.tol) << "H " << H << " residual " << with_residual << " x_bias " << with_x_bias
                                  << " max-abs " << d.max_abs;
+    }
+  }
+}
+
+// LayerNormArgs::l2_prefetch is a hint: the GPU's LayerNorm prefetches the named tensors into L2 (one-lane forwards
+// name the next GEMMs' weights) and must compute exactly what it computes without. Ranges larger than the grid
+// (a 4.7 MB "weight"), smaller than one CTA's share (16 bytes), not a multiple of 16 bytes (1000 and 24 bytes: cut),
+// on both kernels (H = 768: warp per row; H = 100: CTA per row) and a large launch (4100 rows: no early affine).
+TEST_P(CudaKernels, LayerNormL2PrefetchHintChangesNothing) {
+  const Case& c = GetParam();
+  std::mt19937 rng(29);
+  Buffer big(*gpu, DType::kF16, {3072, 768}), odd(*gpu, DType::kU8, {1000}), tiny(*gpu, DType::kU8, {24});
+  Buffer sixteen(*gpu, DType::kU8, {16});
+  for (const int64_t H : {int64_t{768}, int64_t{100}}) {
+    for (const int64_t R : {int64_t{37}, int64_t{4100}}) {
+      Tensor x = random_tensor({R, H}, rng, 3.f, 5.f), res = random_tensor({R, H}, rng);
+      Tensor w = random_tensor({H}, rng, 0.5f, 1.5f), b = random_tensor({H}, rng);
+      auto run = [&](bool hint) {
+        Buffer xb(*gpu, x, c.act), rb(*gpu, res, c.act), wb(*gpu, w, DType::kF32), bb(*gpu, b, DType::kF32);
+        Buffer out(*gpu, c.act, {R, H});
+        gpu->fill_nan(out);
+        LayerNormArgs a{xb, rb, wb, bb, out, 1e-5f};
+        if (hint) {
+          a.l2_prefetch[0] = big;
+          a.l2_prefetch[1] = odd;
+          a.l2_prefetch[2] = tiny;
+          a.l2_prefetch[3] = sixteen;
+        }
+        gpu->layer_norm(a);
+        gpu->synchronize();
+        return out.download();
+      };
+      const Tensor with = run(true), without = run(false);
+      ASSERT_EQ(with.nbytes(), without.nbytes());
+      EXPECT_EQ(std::memcmp(with.data(), without.data(), with.nbytes()), 0) << "H " << H << " rows " << R;
     }
   }
 }
