@@ -16,9 +16,9 @@
 // reads it; the embeddings' joint LayerNorm reads FP32 x. Same arithmetic, one more store.
 // x_bias is the bias of the linear that produced x (forward.cpp folds the out-projection and FFN-output biases here):
 // added in FP32, so FP16/BF16 plans round the linear's output once less.
-// L2 hint (LayerNormArgs::l2_prefetch): launches with early affine loads first have their CTAs' first threads issue
-// cp.async.bulk.prefetch.L2 over a share of each named range (the weights of the GEMMs after this pass), before the
-// PDL wait: the pass is launched while the GEMM before it runs (graphs.cu), so the next GEMMs' first weight tiles
+// L2 hint (LayerNormArgs::l2_prefetch): in the CTA-per-row kernel and in the warp kernel's launches with early affine
+// loads, the first thread of each CTA issues cp.async.bulk.prefetch.L2 over a share of each named range (the weights
+// of the GEMMs after this pass) before the PDL wait: the pass is launched while the GEMM before it runs (graphs.cu), so the next GEMMs' first weight tiles
 // come from L2 rather than HBM (forward.cpp l2_hints_for: B = 1 −4 – 9 us).
 // Why a pass of its own after the linear (H200, fp16, B = 1; bench/results/): folded into the producing GEMM with
 // whole rows per CTA cluster (2026-12-01-h200-fused-linear-layernorm.md), with the column tiles meeting at a
