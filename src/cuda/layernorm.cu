@@ -18,8 +18,8 @@
 // added in FP32, so FP16/BF16 plans round the linear's output once less.
 // L2 hint (LayerNormArgs::l2_prefetch): in the CTA-per-row kernel and in the warp kernel's launches with early affine
 // loads, the first thread of each CTA issues cp.async.bulk.prefetch.L2 over a share of each named range (the weights
-// of the GEMMs after this pass) before the PDL wait: the pass is launched while the GEMM before it runs (graphs.cu), so the next GEMMs' first weight tiles
-// come from L2 rather than HBM (forward.cpp l2_hints_for: B = 1 −4 – 9 us).
+// of the GEMMs after this pass) before the PDL wait: the pass is launched while the GEMM before it runs (graphs.cu),
+// so the next GEMMs' first weight tiles come from L2 rather than HBM (forward.cpp l2_hints_for: B = 1 −4 – 9 us).
 // Why a pass of its own after the linear (H200, fp16, B = 1; bench/results/): folded into the producing GEMM with
 // whole rows per CTA cluster (2026-12-01-h200-fused-linear-layernorm.md), with the column tiles meeting at a
 // global-memory barrier to combine row statistics (2026-12-03-h200-fused-ln-barrier.md: the barrier ~4 us per

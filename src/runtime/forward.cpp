@@ -221,8 +221,10 @@ void encoder_layer(Backend& be, const ModelWeights& w, Workspace& ws, int layer,
     auto next = [&](const char* what) { return w.at(layer_tensor(layer + 1, what)); };
     if (l2_hints >= 1) ln2.l2_prefetch[0] = next("attention.qkv.weight");
     if (l2_hints >= 2) ln2.l2_prefetch[1] = next("attention.output.dense.weight");
-    if (l2_hints == 3) ln2.l2_prefetch[2] = next("intermediate.dense.weight");
-    if (l2_hints == 3) ln2.l2_prefetch[3] = next("output.dense.weight");
+    if (l2_hints == 3) {
+      ln2.l2_prefetch[2] = next("intermediate.dense.weight");
+      ln2.l2_prefetch[3] = next("output.dense.weight");
+    }
   }
   be.layer_norm(ln2);
 }
