@@ -8,8 +8,10 @@
 #
 # Steps (GPU_CHECK_STEPS, comma separated; default all but profile and ab), in this order: build, buckets, ctest (the
 # gpu-labelled tests), parity, bench, baseline, cputest (the CPU tests on this host);
-# profile (per-kernel ncu table, bias-lookup cost) and ab (run-time switches timed side by side: GPU_CHECK_AB, see
-# step_ab) run only when named. Each logs to
+# profile (per-kernel ncu table, bias-lookup cost), ab (run-time switches timed side by side: GPU_CHECK_AB, see
+# step_ab) and trace (the attention kernel's phase trace: a second build with -DLAYOUTRT_ATTENTION_TRACE=ON in
+# GPU_CHECK_TRACE_DIR, default build-trace; its test, then bench --attention-trace at GPU_CHECK_TRACE_BATCHES, default
+# 1,2, summarised by scripts/attention_trace.py into $OUT/attention_trace.md) run only when named. Each logs to
 # $OUT/<step>.log under a time limit; a failing step does not stop the others; results.md and the summary (exit codes,
 # seconds) are always written. GPU_CHECK_BUDGET_S (default 720) caps the whole run: a step gets at most what is left
 # (less a reserve for the summary) and is skipped when too little is left. Large files (checkpoint, plans, inputs) go
@@ -392,9 +394,27 @@ print("\n".join(lines))
 PY
   return $rc
 }
-export -f ensure_ckpt step_system step_build step_buckets step_ctest step_cputest step_parity step_bench step_baseline step_profile step_ab
+step_trace() {
+  local dir=${GPU_CHECK_TRACE_DIR:-$ROOT/build-trace} rc=0
+  ensure_ckpt || return $?
+  x cmake -S "$ROOT" -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 -DLAYOUTRT_CUDA=ON \
+    -DLAYOUTRT_ATTENTION_TRACE=ON > "$WORK/trace_cmake.log" 2>&1 || { tail -20 "$WORK/trace_cmake.log"; return 1; }
+  x ninja -C "$dir" -j"$(nproc)" layoutrt layoutrt_gpu_tests > "$WORK/trace_build.log" 2>&1 ||
+    { tail -30 "$WORK/trace_build.log"; return 1; }
+  x "$dir/layoutrt_gpu_tests" --gtest_filter='FlashAttention.TraceRecordsPhases' || rc=1
+  x "$dir/layoutrt" build --checkpoint "$WORK/parity/ckpt" --precision fp16 --max-batch 32 --output "$WORK/trace.plan" \
+    -q || return 1
+  rm -f "$WORK"/attention_trace.b*.csv
+  x "$dir/layoutrt" bench --plan "$WORK/trace.plan" --batch "${GPU_CHECK_TRACE_BATCHES:-1,2}" --text-tokens 512 \
+    --warmup "$WARMUP" --iters "$ITERS" --attention-trace "$WORK/attention_trace" -q || rc=1
+  x python3 scripts/attention_trace.py "$WORK"/attention_trace.b*.csv > "$OUT/attention_trace.md" || rc=1
+  cat "$OUT/attention_trace.md"
+  rm -f "$WORK/trace.plan"
+  return $rc
+}
+export -f ensure_ckpt step_trace step_system step_build step_buckets step_ctest step_cputest step_parity step_bench step_baseline step_profile step_ab
 
-declare -A LIMIT=([system]=30 [build]=300 [buckets]=60 [ctest]=300 [parity]=240 [bench]=190 [baseline]=$((90 + COMPILE_BUDGET_S)) [cputest]=200 [profile]=240 [ab]=240)
+declare -A LIMIT=([system]=30 [build]=300 [buckets]=60 [ctest]=300 [parity]=240 [bench]=190 [baseline]=$((90 + COMPILE_BUDGET_S)) [cputest]=200 [profile]=240 [ab]=240 [trace]=300)
 SUMMARY=()
 FAILED=0
 run_step() {
@@ -422,7 +442,7 @@ run_step() {
   tail -5 "$OUT/$name.log" | sed 's/^/   /'
 }
 
-for s in system build buckets ctest parity bench baseline cputest profile ab; do run_step "$s"; done
+for s in system build buckets ctest parity bench baseline cputest profile ab trace; do run_step "$s"; done
 
 # ---- results.md / results.json --------------------------------------------------------------------------------------
 {

@@ -827,6 +827,29 @@ void launch_dim(const AttentionArgs& a, cudaStream_t stream, bool tail_ok) {
 
 }  // namespace
 
+#if !defined(LAYOUTRT_WITH_SM90_GEMM) || !defined(LAYOUTRT_ATTENTION_TRACE)
+bool attention_trace_built() { return false; }
+void attention_trace_enable(bool) {}
+std::vector<unsigned long long> attention_trace_read() { return {}; }
+#endif
+
+std::string attention_trace_csv(const std::vector<unsigned long long>& records) {
+  std::string out =
+      "qt,h,b,wg,unit,sm,start_ns,start,pdl_wait,prologue,first_tile,tile0,tile1,tile2,tile3,tile4,tile5,walk_end,"
+      "end,end_ns\n";
+  static_assert(kAttentionTraceTiles == 6 && kAttentionTraceFields == 16, "the header names the fields");
+  for (size_t r = 0; r + kAttentionTraceFields <= records.size(); r += kAttentionTraceFields) {
+    const unsigned long long* x = records.data() + r;
+    const unsigned long long id = x[kTraceId];
+    out += std::to_string(id & 0xffff) + ',' + std::to_string((id >> 16) & 0xffff) + ',' +
+           std::to_string((id >> 32) & 0xffff) + ',' + std::to_string((id >> 48) & 0xff) + ',' +
+           std::to_string((id >> 56) & 1);
+    for (int k = kTraceSm; k < kAttentionTraceFields; ++k) out += ',' + std::to_string(x[k]);
+    out += '\n';
+  }
+  return out;
+}
+
 #if !defined(LAYOUTRT_WITH_SM90_GEMM)
 // Built without the sm_90a objects: the mma.sync kernels only.
 bool sm90_flash_built() { return false; }

@@ -81,6 +81,7 @@
 
 #include <cstdint>
 #include <type_traits>
+#include <vector>
 
 #include "cuda/cuda_check.h"
 #include "cuda/device_info.h"
@@ -92,6 +93,52 @@ namespace layoutrt::cuda {
 namespace {
 
 using namespace flash;
+
+// Phase trace (diagnostics; CMake option LAYOUTRT_ATTENTION_TRACE, off by default — the kernel then has none of it):
+// thread 0 of each warpgroup of each launch while the trace is on takes a record (flash_attention_sm90.h's
+// AttentionTraceField) and stamps it at the walk's phase boundaries with clock64 (its SM's cycles) and, at start and
+// end, %globaltimer (ns, comparable across SMs). Records past kTraceMaxRecords are dropped.
+#if defined(LAYOUTRT_ATTENTION_TRACE)
+constexpr int kTraceMaxRecords = 16384;
+__device__ unsigned long long g_trace[kTraceMaxRecords * kAttentionTraceFields];
+__device__ unsigned g_trace_count;
+__device__ unsigned g_trace_on;
+__device__ __forceinline__ unsigned long long global_ns() {
+  unsigned long long t;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+  return t;
+}
+__device__ __forceinline__ unsigned long long* trace_record(int tid) {
+  if (!g_trace_on || tid != 0) return nullptr;
+  const unsigned n = atomicAdd(&g_trace_count, 1u);
+  if (n >= kTraceMaxRecords) return nullptr;
+  unsigned long long* rec = g_trace + size_t{n} * kAttentionTraceFields;
+  unsigned sm;
+  asm volatile("mov.u32 %0, %%smid;" : "=r"(sm));
+  rec[kTraceSm] = sm;
+  rec[kTraceStartNs] = global_ns();
+  rec[kTraceStart] = clock64();
+  return rec;
+}
+#define LRT_TRACE(rec, field)                     \
+  do {                                            \
+    if (rec) (rec)[field] = clock64();            \
+  } while (0)
+#define LRT_TRACE_END(rec)                        \
+  do {                                            \
+    if (rec) {                                    \
+      (rec)[kTraceEnd] = clock64();               \
+      (rec)[kTraceEndNs] = global_ns();           \
+    }                                             \
+  } while (0)
+#else
+#define LRT_TRACE(rec, field) \
+  do {                        \
+  } while (0)
+#define LRT_TRACE_END(rec) \
+  do {                     \
+  } while (0)
+#endif
 
 constexpr int kD = 64;                                              // head_dim
 constexpr int kBN = 64;                                             // keys per tile
@@ -394,8 +441,12 @@ __global__ void __launch_bounds__(kThreads* kSplit, min_ctas<kSplit>()) flash_wg
   const int wg = kSplit == 1 ? 0 : static_cast<int>(threadIdx.x) / kThreads;
   const int tid = static_cast<int>(threadIdx.x) % kThreads, lane = tid & 31, warp = tid >> 5;
   const int g = lane >> 2, tq = lane & 3;
+#if defined(LAYOUTRT_ATTENTION_TRACE)
+  unsigned long long* const rec = trace_record(tid);
+#endif
   pdl_wait();  // before any read of what earlier kernels wrote (and before any early exit)
   pdl_trigger();
+  LRT_TRACE(rec, kTracePdlWait);
   // Tail split (kSplit = 2, p.tail_units > 0; see the header comment): a one-dimensional grid, the full query tiles of
   // every (sequence, head) first, then the tail units. Otherwise (query tile, head, sequence) = blockIdx.
   const bool tail_mode = kSplit == 2 && p.tail_units > 0;
@@ -414,6 +465,9 @@ __global__ void __launch_bounds__(kThreads* kSplit, min_ctas<kSplit>()) flash_wg
     b = static_cast<int>(pair / p.heads);
   }
   const int heads = tail_mode ? p.heads : static_cast<int>(gridDim.y);
+#if defined(LAYOUTRT_ATTENTION_TRACE)
+  if (rec) rec[kTraceId] = attention_trace_id(qt, h, b, wg, unit >= 0);
+#endif
   const int seq0 = p.seq_begin[b];
   const int L = p.seq_begin[b + 1] - seq0;
   // The rows anything reads: the sequence's, or its first query_rows (AttentionArgs::query_rows).
@@ -483,8 +537,10 @@ __global__ void __launch_bounds__(kThreads* kSplit, min_ctas<kSplit>()) flash_wg
 
   if constexpr (kSplit == 2) {
     if (tail_mode && unit >= 0) {
+      LRT_TRACE(rec, kTracePrologue);
       tail_unit<T>(p, unit * kSplit + wg, num_tiles, b * heads + h, h, seq0, Lq - q0, q0, gQ, kv_base,
                    smem + kOffKV + wg * kKVBytes, wg, load_valid, valid_bits, load_kv, load_bias);
+      LRT_TRACE_END(rec);
       return;
     }
   }
@@ -515,6 +571,7 @@ __global__ void __launch_bounds__(kThreads* kSplit, min_ctas<kSplit>()) flash_wg
     fence_proxy_async();
     __syncthreads();
   }
+  LRT_TRACE(rec, kTracePrologue);
 
   float o[8][4];
 #pragma unroll
@@ -527,6 +584,7 @@ __global__ void __launch_bounds__(kThreads* kSplit, min_ctas<kSplit>()) flash_wg
     cp_async_wait_all();  // tile t (and, at i = 0, Q) has landed
     fence_proxy_async();
     wg_barrier<kSplit>(wg);  // visible to the warpgroup's wgmma; the other buffer (previous tile) is no longer read
+    if (i == 0) LRT_TRACE(rec, kTraceFirstTile);
     if (i + 1 < my_tiles) {
       load_kv(t + kSplit, buf ^ 1, valid_bits(raw_next));
       cp_async_commit();
@@ -539,9 +597,11 @@ __global__ void __launch_bounds__(kThreads* kSplit, min_ctas<kSplit>()) flash_wg
     if (i + 1 < my_tiles) load_bias(t + kSplit, bias);
     tile_step<T>(s, o, row_max, row_sum, desc_q, tile_desc(kv_base + buf * kTileBytes),
                  tile_desc(kv_base + (2 + buf) * kTileBytes), p.scale_log2);
+    if (i < kAttentionTraceTiles) LRT_TRACE(rec, kTraceTile0 + i);
   }
 
   __syncthreads();  // every warp's last wgmma (reading Q, K, V) has completed
+  LRT_TRACE(rec, kTraceWalkEnd);
   if constexpr (kSplit > 1) {
     // Merge: warpgroup w (1 .. kSplit − 1) leaves (O, max, partial sum) in warpgroup w − 1's K/V buffers, free once
     // every wgmma has completed ([value][thread], no bank conflicts); warpgroup 0 rescales both sides to the common
@@ -560,7 +620,10 @@ __global__ void __launch_bounds__(kThreads* kSplit, min_ctas<kSplit>()) flash_wg
       }
     }
     __syncthreads();
-    if (wg > 0) return;
+    if (wg > 0) {
+      LRT_TRACE_END(rec);
+      return;
+    }
 #pragma unroll
     for (int w = 1; w < kSplit; ++w) {
       const float* m = merge + (w - 1) * (kKVBytes / 4) + tid;
@@ -588,7 +651,10 @@ __global__ void __launch_bounds__(kThreads* kSplit, min_ctas<kSplit>()) flash_wg
       *reinterpret_cast<uint4*>(out + int64_t{seq0 + q0 + r} * H + int64_t{h} * kD + c * 8) =
           *reinterpret_cast<const uint4*>(smem + kOffQ + swz128(r, c));
   }
+  LRT_TRACE_END(rec);
 }
+#undef LRT_TRACE
+#undef LRT_TRACE_END
 
 #undef LRT_WG_D32
 #undef LRT_WG_DOUT
@@ -612,6 +678,25 @@ void launch_split(const FlashParams& p, dim3 grid, int split, cudaStream_t strea
 }  // namespace
 
 bool sm90_flash_built() { return true; }
+
+#if defined(LAYOUTRT_ATTENTION_TRACE)
+bool attention_trace_built() { return true; }
+
+void attention_trace_enable(bool on) {
+  const unsigned v = on ? 1u : 0u, zero = 0;
+  if (on) LRT_CUDA(cudaMemcpyToSymbol(g_trace_count, &zero, sizeof zero));
+  LRT_CUDA(cudaMemcpyToSymbol(g_trace_on, &v, sizeof v));
+}
+
+std::vector<unsigned long long> attention_trace_read() {
+  unsigned n = 0;
+  LRT_CUDA(cudaMemcpyFromSymbol(&n, g_trace_count, sizeof n));
+  n = n < kTraceMaxRecords ? n : kTraceMaxRecords;
+  std::vector<unsigned long long> v(size_t{n} * kAttentionTraceFields);
+  if (n > 0) LRT_CUDA(cudaMemcpyFromSymbol(v.data(), g_trace, v.size() * sizeof(unsigned long long)));
+  return v;
+}
+#endif
 
 size_t sm90_flash_smem_bytes(int split) { return split == 2 ? smem_alloc<2>() : smem_alloc<1>(); }
 

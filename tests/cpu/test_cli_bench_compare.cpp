@@ -119,6 +119,13 @@ TEST_F(CliBenchCompare, BenchBadArguments) {
   r = cli("bench --plan '" + file("missing.plan") + "' --batch 1");
   EXPECT_EQ(r.rc, 4) << r.output;
   EXPECT_TRUE(contains(r.output, "missing.plan")) << r.output;
+
+#if !defined(LAYOUTRT_ATTENTION_TRACE)
+  // The attention trace exists only in builds configured with -DLAYOUTRT_ATTENTION_TRACE=ON.
+  r = cli("bench --plan '" + plan() + "' --backend cpu --batch 1 --iters 1 --attention-trace '" + file("tr") + "'");
+  EXPECT_EQ(r.rc, 6) << r.output;
+  EXPECT_TRUE(contains(r.output, "LAYOUTRT_ATTENTION_TRACE=ON")) << r.output;
+#endif
 }
 
 TEST_F(CliBenchCompare, ComparePassesAgainstFixtureReference) {

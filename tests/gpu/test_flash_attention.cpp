@@ -33,6 +33,7 @@
 #include "common/half.h"
 #include "cuda/device_info.h"
 #include "cuda/flash_attention.h"
+#include "cuda/flash_attention_sm90.h"
 #include "ops/backend.h"
 #include "test_util.h"
 
@@ -669,6 +670,72 @@ TEST(FlashAttention, TimingBase709) {
     cudaEventDestroy(stop);
     cudaStreamDestroy(stream);
   }
+}
+
+// The Hopper kernel's phase trace (builds configured with -DLAYOUTRT_ATTENTION_TRACE=ON; skipped otherwise): a B = 1,
+// L = 709 launch (two warpgroups per CTA and the tail split, as the engine runs it) leaves one record per warpgroup
+// of every full query tile, with the clocks in phase order on a valid SM, and tracing changes no output bit.
+TEST(FlashAttention, TraceRecordsPhases) {
+  REQUIRE_GPU();
+  if (!cuda::attention_trace_built()) GTEST_SKIP() << "built without LAYOUTRT_ATTENTION_TRACE";
+  if (!cuda::flash_wgmma_available(64)) GTEST_SKIP() << "no wgmma kernel on this device";
+  AttnCase c;
+  c.name = "B=1 L=709 f16 traced";
+  c.lens = {709};
+  c.masks = {KeyMask::kAllValid};
+  c.dtype = DType::kF16;
+  c.seed = 701;
+  HostInputs in = make_inputs(c);
+  DeviceCase dc;
+  ASSERT_NO_FATAL_FAILURE(make_device_case(c, in, dc));
+  const size_t bytes = cuda::flash_bias_cache_bytes(1, 709, c.heads, c.d) + cuda::flash_tail_bytes(1, 709, c.heads);
+  DevBuf cache(bytes);
+  CUDA_OK(cudaMemset(cache.p, 0, bytes));
+  dc.args.scratch = TensorView(cache.p, DType::kU8, Device::kCUDA, {static_cast<int64_t>(bytes)});
+  ASSERT_TRUE(cuda::flash_prepare_bias(dc.args, nullptr));
+  const size_t out_bytes = static_cast<size_t>(in.rows) * c.heads * c.d * 2;
+  auto run = [&](bool traced, std::vector<uint8_t>& out) {
+    cuda::attention_trace_enable(traced);
+    CUDA_OK(cudaMemset(dc.out->p, 0xff, out_bytes));
+    cuda::flash_attention(dc.args, nullptr);
+    CUDA_OK(cudaDeviceSynchronize());
+    cuda::attention_trace_enable(false);
+    out.resize(out_bytes);
+    CUDA_OK(cudaMemcpy(out.data(), dc.out->p, out_bytes, cudaMemcpyDeviceToHost));
+  };
+  std::vector<uint8_t> plain, traced;
+  ASSERT_NO_FATAL_FAILURE(run(false, plain));
+  EXPECT_TRUE(cuda::attention_trace_read().empty()) << "records written while the trace was off";
+  ASSERT_NO_FATAL_FAILURE(run(true, traced));
+  EXPECT_EQ(std::memcmp(plain.data(), traced.data(), out_bytes), 0) << "tracing changed the output";
+  const std::vector<unsigned long long> v = cuda::attention_trace_read();
+  ASSERT_EQ(v.size() % cuda::kAttentionTraceFields, 0u);
+  int sms = 0;
+  CUDA_OK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
+  std::vector<int> seen(12 * 11 * 2, 0);  // (head, full query tile, warpgroup)
+  for (size_t r = 0; r < v.size(); r += cuda::kAttentionTraceFields) {
+    const unsigned long long* x = v.data() + r;
+    const unsigned long long id = x[cuda::kTraceId];
+    const int qt = static_cast<int>(id & 0xffff), h = static_cast<int>((id >> 16) & 0xffff);
+    const int wg = static_cast<int>((id >> 48) & 0xff);
+    const bool unit = (id >> 56) & 1;
+    SCOPED_TRACE("record " + std::to_string(r / cuda::kAttentionTraceFields) + " qt " + std::to_string(qt) + " h " +
+                 std::to_string(h) + " wg " + std::to_string(wg) + (unit ? " (tail unit)" : ""));
+    EXPECT_LT(x[cuda::kTraceSm], static_cast<unsigned long long>(sms));
+    EXPECT_NE(x[cuda::kTraceEnd], 0u);
+    EXPECT_LE(x[cuda::kTraceStartNs], x[cuda::kTraceEndNs]);
+    std::vector<int> order = {cuda::kTraceStart, cuda::kTracePdlWait, cuda::kTracePrologue};
+    if (!unit) {
+      order.push_back(cuda::kTraceFirstTile);
+      for (int i = 0; i < cuda::kAttentionTraceTiles; ++i) order.push_back(cuda::kTraceTile0 + i);
+      order.push_back(cuda::kTraceWalkEnd);
+    }
+    order.push_back(cuda::kTraceEnd);
+    for (size_t k = 1; k < order.size(); ++k) EXPECT_LE(x[order[k - 1]], x[order[k]]) << "fields " << order[k - 1]
+                                                                                           << ", " << order[k];
+    if (!unit && h < 12 && qt < 11 && wg < 2) ++seen[(h * 11 + qt) * 2 + wg];
+  }
+  for (size_t i = 0; i < seen.size(); ++i) EXPECT_EQ(seen[i], 1) << "full query tile record " << i;
 }
 
 }  // namespace

@@ -28,6 +28,9 @@
 
 #include "cli_common.h"
 #include "runtime/synthetic.h"
+#if defined(LAYOUTRT_WITH_CUDA)
+#include "cuda/flash_attention_sm90.h"
+#endif
 
 #ifdef LAYOUTRT_WITH_CUDA
 #include <cuda_runtime.h>
@@ -249,11 +252,43 @@ std::string fmt(const char* f, double v) {
   return buf;
 }
 
+// The attention kernel's phase trace (--attention-trace; src/cuda/flash_attention_sm90.h), on or off.
+void set_attention_trace(bool on) {
+#if defined(LAYOUTRT_WITH_CUDA)
+  cuda::attention_trace_enable(on);
+#else
+  (void)on;
+#endif
+}
+
+// Turns the trace off and writes the records of the runs since it was turned on to `path` (CSV).
+void write_attention_trace(const std::string& path) {
+#if defined(LAYOUTRT_WITH_CUDA)
+  cuda::attention_trace_enable(false);
+  const std::vector<unsigned long long> records = cuda::attention_trace_read();
+  std::ofstream f(path);
+  f << cuda::attention_trace_csv(records);
+  if (!f) throw_error(ErrorCode::kIo, "bench: --attention-trace: cannot write ", path);
+  std::fprintf(stderr, "bench: %zu attention trace records -> %s\n", records.size() / cuda::kAttentionTraceFields,
+               path.c_str());
+#else
+  (void)path;
+#endif
+}
+
+bool attention_trace_built() {
+#if defined(LAYOUTRT_WITH_CUDA)
+  return cuda::attention_trace_built();
+#else
+  return false;
+#endif
+}
+
 }  // namespace
 
 void register_bench(CLI::App& app) {
   struct Opts {
-    std::string plan, backend = "auto", lengths, json, markdown;
+    std::string plan, backend = "auto", lengths, json, markdown, attention_trace;
     std::vector<int64_t> batches{1, 2, 4, 8, 16, 32};
     int64_t text_tokens = 512;
     int warmup = 5, iters = 30, threads = 0, device = 0;
@@ -286,6 +321,10 @@ void register_bench(CLI::App& app) {
   cmd->add_option("--threads", o->threads, "CPU threads (0: all cores)");
   cmd->add_option("--device", o->device, "CUDA device index")->capture_default_str();
   cmd->add_flag("--quiet,-q", o->quiet, "No progress on stderr");
+  cmd->add_option("--attention-trace", o->attention_trace,
+                  "Diagnostics (builds configured with -DLAYOUTRT_ATTENTION_TRACE=ON): the last timed run of each "
+                  "batch size records the Hopper attention kernel's phase clocks per warpgroup into "
+                  "PREFIX.b<batch>.csv (summary: scripts/attention_trace.py)");
   cmd->add_flag("--pack", o->pack, "Padding-free runs (RunOptions::pack): tokens with attention_mask 0 cost nothing");
   cmd->add_flag("--pageable-inputs", o->pageable,
                 "Pass pixel_values in ordinary (pageable) host memory instead of Engine::host_tensor's page-locked "
@@ -302,6 +341,10 @@ void register_bench(CLI::App& app) {
     if (!(o->max_seconds >= 0))
       throw_error(ErrorCode::kInvalidArgument, "bench: --max-seconds ", o->max_seconds, ": must be >= 0");
     const std::vector<int64_t> lengths = o->lengths.empty() ? std::vector<int64_t>{} : read_lengths(o->lengths);
+    const std::string trace_prefix = o->attention_trace;
+    if (!trace_prefix.empty() && !attention_trace_built())
+      throw_error(ErrorCode::kUnsupported, "bench: --attention-trace: this build records no attention trace "
+                  "(configure with -DLAYOUTRT_ATTENTION_TRACE=ON and the CUTLASS headers, for sm_90)");
 
     // The header first (no checksum pass): fail fast on batch sizes the plan cannot take, before loading weights.
     const nlohmann::json header = nlohmann::json::parse(inspect_plan(o->plan, /*verify_checksum=*/false));
@@ -392,7 +435,10 @@ void register_bench(CLI::App& app) {
       double timed_s = 0;
       for (int i = 0; i < total; ++i) {
         const Inputs& in = batches[i % batches.size()];
+        const bool trace = !trace_prefix.empty() && i + 1 == total;  // the last timed run
+        if (trace) set_attention_trace(true);
         auto [t, w] = timer.time([&] { ctx->run(in, run_opt); });
+        if (trace) write_attention_trace(trace_prefix + ".b" + std::to_string(B) + ".csv");
         const double compute = ctx->compute_ms();
         if (i >= o->warmup) {
           ms.push_back(compute >= 0 ? compute : t);
