@@ -57,7 +57,8 @@ def summarise(path):
     lines.append("launch spans (us): " + ", ".join(f"{s:.2f}" for s in spans))
     lines.append("")
     main = [r for r in rows if not r["unit"]]
-    lines += ["| phase (full query tiles' warpgroups) | p10 us | p50 us | p90 us | max us |", "| --- | ---: | ---: | ---: | ---: |"]
+    lines += ["| phase (full query tiles' warpgroups) | p10 us | p50 us | p90 us | max us |",
+              "| --- | ---: | ---: | ---: | ---: |"]
     for name, a, b in PHASES:
         # The end: warpgroup 0 merges the others' partials and stores; the others only hand theirs over.
         d = [(r[b] - r[a]) / ghz / 1e3 for r in main if r[a] and r[b] and (b != "end" or r["wg"] == 0)]

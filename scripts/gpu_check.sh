@@ -412,9 +412,11 @@ step_trace() {
   rm -f "$WORK/trace.plan"
   return $rc
 }
-export -f ensure_ckpt step_trace step_system step_build step_buckets step_ctest step_cputest step_parity step_bench step_baseline step_profile step_ab
+export -f step_trace
+export -f ensure_ckpt step_system step_build step_buckets step_ctest step_cputest step_parity step_bench step_baseline step_profile step_ab
 
-declare -A LIMIT=([system]=30 [build]=300 [buckets]=60 [ctest]=300 [parity]=240 [bench]=190 [baseline]=$((90 + COMPILE_BUDGET_S)) [cputest]=200 [profile]=240 [ab]=240 [trace]=300)
+declare -A LIMIT=([system]=30 [build]=300 [buckets]=60 [ctest]=300 [parity]=240 [bench]=190 [baseline]=$((90 + COMPILE_BUDGET_S)) [cputest]=200 [profile]=240 [ab]=240)
+LIMIT[trace]=300  # the attention phase trace: a second build, its test, bench
 SUMMARY=()
 FAILED=0
 run_step() {
