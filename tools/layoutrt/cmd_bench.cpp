@@ -28,11 +28,9 @@
 
 #include "cli_common.h"
 #include "runtime/synthetic.h"
-#if defined(LAYOUTRT_WITH_CUDA)
-#include "cuda/flash_attention_sm90.h"
-#endif
 
 #ifdef LAYOUTRT_WITH_CUDA
+#include "cuda/flash_attention_sm90.h"
 #include <cuda_runtime.h>
 #endif
 
@@ -322,7 +320,7 @@ void register_bench(CLI::App& app) {
   cmd->add_option("--device", o->device, "CUDA device index")->capture_default_str();
   cmd->add_flag("--quiet,-q", o->quiet, "No progress on stderr");
   cmd->add_option("--attention-trace", o->attention_trace,
-                  "Diagnostics (builds configured with -DLAYOUTRT_ATTENTION_TRACE=ON): the last timed run of each "
+                  "Diagnostics (builds configured with -DLAYOUTRT_ATTENTION_TRACE=ON): the first timed run of each "
                   "batch size records the Hopper attention kernel's phase clocks per warpgroup into "
                   "PREFIX.b<batch>.csv (summary: scripts/attention_trace.py)");
   cmd->add_flag("--pack", o->pack, "Padding-free runs (RunOptions::pack): tokens with attention_mask 0 cost nothing");
@@ -435,7 +433,7 @@ void register_bench(CLI::App& app) {
       double timed_s = 0;
       for (int i = 0; i < total; ++i) {
         const Inputs& in = batches[i % batches.size()];
-        const bool trace = !trace_prefix.empty() && i + 1 == total;  // the last timed run
+        const bool trace = !trace_prefix.empty() && i == o->warmup;  // the first timed run
         if (trace) set_attention_trace(true);
         auto [t, w] = timer.time([&] { ctx->run(in, run_opt); });
         if (trace) write_attention_trace(trace_prefix + ".b" + std::to_string(B) + ".csv");
