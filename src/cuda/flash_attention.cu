@@ -840,10 +840,9 @@ std::string attention_trace_csv(const std::vector<unsigned long long>& records) 
   static_assert(kAttentionTraceTiles == 6 && kAttentionTraceFields == 16, "the header names the fields");
   for (size_t r = 0; r + kAttentionTraceFields <= records.size(); r += kAttentionTraceFields) {
     const unsigned long long* x = records.data() + r;
-    const unsigned long long id = x[kTraceId];
-    out += std::to_string(id & 0xffff) + ',' + std::to_string((id >> 16) & 0xffff) + ',' +
-           std::to_string((id >> 32) & 0xffff) + ',' + std::to_string((id >> 48) & 0xff) + ',' +
-           std::to_string((id >> 56) & 1);
+    const AttentionTraceId id = attention_trace_id_parts(x[kTraceId]);
+    out += std::to_string(id.qt) + ',' + std::to_string(id.h) + ',' + std::to_string(id.b) + ',' +
+           std::to_string(id.wg) + ',' + std::to_string(id.unit ? 1 : 0);
     for (int k = kTraceSm; k < kAttentionTraceFields; ++k) out += ',' + std::to_string(x[k]);
     out += '\n';
   }

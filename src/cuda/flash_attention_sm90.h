@@ -52,6 +52,15 @@ __host__ __device__ constexpr unsigned long long attention_trace_id(int qt, int 
          (static_cast<unsigned long long>(b & 0xffff) << 32) | (static_cast<unsigned long long>(wg & 0xff) << 48) |
          (static_cast<unsigned long long>(unit ? 1 : 0) << 56);
 }
+// The id's parts again.
+struct AttentionTraceId {
+  int qt, h, b, wg;
+  bool unit;
+};
+constexpr AttentionTraceId attention_trace_id_parts(unsigned long long id) {
+  return {static_cast<int>(id & 0xffff), static_cast<int>((id >> 16) & 0xffff), static_cast<int>((id >> 32) & 0xffff),
+          static_cast<int>((id >> 48) & 0xff), ((id >> 56) & 1) != 0};
+}
 // Whether this build records the trace (the two calls below do nothing / return nothing otherwise).
 bool attention_trace_built();
 // On: the record count is reset and the kernels launched from now on (also replayed graphs) record; off: they stop.

@@ -715,10 +715,9 @@ TEST(FlashAttention, TraceRecordsPhases) {
   std::vector<int> seen(12 * 11 * 2, 0);  // (head, full query tile, warpgroup)
   for (size_t r = 0; r < v.size(); r += cuda::kAttentionTraceFields) {
     const unsigned long long* x = v.data() + r;
-    const unsigned long long id = x[cuda::kTraceId];
-    const int qt = static_cast<int>(id & 0xffff), h = static_cast<int>((id >> 16) & 0xffff);
-    const int wg = static_cast<int>((id >> 48) & 0xff);
-    const bool unit = (id >> 56) & 1;
+    const cuda::AttentionTraceId id = cuda::attention_trace_id_parts(x[cuda::kTraceId]);
+    const int qt = id.qt, h = id.h, wg = id.wg;
+    const bool unit = id.unit;
     SCOPED_TRACE("record " + std::to_string(r / cuda::kAttentionTraceFields) + " qt " + std::to_string(qt) + " h " +
                  std::to_string(h) + " wg " + std::to_string(wg) + (unit ? " (tail unit)" : ""));
     EXPECT_LT(x[cuda::kTraceSm], static_cast<unsigned long long>(sms));
