@@ -11,7 +11,9 @@
 # profile (per-kernel ncu table, bias-lookup cost), ab (run-time switches timed side by side: GPU_CHECK_AB, see
 # step_ab) and trace (the attention kernel's phase trace: a second build with -DLAYOUTRT_ATTENTION_TRACE=ON in
 # GPU_CHECK_TRACE_DIR, default build-trace; its test, then bench --attention-trace at GPU_CHECK_TRACE_BATCHES, default
-# 1,2, summarised by scripts/attention_trace.py into $OUT/attention_trace.md) run only when named. Each logs to
+# 1,2, summarised by scripts/attention_trace.py into $OUT/attention_trace.md) and timeline (every kernel's start and
+# end in one fp16 forward through CUPTI, bench --kernel-trace at GPU_CHECK_TIMELINE_BATCHES, default 1,8:
+# $OUT/timeline.md and $OUT/timeline_b1.svg) run only when named. Each logs to
 # $OUT/<step>.log under a time limit; a failing step does not stop the others; results.md and the summary (exit codes,
 # seconds) are always written. GPU_CHECK_BUDGET_S (default 720) caps the whole run: a step gets at most what is left
 # (less a reserve for the summary) and is skipped when too little is left. Large files (checkpoint, plans, inputs) go
@@ -413,10 +415,34 @@ step_trace() {
   return $rc
 }
 export -f step_trace
+step_timeline() {
+  # The device timeline of one fp16 forward per batch size (opt-in: GPU_CHECK_STEPS=...,timeline; CUPTI through bench
+  # --kernel-trace, GPU_CHECK_TIMELINE_BATCHES, default 1,8): every kernel's start and end inside the CUDA graph,
+  # summarised by scripts/kernel_trace.py into $OUT/timeline.md with the B = 1 picture $OUT/timeline_b1.svg. The
+  # same plan is timed without the trace first, so the tracer's cost shows beside it.
+  local rc=0 batches=${GPU_CHECK_TIMELINE_BATCHES:-1,8}
+  ensure_ckpt || return $?
+  x "$L" build --checkpoint "$WORK/parity/ckpt" --precision fp16 --max-batch 32 --output "$WORK/timeline.plan" -q ||
+    return 1
+  rm -f "$WORK"/timeline.b*.csv
+  x "$L" bench --plan "$WORK/timeline.plan" --batch "$batches" --text-tokens 512 --warmup "$WARMUP" --iters "$ITERS" \
+    -q || rc=1
+  x "$L" bench --plan "$WORK/timeline.plan" --batch "$batches" --text-tokens 512 --warmup "$WARMUP" --iters "$ITERS" \
+    --kernel-trace "$WORK/timeline" -q || rc=1
+  local first=${batches%%,*}
+  x python3 scripts/kernel_trace.py "$WORK"/timeline.b*.csv --svg "$OUT/timeline_b$first.svg" > "$OUT/timeline.md" ||
+    rc=1
+  cat "$OUT/timeline.md"
+  tar czf "$OUT/timeline_csv.tar.gz" -C "$WORK" $(cd "$WORK" && ls timeline.b*.csv)  # the records, for a closer look
+  rm -f "$WORK/timeline.plan"
+  return $rc
+}
+export -f step_timeline
 export -f ensure_ckpt step_system step_build step_buckets step_ctest step_cputest step_parity step_bench step_baseline step_profile step_ab
 
 declare -A LIMIT=([system]=30 [build]=300 [buckets]=60 [ctest]=300 [parity]=240 [bench]=190 [baseline]=$((90 + COMPILE_BUDGET_S)) [cputest]=200 [profile]=240 [ab]=240)
 LIMIT[trace]=300  # the attention phase trace: a second build, its test, bench
+LIMIT[timeline]=120  # the device timeline: a plan, two benches
 SUMMARY=()
 FAILED=0
 run_step() {
@@ -444,7 +470,7 @@ run_step() {
   tail -5 "$OUT/$name.log" | sed 's/^/   /'
 }
 
-for s in system build buckets ctest parity bench baseline cputest profile ab trace; do run_step "$s"; done
+for s in system build buckets ctest parity bench baseline cputest profile ab trace timeline; do run_step "$s"; done
 
 # ---- results.md / results.json --------------------------------------------------------------------------------------
 {

@@ -126,6 +126,10 @@ TEST_F(CliBenchCompare, BenchBadArguments) {
   EXPECT_EQ(r.rc, 6) << r.output;
   EXPECT_TRUE(contains(r.output, "LAYOUTRT_ATTENTION_TRACE=ON")) << r.output;
 #endif
+  // The device timeline needs a device: the CPU backend says so, before loading anything.
+  r = cli("bench --plan '" + plan() + "' --backend cpu --batch 1 --iters 1 --kernel-trace '" + file("kt") + "'");
+  EXPECT_EQ(r.rc, 6) << r.output;
+  EXPECT_TRUE(contains(r.output, "--kernel-trace")) << r.output;
 }
 
 TEST_F(CliBenchCompare, ComparePassesAgainstFixtureReference) {

@@ -31,6 +31,7 @@
 
 #ifdef LAYOUTRT_WITH_CUDA
 #include "cuda/flash_attention_sm90.h"
+#include "cuda/kernel_trace.h"
 #include <cuda_runtime.h>
 #endif
 
@@ -282,11 +283,57 @@ bool attention_trace_built() {
 #endif
 }
 
+// The device timeline (--kernel-trace; src/cuda/kernel_trace.h): recording from before the engine loads (so every
+// CUDA graph it instantiates is traced) to the end of the bench; each batch size's first timed run is written.
+class KernelTimeline {
+ public:
+  explicit KernelTimeline(const std::string& prefix) : prefix_(prefix) {
+#if defined(LAYOUTRT_WITH_CUDA)
+    if (prefix_.empty()) return;
+    trace_ = std::make_unique<cuda::KernelTrace>();
+    std::fprintf(stderr, "bench: kernel trace through %s (CUPTI API %u); every run is traced, so the times of this "
+                 "bench include the tracer's cost\n", trace_->library().c_str(), trace_->cupti_version());
+#else
+    if (!prefix_.empty())
+      throw_error(ErrorCode::kUnsupported, "bench: --kernel-trace: this build has no CUDA backend");
+#endif
+  }
+  // Before the run to record (its stream synchronized before: the earlier work's records are dropped).
+  void begin() {
+#if defined(LAYOUTRT_WITH_CUDA)
+    if (trace_) trace_->discard();
+#endif
+  }
+  // After the recorded run (synchronized): writes PREFIX.b<B>.csv.
+  void end(int64_t B) {
+#if defined(LAYOUTRT_WITH_CUDA)
+    if (!trace_) return;
+    uint64_t dropped = 0;
+    std::vector<cuda::KernelRecord> records = trace_->take(&dropped);
+    const std::string path = prefix_ + ".b" + std::to_string(B) + ".csv";
+    const size_t n = records.size();
+    std::ofstream f(path);
+    f << cuda::kernel_trace_csv(std::move(records));
+    if (!f) throw_error(ErrorCode::kIo, "bench: --kernel-trace: cannot write ", path);
+    std::fprintf(stderr, "bench: %zu kernel trace records -> %s%s\n", n, path.c_str(),
+                 dropped ? (" (" + std::to_string(dropped) + " dropped by CUPTI)").c_str() : "");
+#else
+    (void)B;
+#endif
+  }
+
+ private:
+  std::string prefix_;
+#if defined(LAYOUTRT_WITH_CUDA)
+  std::unique_ptr<cuda::KernelTrace> trace_;
+#endif
+};
+
 }  // namespace
 
 void register_bench(CLI::App& app) {
   struct Opts {
-    std::string plan, backend = "auto", lengths, json, markdown, attention_trace;
+    std::string plan, backend = "auto", lengths, json, markdown, attention_trace, kernel_trace;
     std::vector<int64_t> batches{1, 2, 4, 8, 16, 32};
     int64_t text_tokens = 512;
     int warmup = 5, iters = 30, threads = 0, device = 0;
@@ -323,6 +370,11 @@ void register_bench(CLI::App& app) {
                   "Diagnostics (builds configured with -DLAYOUTRT_ATTENTION_TRACE=ON): the first timed run of each "
                   "batch size records the Hopper attention kernel's phase clocks per warpgroup into "
                   "PREFIX.b<batch>.csv (summary: scripts/attention_trace.py)");
+  cmd->add_option("--kernel-trace", o->kernel_trace,
+                  "Diagnostics (CUDA backend; needs CUPTI, libcupti.so, at run time): the device timeline of each "
+                  "batch size's first timed run — every kernel, memcpy and memset with its start, end, stream and "
+                  "launch shape — into PREFIX.b<batch>.csv (summary and SVG picture: scripts/kernel_trace.py); all "
+                  "runs are traced, so the times printed include the tracer's cost");
   cmd->add_flag("--pack", o->pack, "Padding-free runs (RunOptions::pack): tokens with attention_mask 0 cost nothing");
   cmd->add_flag("--pageable-inputs", o->pageable,
                 "Pass pixel_values in ordinary (pageable) host memory instead of Engine::host_tensor's page-locked "
@@ -355,6 +407,10 @@ void register_bench(CLI::App& app) {
     if (o->text_tokens < 1 || o->text_tokens > max_text)
       throw_error(ErrorCode::kInvalidArgument, "bench: --text-tokens ", o->text_tokens, " must be in 1..", max_text,
                   " (the plan's max_text_tokens)");
+
+    if (!o->kernel_trace.empty() && parse_backend(o->backend) == BackendKind::kCPU)
+      throw_error(ErrorCode::kUnsupported, "bench: --kernel-trace: the CPU backend has no device timeline");
+    KernelTimeline timeline(o->kernel_trace);  // before the engine: its graphs are recorded too
 
     EngineOptions eo;
     eo.backend = parse_backend(o->backend);
@@ -433,10 +489,13 @@ void register_bench(CLI::App& app) {
       double timed_s = 0;
       for (int i = 0; i < total; ++i) {
         const Inputs& in = batches[i % batches.size()];
-        const bool trace = !trace_prefix.empty() && i == o->warmup;  // the first timed run
+        const bool first_timed = i == o->warmup;  // what the traces record
+        const bool trace = !trace_prefix.empty() && first_timed;
         if (trace) set_attention_trace(true);
+        if (first_timed) timeline.begin();
         auto [t, w] = timer.time([&] { ctx->run(in, run_opt); });
         if (trace) write_attention_trace(trace_prefix + ".b" + std::to_string(B) + ".csv");
+        if (first_timed) timeline.end(B);
         const double compute = ctx->compute_ms();
         if (i >= o->warmup) {
           ms.push_back(compute >= 0 ? compute : t);
