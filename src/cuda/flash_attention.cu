@@ -497,7 +497,19 @@ __global__ void __launch_bounds__(KernelShape<D, kVariant>::kThreads, KernelShap
 // F16 (saturating at ±65504; NaN stays NaN), with −∞ for masked and out-of-range keys (so the attention kernel needs
 // no validity bits on this path). Blocks of tiles past a sequence's end are never written nor read.
 // Four warps, warp w computing strip w's fragments (the layout of cache_piece), one key block (kCacheKeys) at a time.
+// The metadata of all the CTA's keys is loaded into shared memory at the start, with the head's tables, behind one
+// barrier: the walk over the key blocks then has no global load and no barrier of its own (it loaded one block's
+// metadata per step behind two barriers; H200, B = 1, from the kernel timeline: 22.0 vs 23.6 us, the forward the same
+// within noise — the kernel runs beside the embeddings; bench/results/2026-12-03-h200-kernel-timeline.md).
 constexpr int kCacheThreads = 128;
+// Bytes of the cache kernel's dynamic shared memory before the key metadata: the tables, rounded up to 16.
+__host__ __device__ constexpr size_t cache_meta_offset(int n1, int n2) {
+  return (sizeof(float) * (size_t(n1) + 2 * size_t(n2)) + 15) / 16 * 16;
+}
+// Key blocks per CTA: a query tile's num_blocks key blocks over `groups` CTAs.
+__host__ __device__ constexpr int cache_blocks_per_group(int num_blocks, int groups) {
+  return (num_blocks + groups - 1) / groups;
+}
 __global__ void __launch_bounds__(kCacheThreads) bias_cache_kernel(const FlashParams p) {
   constexpr int BN = kCacheKeys;
   static_assert(kCacheThreads == 2 * kBlockM && kCacheThreads >= BN, "one strip per warp; one thread per key row");
@@ -514,8 +526,12 @@ __global__ void __launch_bounds__(kCacheThreads) bias_cache_kernel(const FlashPa
   float* sTab1 = reinterpret_cast<float*>(smem_raw);
   float* sTabX = sTab1 + p.n1;
   float* sTabY = sTabX + p.n2;
-  __shared__ int4 sMeta[BN];
+  int4* sMeta = reinterpret_cast<int4*>(smem_raw + cache_meta_offset(p.n1, p.n2));
+  const int num_blocks = 2 * ((L + 63) / 64);  // whole 64-key tiles: the last block may lie entirely past L (−∞)
+  const int per_group = cache_blocks_per_group(num_blocks, groups);
+  const int kb0 = group * per_group, kb_end = min(num_blocks, kb0 + per_group);
   load_head_tables(p, h, sTab1, sTabX, sTabY);
+  for (int i = tid; i < (kb_end - kb0) * BN; i += kCacheThreads) sMeta[i] = load_key_meta(p, seq0, L, kb0 * BN + i);
   int q1[2], qx[2], qy[2];
   query_table_offsets(p, seq0, L, q0, warp, g, q1, qx, qy);
   const int hi1 = 2 * p.max_dist_1d, hi2 = 2 * p.max_dist_2d;
@@ -527,15 +543,11 @@ __global__ void __launch_bounds__(kCacheThreads) bias_cache_kernel(const FlashPa
     };
     return pack2<__half>(sat(lo), sat(hi));
   };
-  const int num_blocks = 2 * ((L + 63) / 64);  // whole 64-key tiles: the last block may lie entirely past L (−∞)
-  const int per_group = (num_blocks + groups - 1) / groups;
-  const int kb_end = min(num_blocks, (group + 1) * per_group);
-  for (int kb = group * per_group; kb < kb_end; ++kb) {
-    __syncthreads();  // the tables are loaded; the previous block's metadata is consumed
-    if (tid < BN) sMeta[tid] = load_key_meta(p, seq0, L, kb * BN + tid);
-    __syncthreads();
+  __syncthreads();  // the tables and the metadata are in shared memory
+  for (int kb = kb0; kb < kb_end; ++kb) {
     float s[BN / 8][4];
-    mask_scores<BN>(s, init_scores_with_bias<2, BN>(s, sMeta, q1, qx, qy, sTab1, sTabX, sTabY, hi1, hi2, tq));
+    mask_scores<BN>(s, init_scores_with_bias<2, BN>(s, sMeta + (kb - kb0) * BN, q1, qx, qy, sTab1, sTabX, sTabY, hi1,
+                                                     hi2, tq));
 #pragma unroll
     for (int v = 0; v < BN / 16; ++v)
       out[int64_t{kb} * kCacheBlockU4 + cache_piece(warp, v, lane)] =
@@ -890,7 +902,11 @@ bool flash_prepare_bias(AttentionArgs& a, cudaStream_t stream) {
   int64_t groups = sms > 0 && ctas < 2 * sms ? ceil_div(3 * sms, ctas) : 1;
   if (const char* env = std::getenv("LAYOUTRT_CACHE_GROUPS")) groups = std::atoi(env);
   p.cache_groups = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>({groups, 4, p.k_blocks})));
-  const size_t smem = sizeof(float) * (size_t(p.n1) + 2 * size_t(p.n2));
+  // The tables, then the metadata of one CTA's keys (at most cache_blocks_per_group of the longest sequence's blocks).
+  const size_t smem = cache_meta_offset(p.n1, p.n2) +
+                      sizeof(int4) * kCacheKeys * size_t(cache_blocks_per_group(p.k_blocks, p.cache_groups));
+  if (smem > static_cast<size_t>(max_smem_optin()))
+    return false;  // sequences far longer than LayoutLMv3's: the attention looks the biases up instead
   if (smem > 48 * 1024)
     LRT_CUDA(cudaFuncSetAttribute(bias_cache_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                   static_cast<int>(smem)));
