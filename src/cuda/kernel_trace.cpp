@@ -200,7 +200,13 @@ KernelTrace::KernelTrace() {
     check(s.api.register_callbacks(buffer_requested, buffer_completed), "cuptiActivityRegisterCallbacks");
     s.registered = true;
   }
-  for (CUpti_ActivityKind k : kKinds) check(s.api.enable(k), "cuptiActivityEnable");
+  for (CUpti_ActivityKind k : kKinds) {
+    const CUptiResult r = s.api.enable(k);
+    if (r != CUPTI_SUCCESS) {
+      for (CUpti_ActivityKind d : kKinds) s.api.disable(d);  // none left half on
+      check(r, "cuptiActivityEnable");
+    }
+  }
   s.records.clear();
   s.dropped = 0;
   s.active = true;

@@ -290,6 +290,11 @@ class KernelTimeline {
   explicit KernelTimeline(const std::string& prefix) : prefix_(prefix) {
 #if defined(LAYOUTRT_WITH_CUDA)
     if (prefix_.empty()) return;
+    int devices = 0;
+    if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
+      (void)cudaGetLastError();
+      throw_error(ErrorCode::kUnsupported, "bench: --kernel-trace: no CUDA device (the timeline records GPU work)");
+    }
     trace_ = std::make_unique<cuda::KernelTrace>();
     std::fprintf(stderr, "bench: kernel trace through %s (CUPTI API %u); every run is traced, so the times of this "
                  "bench include the tracer's cost\n", trace_->library().c_str(), trace_->cupti_version());
@@ -420,6 +425,8 @@ void register_bench(CLI::App& app) {
     auto engine = load_engine(o->plan, eo);
     const ModelInfo& info = engine->info();
     const bool on_device = engine->backend() == BackendKind::kCUDA;
+    if (!o->kernel_trace.empty() && !on_device)
+      throw_error(ErrorCode::kUnsupported, "bench: --kernel-trace: the engine runs on the CPU backend");
     auto ctx = engine->create_context();
     RunTimer timer(ctx->device_stream(), o->device);
 
