@@ -97,6 +97,23 @@ def attribute(rows):
     return own
 
 
+def layer(rows, own):
+    """One encoder layer's kernels in order, from each attention kernel's start to the next one's, with the median
+    attributed time per position over the layers — when every such stretch runs the same kernels (else None)."""
+    idx = [i for i, r in enumerate(rows) if classify(r["name"])[0] == "attention"]
+    stretches = [list(range(a, b)) for a, b in zip(idx, idx[1:])]
+    if not stretches:
+        return None
+    names = [[short_name(rows[i]["name"]) for i in st] for st in stretches]
+    if any(n != names[0] for n in names):
+        return None
+    out = []
+    for k, name in enumerate(names[0]):
+        ts = [own[st[k]] for st in stretches]
+        out.append((name, classify(rows[stretches[0][k]]["name"])[0], statistics.median(ts), min(ts), max(ts)))
+    return {"layers": len(stretches), "kernels": out}
+
+
 def window(rows):
     """The forward: from the first kernel's start to the last kernel's end (the run's uploads and downloads, memcpys
     outside it, are left out)."""
@@ -142,7 +159,7 @@ def analyse(rows):
     att = [r["start"] for r in rows if classify(r["name"])[0] == "attention"]
     periods = [b - a for a, b in zip(att, att[1:])]
     return {"t0": t0, "t1": t1, "span": t1 - t0, "busy": busy, "idle": (t1 - t0) - busy, "gaps": gaps,
-            "overlap": overlap, "classes": classes, "names": names, "periods": periods,
+            "overlap": overlap, "classes": classes, "names": names, "periods": periods, "layer": layer(rows, own),
             "streams": sorted({r["stream"] for r in rows}), "n": len(rows), "outside": outside}
 
 
@@ -160,6 +177,15 @@ def summarise(path):
         p = a["periods"]
         out.append(f"Attention kernels: {len(p) + 1}; layer period (attention start to the next) median "
                    f"{statistics.median(p):.2f} us, min {min(p):.2f}, max {max(p):.2f}.")
+    if a["layer"]:
+        ly = a["layer"]
+        out += ["", f"One layer's critical path (attention start to the next; medians over {ly['layers']} layers of "
+                    "each position's attributed time):", "", "| # | kernel | class | attributed us | min | max |",
+                "| ---: | --- | --- | ---: | ---: | ---: |"]
+        for k, (name, cls, med, lo, hi) in enumerate(ly["kernels"]):
+            out.append(f"| {k} | `{name[:60]}` | {cls} | {med:.2f} | {lo:.2f} | {hi:.2f} |")
+        total = sum(k[2] for k in ly["kernels"])
+        out.append(f"| | sum (the rest of the period: idle) | | {total:.2f} | | |")
     out += ["", "Kernel time: start to end of each record (a kernel launched early and waiting for its predecessor "
                 "counts its wait); attributed: each busy instant charged to the earliest-started record running then "
                 "(the attributed column sums to the busy time).", "",

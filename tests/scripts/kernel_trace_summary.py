@@ -70,6 +70,11 @@ expect("attributed attention", a["classes"]["attention"][2], 20.0)
 expect("attributed GEMM", a["classes"]["GEMM (cuBLASLt)"][2], 6.0)
 expect("attributed bias cache", a["classes"]["attention bias cache"][2], 0.0)
 expect("attributed sum", sum(c[2] for c in a["classes"].values()), a["busy"])
+# One layer: from the first attention's start to the second's, the attention (10 us attributed) and the LayerNorm (2).
+expect("layer stretches", a["layer"]["layers"], 1)
+expect("layer kernels", [(k[0], k[1], round(k[2], 6)) for k in a["layer"]["kernels"]],
+       [("layoutrt::cuda::flash::flash_wgmma_kernel", "attention", 10.0),
+        ("layoutrt::cuda::layer_norm_warp_kernel", "layernorm", 2.0)])
 longest = max(a["gaps"], key=lambda g: g[0])
 expect("longest gap before", kt.short_name(longest[3]["name"]), "layoutrt::cuda::layer_norm_warp_kernel")
 expect("longest gap after", kt.short_name(longest[4]["name"]), "layoutrt::cuda::flash::flash_wgmma_kernel")
@@ -79,7 +84,8 @@ expect("short name (anonymous namespace)", kt.short_name(RECORDS[0][0]),
 md = kt.summarise(path)
 for needle in ("span 40.0 us", "1 transfers of the run outside it", "idle 9.0 us in 3 gaps",
                "overlapping their predecessors 3.5 us",
-               "layer period (attention start to the next) median 20.50 us", "| attention | 2 | 20.5 | 20.0 |"):
+               "layer period (attention start to the next) median 20.50 us", "| attention | 2 | 20.5 | 20.0 |",
+               "| 1 | `layoutrt::cuda::layer_norm_warp_kernel` | layernorm | 2.00 |"):
     if needle not in md:
         failures.append(f"summary lacks {needle!r}:\n{md}")
 
