@@ -7,10 +7,12 @@ usage: python3 scripts/kernel_trace.py PREFIX.b1.csv [more.csv ...] [--svg OUT.s
   a tooltip (name, start, duration, grid); --from / --to cut the picture to that window (us from the forward's start).
 
 Per file, over the forward (first kernel start to last kernel end; the run's transfers before and after are left out):
-the span, the time some kernel runs (union of the records) and the idle rest, the
-overlap of consecutive kernels (programmatic dependent launch lets a kernel start before its predecessor ends), the
-time and count per kernel class, per kernel name, the encoder's layer period (between consecutive attention kernels),
-and the longest idle gaps with the kernels on either side.
+the span, the time some kernel runs (union of the records) and the idle rest, the overlap of consecutive kernels
+(programmatic dependent launch lets a kernel start before its predecessor ends), the time and count per kernel class
+and per kernel name, the encoder's layer period (between consecutive attention kernels) and one layer's kernels in
+order with their attributed time, and the longest idle gaps with the kernels on either side. Attributed time: each
+busy instant charged to the earliest-started record running then, so a kernel launched early and waiting for its
+predecessor is charged only from the predecessor's end (the critical path's share).
 """
 import argparse
 import csv
