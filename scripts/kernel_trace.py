@@ -12,7 +12,9 @@ the span, the time some kernel runs (union of the records) and the idle rest, th
 and per kernel name, the encoder's layer period (between consecutive attention kernels) and one layer's kernels in
 order with their attributed time, and the longest idle gaps with the kernels on either side. Attributed time: each
 busy instant charged to the earliest-started record running then, so a kernel launched early and waiting for its
-predecessor is charged only from the predecessor's end (the critical path's share).
+predecessor is charged only from the predecessor's end (the critical path's share). Compare times within one stream:
+on an H200 the traces showed holes of 70 – 400 us exactly where the work moved between streams (README, "Device
+timeline"), and bench prints the recorded run's own compute time to compare the span with.
 """
 import argparse
 import csv

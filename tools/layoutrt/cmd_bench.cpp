@@ -309,8 +309,9 @@ class KernelTimeline {
     if (trace_) trace_->discard();
 #endif
   }
-  // After the recorded run (synchronized): writes PREFIX.b<B>.csv.
-  void end(int64_t B) {
+  // After the recorded run (synchronized): writes PREFIX.b<B>.csv; compute_ms: that run's own compute time (CUDA
+  // events), printed beside it — the trace's span is comparable with it, not with the median of the timed runs.
+  void end(int64_t B, double compute_ms) {
 #if defined(LAYOUTRT_WITH_CUDA)
     if (!trace_) return;
     uint64_t dropped = 0;
@@ -320,10 +321,10 @@ class KernelTimeline {
     std::ofstream f(path);
     f << cuda::kernel_trace_csv(std::move(records));
     if (!f) throw_error(ErrorCode::kIo, "bench: --kernel-trace: cannot write ", path);
-    std::fprintf(stderr, "bench: %zu kernel trace records -> %s%s\n", n, path.c_str(),
-                 dropped ? (" (" + std::to_string(dropped) + " dropped by CUPTI)").c_str() : "");
+    std::fprintf(stderr, "bench: %zu kernel trace records of a run of %.3f ms (compute) -> %s%s\n", n, compute_ms,
+                 path.c_str(), dropped ? (" (" + std::to_string(dropped) + " dropped by CUPTI)").c_str() : "");
 #else
-    (void)B;
+    (void)B, (void)compute_ms;
 #endif
   }
 
@@ -502,7 +503,7 @@ void register_bench(CLI::App& app) {
         if (first_timed) timeline.begin();
         auto [t, w] = timer.time([&] { ctx->run(in, run_opt); });
         if (trace) write_attention_trace(trace_prefix + ".b" + std::to_string(B) + ".csv");
-        if (first_timed) timeline.end(B);
+        if (first_timed) timeline.end(B, ctx->compute_ms());
         const double compute = ctx->compute_ms();
         if (i >= o->warmup) {
           ms.push_back(compute >= 0 ? compute : t);
