@@ -251,6 +251,16 @@ std::string fmt(const char* f, double v) {
   return buf;
 }
 
+// The diagnostics options' files: PREFIX.b<batch>.csv, written whole (errors name the option and the path).
+std::string trace_path(const std::string& prefix, int64_t B) { return prefix + ".b" + std::to_string(B) + ".csv"; }
+#if defined(LAYOUTRT_WITH_CUDA)
+void write_trace_csv(const char* option, const std::string& path, const std::string& csv) {
+  std::ofstream f(path);
+  f << csv;
+  if (!f) throw_error(ErrorCode::kIo, "bench: ", option, ": cannot write ", path);
+}
+#endif
+
 // The attention kernel's phase trace (--attention-trace; src/cuda/flash_attention_sm90.h), on or off.
 void set_attention_trace(bool on) {
 #if defined(LAYOUTRT_WITH_CUDA)
@@ -265,9 +275,7 @@ void write_attention_trace(const std::string& path) {
 #if defined(LAYOUTRT_WITH_CUDA)
   cuda::attention_trace_enable(false);
   const std::vector<unsigned long long> records = cuda::attention_trace_read();
-  std::ofstream f(path);
-  f << cuda::attention_trace_csv(records);
-  if (!f) throw_error(ErrorCode::kIo, "bench: --attention-trace: cannot write ", path);
+  write_trace_csv("--attention-trace", path, cuda::attention_trace_csv(records));
   std::fprintf(stderr, "bench: %zu attention trace records -> %s\n", records.size() / cuda::kAttentionTraceFields,
                path.c_str());
 #else
@@ -316,11 +324,9 @@ class KernelTimeline {
     if (!trace_) return;
     uint64_t dropped = 0;
     std::vector<cuda::KernelRecord> records = trace_->take(&dropped);
-    const std::string path = prefix_ + ".b" + std::to_string(B) + ".csv";
+    const std::string path = trace_path(prefix_, B);
     const size_t n = records.size();
-    std::ofstream f(path);
-    f << cuda::kernel_trace_csv(std::move(records));
-    if (!f) throw_error(ErrorCode::kIo, "bench: --kernel-trace: cannot write ", path);
+    write_trace_csv("--kernel-trace", path, cuda::kernel_trace_csv(std::move(records)));
     std::fprintf(stderr, "bench: %zu kernel trace records of a run of %.3f ms (compute) -> %s%s\n", n, compute_ms,
                  path.c_str(), dropped ? (" (" + std::to_string(dropped) + " dropped by CUPTI)").c_str() : "");
 #else
@@ -502,9 +508,9 @@ void register_bench(CLI::App& app) {
         if (trace) set_attention_trace(true);
         if (first_timed) timeline.begin();
         auto [t, w] = timer.time([&] { ctx->run(in, run_opt); });
-        if (trace) write_attention_trace(trace_prefix + ".b" + std::to_string(B) + ".csv");
-        if (first_timed) timeline.end(B, ctx->compute_ms());
+        if (trace) write_attention_trace(trace_path(trace_prefix, B));
         const double compute = ctx->compute_ms();
+        if (first_timed) timeline.end(B, compute);
         if (i >= o->warmup) {
           ms.push_back(compute >= 0 ? compute : t);
           variant_ms[i % batches.size()].push_back(ms.back());
