@@ -17,6 +17,7 @@
 
 #include "cuda/cuda_check.h"
 #include "cuda/cuda_ops.h"
+#include "cuda/device_info.h"
 #include "cuda/flash_attention.h"
 #include "cuda/graphs.h"
 
@@ -40,6 +41,16 @@ bool sync_check_enabled() {
 }  // namespace cuda
 
 namespace {
+
+// The first node of every recorded one-lane forward (run_recorded): an empty kernel, so that the graph has one root
+// behind the uploads queued before it, and the bias cache's side stream and the embeddings fork from that root.
+// Without it both branches are roots, each waiting for the stream's copies, and the forward's first kernels started
+// later: H200, fp16, T = 512, with and without it (LAYOUTRT_GRAPH_ROOT=0) in the same calls, the node inside the timed
+// forward: B = 1 0.618 / 0.622 / 0.620 / 0.624 / 0.617 vs 0.628 / 0.629 / 0.627 / 0.628 ms, B = 2 0.911 – 0.915 vs
+// 0.928 – 0.934 ms (bench/results/2026-12-03-h200-graph-root.md). With two lanes B = 8 was the same and B = 32 1.0 /
+// 1.7 % slower with it, so lanes go without. That the roots' waits are what cost is our reading; the timing is what
+// we know.
+__global__ void graph_root_kernel() {}
 
 std::string dims_str(const TensorView& t) {
   std::string s = std::string(dtype_name(t.dtype)) + " [";
@@ -468,7 +479,14 @@ class CudaBackend : public Backend {
     }
     LRT_CUDA(cudaEventRecord(recorded_begin_, stream_));
     // The side stream (prepare_attention) is joined inside the recorded ops: a capture must end joined.
+    // One-lane forwards only (the lanes the forward planned, lanes_for): measured there; with two lanes B = 8 was the
+    // same and B = 32 1.0 / 1.7 % slower with it in the one call that timed both.
+    const bool root = cuda::switch_on("LAYOUTRT_GRAPH_ROOT") && planned_lanes_ <= 1;
     const std::function<void()> joined = [&] {
+      if (root) {
+        graph_root_kernel<<<1, 32, 0, stream_>>>();
+        LRT_CUDA_LAUNCHED("graph_root");
+      }
       ops();
       finish_side();
     };
@@ -511,6 +529,10 @@ class CudaBackend : public Backend {
   // (F16 GEMMs as fp16, the biases looked up per score) take two like fp16; their speed with lanes was not timed.
   static constexpr int64_t kLaneMinRows = 5000;
   int lanes_for(int64_t num_seqs, int64_t rows) const override {
+    planned_lanes_ = lanes_wanted(num_seqs, rows);
+    return planned_lanes_;
+  }
+  int lanes_wanted(int64_t num_seqs, int64_t rows) const {
     if (lanes_env_ > 0) return Backend::lanes_for(num_seqs, rows);
     const bool half =
         precision_ == Precision::kFP16 || precision_ == Precision::kBF16 || precision_ == Precision::kMixed;
@@ -627,6 +649,7 @@ class CudaBackend : public Backend {
   std::vector<Lane> lanes_;
   int max_lanes_ = 1;  // the most concurrent lanes opened since run_recorded began
   cudaEvent_t lanes_fork_ = nullptr;
+  mutable int planned_lanes_ = 1;  // the latest lanes_for answer: the forward's lanes, asked before run_recorded
   int lanes_active_ = 0, cur_lane_ = 0;
   cudaStream_t cur_ = nullptr;
   // Pinned staging ring for small host-to-device copies (copy_to_device).

@@ -318,6 +318,37 @@ TEST(CudaEngine, ProgrammaticDependentLaunchGivesIdenticalOutputs) {
     }
 }
 
+// The recorded forward's empty root kernel (backend_cuda.cu graph_root_kernel) changes no output: with and without it
+// (LAYOUTRT_GRAPH_ROOT=0) bit for bit in the eager, the recording and the replayed runs, with the bias cache's side
+// stream forked behind it (fp16) and without a side stream (fp32).
+TEST(CudaEngine, GraphRootKernelGivesIdenticalOutputs) {
+  REQUIRE_GPU();
+  const Inputs in = load_inputs(test::fixtures("inputs/b3_pad137"));
+  RunOptions ro;
+  ro.output_hidden_state = true;
+  for (const std::string model : {"token_cls", "qa_1d_bias"})
+    for (Precision p : {Precision::kFP16, Precision::kFP32}) {
+      SCOPED_TRACE(model + "/" + precision_name(p));
+      std::vector<Outputs> without;
+      {
+        const test::ScopedEnv off("LAYOUTRT_GRAPH_ROOT", "0");
+        auto ctx = engine_for(model, p)->create_context();
+        for (int i = 0; i < 3; ++i) without.push_back(ctx->run(in, ro));
+      }
+      auto ctx = engine_for(model, p)->create_context();
+      for (int i = 0; i < 3; ++i) {
+        const Outputs with = ctx->run(in, ro);
+        ASSERT_EQ(with.tensors.size(), without[i].tensors.size());
+        for (const auto& [name, t] : without[i].tensors) {
+          const Tensor& u = with.at(name);
+          ASSERT_EQ(t.shape(), u.shape()) << name;
+          EXPECT_EQ(std::memcmp(t.data(), u.data(), t.nbytes()), 0)
+              << name << " differs with the root kernel, run " << i;
+        }
+      }
+    }
+}
+
 // Engine::host_tensor on CUDA: page-locked memory, from which run() uploads pixel_values asynchronously (the copy is
 // queued, not waited for; B = 3's 1.8 MB take the direct path, not the staging ring). The outputs equal those of the
 // same pixels in pageable memory bit for bit, run after run, the buffer refilled with other pixels between runs: each
