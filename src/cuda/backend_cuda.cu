@@ -482,6 +482,7 @@ class CudaBackend : public Backend {
     // One-lane forwards only (the lanes the forward planned, lanes_for): measured there; with two lanes B = 8 was the
     // same and B = 32 1.0 / 1.7 % slower with it in the one call that timed both.
     const bool root = cuda::switch_on("LAYOUTRT_GRAPH_ROOT") && planned_lanes_ <= 1;
+    choices_["graph_root"] = root ? "1" : "0";
     const std::function<void()> joined = [&] {
       if (root) {
         graph_root_kernel<<<1, 32, 0, stream_>>>();

@@ -320,7 +320,9 @@ TEST(CudaEngine, ProgrammaticDependentLaunchGivesIdenticalOutputs) {
 
 // The recorded forward's empty root kernel (backend_cuda.cu graph_root_kernel) changes no output: with and without it
 // (LAYOUTRT_GRAPH_ROOT=0) bit for bit in the eager, the recording and the replayed runs, with the bias cache's side
-// stream forked behind it (fp16) and without a side stream (fp32).
+// stream forked behind it (fp16) and without a side stream (fp32). The backend reports whether its latest forward had
+// the root (kernel_choices "graph_root"): one-lane forwards do; two-lane ones (LAYOUTRT_LANES=2) and the switch's 0
+// do not.
 TEST(CudaEngine, GraphRootKernelGivesIdenticalOutputs) {
   REQUIRE_GPU();
   const Inputs in = load_inputs(test::fixtures("inputs/b3_pad137"));
@@ -334,6 +336,7 @@ TEST(CudaEngine, GraphRootKernelGivesIdenticalOutputs) {
         const test::ScopedEnv off("LAYOUTRT_GRAPH_ROOT", "0");
         auto ctx = engine_for(model, p)->create_context();
         for (int i = 0; i < 3; ++i) without.push_back(ctx->run(in, ro));
+        EXPECT_EQ(ctx->kernel_choices().at("graph_root"), "0");
       }
       auto ctx = engine_for(model, p)->create_context();
       for (int i = 0; i < 3; ++i) {
@@ -346,6 +349,11 @@ TEST(CudaEngine, GraphRootKernelGivesIdenticalOutputs) {
               << name << " differs with the root kernel, run " << i;
         }
       }
+      EXPECT_EQ(ctx->kernel_choices().at("graph_root"), "1") << "a one-lane forward without the root kernel";
+      const test::ScopedEnv lanes("LAYOUTRT_LANES", "2");
+      auto two = engine_for(model, p)->create_context();
+      two->run(in, ro);
+      EXPECT_EQ(two->kernel_choices().at("graph_root"), "0") << "a two-lane forward with the root kernel";
     }
 }
 
