@@ -465,7 +465,7 @@ class CudaBackend : public Backend {
     cuda::attention(a, cur_);  // checks its views
   }
 
-  void run_recorded(uint64_t key, const std::function<void()>& ops) override {
+  void run_recorded(uint64_t key, int lanes, const std::function<void()>& ops) override {
     activate();
     // Ops start on stream_ even when an earlier forward threw with lanes open (its lane streams are abandoned).
     cur_ = stream_;
@@ -479,9 +479,9 @@ class CudaBackend : public Backend {
     }
     LRT_CUDA(cudaEventRecord(recorded_begin_, stream_));
     // The side stream (prepare_attention) is joined inside the recorded ops: a capture must end joined.
-    // One-lane forwards only (the lanes the forward planned, lanes_for): measured there; with two lanes B = 8 was the
-    // same and B = 32 1.0 / 1.7 % slower with it in the one call that timed both.
-    const bool root = cuda::switch_on("LAYOUTRT_GRAPH_ROOT") && planned_lanes_ <= 1;
+    // One-lane forwards only: measured there; with two lanes B = 8 was the same and B = 32 1.0 / 1.7 % slower with it
+    // in the one call that timed both.
+    const bool root = cuda::switch_on("LAYOUTRT_GRAPH_ROOT") && lanes <= 1;
     choices_["graph_root"] = root ? "1" : "0";
     const std::function<void()> joined = [&] {
       if (root) {
@@ -530,10 +530,6 @@ class CudaBackend : public Backend {
   // (F16 GEMMs as fp16, the biases looked up per score) take two like fp16; their speed with lanes was not timed.
   static constexpr int64_t kLaneMinRows = 5000;
   int lanes_for(int64_t num_seqs, int64_t rows) const override {
-    planned_lanes_ = lanes_wanted(num_seqs, rows);
-    return planned_lanes_;
-  }
-  int lanes_wanted(int64_t num_seqs, int64_t rows) const {
     if (lanes_env_ > 0) return Backend::lanes_for(num_seqs, rows);
     const bool half =
         precision_ == Precision::kFP16 || precision_ == Precision::kBF16 || precision_ == Precision::kMixed;
@@ -650,7 +646,6 @@ class CudaBackend : public Backend {
   std::vector<Lane> lanes_;
   int max_lanes_ = 1;  // the most concurrent lanes opened since run_recorded began
   cudaEvent_t lanes_fork_ = nullptr;
-  mutable int planned_lanes_ = 1;  // the latest lanes_for answer: the forward's lanes, asked before run_recorded
   int lanes_active_ = 0, cur_lane_ = 0;
   cudaStream_t cur_ = nullptr;
   // Pinned staging ring for small host-to-device copies (copy_to_device).

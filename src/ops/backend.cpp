@@ -48,7 +48,7 @@ void Backend::stage(const char* name) {
 
 std::map<std::string, double> Backend::stage_times_ms() { return stage_ms_; }
 
-void Backend::run_recorded(uint64_t /*key*/, const std::function<void()>& ops) {
+void Backend::run_recorded(uint64_t /*key*/, int /*lanes*/, const std::function<void()>& ops) {
   const auto t0 = std::chrono::steady_clock::now();
   ops();
   last_recorded_ms_ = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();

@@ -174,7 +174,8 @@ class Backend {
 
   // Runs `ops`: a sequence of op calls on fixed shapes and buffers, with no host transfers. A backend may record it
   // once per `key` and replay the recording afterwards (CUDA graphs); `key` must identify every shape involved.
-  virtual void run_recorded(uint64_t key, const std::function<void()>& ops);
+  // `lanes`: how many lanes `ops` open (begin_lanes; 1 where they open none).
+  virtual void run_recorded(uint64_t key, int lanes, const std::function<void()>& ops);
   // Milliseconds the last run_recorded() took: device time between events around it on the CUDA backend (waits for
   // it to finish), wall-clock on the CPU (its ops are synchronous). The forward without validation or host transfers:
   // what `layoutrt bench` reports as compute time. < 0 before any run.

@@ -502,7 +502,7 @@ Outputs run_forward(Backend& be, const ModelWeights& w, Workspace& ws, const Pre
   for (const LanePart& p : lanes) mix(p.num_seqs), mix(p.row1);  // the lanes' grids and GEMM shapes
   mix(keep_head_rows);
   for (const int64_t k : lane_kept) mix(k);  // the last layer's GEMM shapes
-  be.run_recorded(key, network);
+  be.run_recorded(key, static_cast<int>(lanes.size()), network);
   be.synchronize();  // the copies back would wait anyway; here it splits "forward" from "download"
   lap("forward");
 
