@@ -203,6 +203,16 @@ void expect_outputs_close(const Outputs& out, const std::map<std::string, Tensor
   }
 }
 
+// Bit-identical outputs: every tensor of `want` in `got` with the same shape and bytes; `what` names the comparison.
+void expect_identical(const Outputs& got, const Outputs& want, const std::string& what) {
+  ASSERT_EQ(got.tensors.size(), want.tensors.size()) << what;
+  for (const auto& [name, t] : want.tensors) {
+    const Tensor& u = got.at(name);
+    ASSERT_EQ(t.shape(), u.shape()) << name << " " << what;
+    EXPECT_EQ(std::memcmp(t.data(), u.data(), t.nbytes()), 0) << name << " differs " << what;
+  }
+}
+
 std::map<std::string, Tensor> expected_outputs(const std::string& model, const std::string& expected) {
   SafetensorsFile f = SafetensorsFile::open(test::fixtures("expected/" + model + "/" + expected + ".safetensors"));
   std::map<std::string, Tensor> m;
@@ -258,16 +268,9 @@ TEST(CudaEngine, TwoContextsGiveIdenticalOutputs) {
     std::thread t2([&] { for (int i = 0; i < 3; ++i) o2 = c2->run(in, ro); });
     t1.join();
     t2.join();
-    ASSERT_EQ(o1.tensors.size(), o2.tensors.size());
-    for (const auto& [name, t] : o1.tensors) {
-      const Tensor& u = o2.at(name);
-      ASSERT_EQ(t.shape(), u.shape()) << name;
-      EXPECT_EQ(std::memcmp(t.data(), u.data(), t.nbytes()), 0) << name << " differs between contexts";
-    }
+    expect_identical(o2, o1, "between contexts");
     // And a third, sequential run on a fresh context agrees too (no state leaks from earlier runs).
-    const Outputs o3 = engine->create_context()->run(in, ro);
-    for (const auto& [name, t] : o1.tensors)
-      EXPECT_EQ(std::memcmp(t.data(), o3.at(name).data(), t.nbytes()), 0) << name << " differs on a fresh context";
+    expect_identical(engine->create_context()->run(in, ro), o1, "on a fresh context");
   }
 }
 
@@ -297,15 +300,7 @@ TEST(CudaEngine, ProgrammaticDependentLaunchGivesIdenticalOutputs) {
         SCOPED_TRACE(std::string("LAYOUTRT_PDL_EARLY=") + early);
         const test::ScopedEnv setting("LAYOUTRT_PDL_EARLY", early);
         auto ctx = engine_for(model, p)->create_context();
-        for (int i = 0; i < 3; ++i) {
-          const Outputs on = ctx->run(in, ro);
-          ASSERT_EQ(on.tensors.size(), off.tensors.size());
-          for (const auto& [name, t] : off.tensors) {
-            const Tensor& u = on.at(name);
-            ASSERT_EQ(t.shape(), u.shape()) << name;
-            EXPECT_EQ(std::memcmp(t.data(), u.data(), t.nbytes()), 0) << name << " differs with PDL, run " << i;
-          }
-        }
+        for (int i = 0; i < 3; ++i) expect_identical(ctx->run(in, ro), off, "with PDL, run " + std::to_string(i));
         // The rewrite finds its edges by the downstream kernel's name (backend_cuda.cu: "layer_norm"): a renamed
         // kernel would turn it off silently. This one-lane forward (B = 3 of a small model) has two LayerNorms behind
         // a GEMM per layer.
@@ -339,16 +334,8 @@ TEST(CudaEngine, GraphRootKernelGivesIdenticalOutputs) {
         EXPECT_EQ(ctx->kernel_choices().at("graph_root"), "0");
       }
       auto ctx = engine_for(model, p)->create_context();
-      for (int i = 0; i < 3; ++i) {
-        const Outputs with = ctx->run(in, ro);
-        ASSERT_EQ(with.tensors.size(), without[i].tensors.size());
-        for (const auto& [name, t] : without[i].tensors) {
-          const Tensor& u = with.at(name);
-          ASSERT_EQ(t.shape(), u.shape()) << name;
-          EXPECT_EQ(std::memcmp(t.data(), u.data(), t.nbytes()), 0)
-              << name << " differs with the root kernel, run " << i;
-        }
-      }
+      for (int i = 0; i < 3; ++i)
+        expect_identical(ctx->run(in, ro), without[i], "with the root kernel, run " + std::to_string(i));
       EXPECT_EQ(ctx->kernel_choices().at("graph_root"), "1") << "a one-lane forward without the root kernel";
       const test::ScopedEnv lanes("LAYOUTRT_LANES", "2");
       auto two = engine_for(model, p)->create_context();
