@@ -82,20 +82,33 @@ __global__ void copy_rows_kernel(const uint4* __restrict__ x, const int32_t* __r
 // bound: all of W read per row, two-way bank conflicts).
 constexpr int kGatherLinearWarps = 8;
 constexpr int kGatherLinearMaxN = 16;
-constexpr int kGatherLinearRows = 4;
-template <class T, int ITERS>
+// kStaged: W staged in shared memory once per CTA, kRows = 4 rows per warp (large n). Otherwise (grids of fewer CTAs
+// than SMs: B = 1's 512 text rows) every warp takes one row and reads W straight from global memory (L1-cached, in row
+// order: a lane's float4s of label j are consecutive): the staging loop and its barrier were most of the kernel there
+// (H200, B = 1, 16 CTAs: 7.8 us).
+template <class T, int ITERS, bool kStaged>
 __global__ void __launch_bounds__(32 * kGatherLinearWarps) gather_linear_kernel(
     const T* __restrict__ x, const int32_t* __restrict__ rows, int64_t n, const float* __restrict__ W,
     const float* __restrict__ bias, int N, Epilogue epi, float* __restrict__ out) {
-  constexpr int kN = Vec<T>::kN, kQ = kN / 4, H = 32 * kN * ITERS, kRows = kGatherLinearRows;
+  constexpr int kN = Vec<T>::kN, kQ = kN / 4, H = 32 * kN * ITERS, kRows = kStaged ? 4 : 1;
   extern __shared__ float4 w4[];
-  for (int k = threadIdx.x; k < N * H / 4; k += blockDim.x) {  // k: W's float4 in row order -> lane order
-    const int j = k / (H / 4), c = (k - j * (H / 4)) * 4;    // label, first column
-    const int it = c / (32 * kN), l = (c / kN) % 32, q = (c % kN) / 4;
-    w4[((j * ITERS + it) * kQ + q) * 32 + l] = reinterpret_cast<const float4*>(W)[k];
-  }
-  __syncthreads();
   const int lane = threadIdx.x & 31;
+  const float4* Wg = reinterpret_cast<const float4*>(W);
+  if constexpr (kStaged) {
+    for (int k = threadIdx.x; k < N * H / 4; k += blockDim.x) {  // k: W's float4 in row order -> lane order
+      const int j = k / (H / 4), c = (k - j * (H / 4)) * 4;    // label, first column
+      const int it = c / (32 * kN), l = (c / kN) % 32, q = (c % kN) / 4;
+      w4[((j * ITERS + it) * kQ + q) * 32 + l] = Wg[k];
+    }
+    __syncthreads();
+  }
+  // The float4 q of column vector `it` of label j for this lane.
+  auto wvec = [&](int j, int it, int q) {
+    if constexpr (kStaged)
+      return w4[((j * ITERS + it) * kQ + q) * 32 + lane];
+    else
+      return __ldg(Wg + (j * H + (it * 32 + lane) * kN) / 4 + q);
+  };
   const int64_t step = int64_t{gridDim.x} * kGatherLinearWarps * kRows;
   for (int64_t i0 = (int64_t{blockIdx.x} * kGatherLinearWarps + (threadIdx.x >> 5)) * kRows; i0 < n; i0 += step) {
     float v[kRows][ITERS][kN];
@@ -112,7 +125,7 @@ __global__ void __launch_bounds__(32 * kGatherLinearWarps) gather_linear_kernel(
       for (int it = 0; it < ITERS; ++it)
 #pragma unroll
         for (int q = 0; q < kQ; ++q) {
-          const float4 w = w4[((j * ITERS + it) * kQ + q) * 32 + lane];
+          const float4 w = wvec(j, it, q);
 #pragma unroll
           for (int r = 0; r < kRows; ++r) {
             const float* a = v[r][it] + 4 * q;
@@ -138,11 +151,19 @@ template <class T, int ITERS>
 void launch_gather_linear(const GatherLinearArgs& a, int N, cudaStream_t stream) {
   constexpr int H = 32 * Vec<T>::kN * ITERS;
   const int sms = std::max(1, device_attribute<cudaDevAttrMultiProcessorCount>());
-  const unsigned grid = static_cast<unsigned>(
-      std::min<int64_t>(ceil_div(a.n, int64_t{kGatherLinearWarps} * kGatherLinearRows), 4 * sms));
-  gather_linear_kernel<T, ITERS><<<grid, 32 * kGatherLinearWarps, sizeof(float) * N * H, stream>>>(
-      a.x.as<T>(), a.rows, a.n, a.weight.as<float>(), a.bias.defined() ? a.bias.as<float>() : nullptr, N, a.epilogue,
-      a.out.as<float>());
+  const int64_t staged_ctas = ceil_div(a.n, int64_t{kGatherLinearWarps} * 4);
+  const T* x = a.x.as<T>();
+  const float* W = a.weight.as<float>();
+  const float* b = a.bias.defined() ? a.bias.as<float>() : nullptr;
+  if (staged_ctas < sms) {
+    const auto grid = static_cast<unsigned>(ceil_div(a.n, int64_t{kGatherLinearWarps}));
+    gather_linear_kernel<T, ITERS, false><<<grid, 32 * kGatherLinearWarps, 0, stream>>>(
+        x, a.rows, a.n, W, b, N, a.epilogue, a.out.as<float>());
+    return;
+  }
+  const auto grid = static_cast<unsigned>(std::min<int64_t>(staged_ctas, 4 * sms));
+  gather_linear_kernel<T, ITERS, true><<<grid, 32 * kGatherLinearWarps, sizeof(float) * N * H, stream>>>(
+      x, a.rows, a.n, W, b, N, a.epilogue, a.out.as<float>());
 }
 
 template <class T>

@@ -385,8 +385,9 @@ TEST_P(CudaKernels, GatherRowsIsExact) {
 
 // A head's first linear on gathered rows (GatherLinearArgs) against the CPU twin (gather, then linear): the one-kernel
 // path (N <= 16 labels, H = 768 / 1024 / 1536 rows of x in its dtype: 3, 4, 6 vectors per lane in F16) and the
-// fallback (N = 20; H = 100), with and without bias, tanh epilogue; rows repeated and out of order. x is rounded to
-// the activation dtype on both sides, W and the math are F32: FP32 tolerance (1e-6, reassociated 768-term sums).
+// fallback (N = 20; H = 100), with and without bias, tanh epilogue; rows repeated and out of order; 257 rows (one row
+// per warp, W read from global memory) and 9000 (W staged in shared memory, four rows per warp). x is rounded to the
+// activation dtype on both sides, W and the math are F32: FP32 tolerance (1e-6, reassociated 768-term sums).
 TEST_P(CudaKernels, GatherLinearMatchesCpuTwin) {
   const Case& c = GetParam();
   std::mt19937 rng(23);
@@ -401,23 +402,24 @@ TEST_P(CudaKernels, GatherLinearMatchesCpuTwin) {
                           Shape{768, 20, true, Epilogue::kNone}, Shape{100, 5, true, Epilogue::kTanh}}) {
     const Tensor x = random_tensor({R, sh.H}, rng).to(c.act).to(DType::kF32);
     const Tensor W = random_tensor({sh.N, sh.H}, rng, -0.1f, 0.1f), b = random_tensor({sh.N}, rng);
-    std::vector<int32_t> rows(257);
-    for (auto& r : rows) r = static_cast<int32_t>(rng() % R);
-    rows[0] = R - 1, rows[1] = 0, rows[2] = 0;
-    const int64_t n = static_cast<int64_t>(rows.size());
-    auto run = [&](Backend& be, DType act) {
-      std::vector<std::unique_ptr<Buffer>> keep;
-      Buffer xb(be, x, act), wb(be, W, DType::kF32), bb(be, b, DType::kF32), out(be, DType::kF32, {n, sh.N}),
-          scratch(be, DType::kF32, {n, sh.H});
-      be.fill_nan(out);
-      be.gather_linear({xb, upload_vec(be, rows, keep), n, wb, sh.bias ? bb.view() : TensorView(), out, sh.epi,
-                        scratch});
-      be.synchronize();
-      return out.download();
-    };
-    const Diff d = compare(run(*gpu, c.act), run(*cpu, DType::kF32));
-    EXPECT_EQ(d.nonfinite, 0) << "H " << sh.H << " N " << sh.N;
-    EXPECT_LE(d.rel_l2, 1e-6) << "H " << sh.H << " N " << sh.N << " max-abs " << d.max_abs;
+    for (const int64_t n : {int64_t{257}, int64_t{9000}}) {
+      std::vector<int32_t> rows(n);
+      for (auto& r : rows) r = static_cast<int32_t>(rng() % R);
+      rows[0] = R - 1, rows[1] = 0, rows[2] = 0;
+      auto run = [&](Backend& be, DType act) {
+        std::vector<std::unique_ptr<Buffer>> keep;
+        Buffer xb(be, x, act), wb(be, W, DType::kF32), bb(be, b, DType::kF32), out(be, DType::kF32, {n, sh.N}),
+            scratch(be, DType::kF32, {n, sh.H});
+        be.fill_nan(out);
+        be.gather_linear({xb, upload_vec(be, rows, keep), n, wb, sh.bias ? bb.view() : TensorView(), out, sh.epi,
+                          scratch});
+        be.synchronize();
+        return out.download();
+      };
+      const Diff d = compare(run(*gpu, c.act), run(*cpu, DType::kF32));
+      EXPECT_EQ(d.nonfinite, 0) << "H " << sh.H << " N " << sh.N << " n " << n;
+      EXPECT_LE(d.rel_l2, 1e-6) << "H " << sh.H << " N " << sh.N << " n " << n << " max-abs " << d.max_abs;
+    }
   }
 }
 
