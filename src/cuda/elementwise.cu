@@ -85,7 +85,7 @@ constexpr int kGatherLinearMaxN = 16;
 // kStaged: W staged in shared memory once per CTA, kRows = 4 rows per warp (large n). Otherwise (grids of fewer CTAs
 // than SMs: B = 1's 512 text rows) every warp takes one row and reads W straight from global memory (L1-cached, in row
 // order: a lane's float4s of label j are consecutive): the staging loop and its barrier were most of the kernel there
-// (H200, B = 1, 16 CTAs: 7.8 us).
+// (H200, B = 1, from the kernel timeline: 6.1 us on 64 CTAs vs 7.8 us staged on 16).
 template <class T, int ITERS, bool kStaged>
 __global__ void __launch_bounds__(32 * kGatherLinearWarps) gather_linear_kernel(
     const T* __restrict__ x, const int32_t* __restrict__ rows, int64_t n, const float* __restrict__ W,
