@@ -82,15 +82,16 @@ __global__ void copy_rows_kernel(const uint4* __restrict__ x, const int32_t* __r
 // bound: all of W read per row, two-way bank conflicts).
 constexpr int kGatherLinearWarps = 8;
 constexpr int kGatherLinearMaxN = 16;
-// kStaged: W staged in shared memory once per CTA, kRows = 4 rows per warp (large n). Otherwise (grids of fewer CTAs
-// than SMs: B = 1's 512 text rows) every warp takes one row and reads W straight from global memory (L1-cached, in row
-// order: a lane's float4s of label j are consecutive): the staging loop and its barrier were most of the kernel there
-// (H200, B = 1, from the kernel timeline: 6.1 us on 64 CTAs vs 7.8 us staged on 16).
+constexpr int kGatherLinearRows = 4;  // rows per warp of the staged kernel
+// kStaged: W staged in shared memory once per CTA, kGatherLinearRows rows per warp (large n). Otherwise (grids of
+// fewer CTAs than SMs: B = 1's 512 text rows) every warp takes one row and reads W straight from global memory
+// (L1-cached, in row order: a lane's float4s of label j are consecutive): the staging loop and its barrier were most
+// of the kernel there (H200, B = 1, from the kernel timeline: 6.1 us on 64 CTAs vs 7.8 us staged on 16).
 template <class T, int ITERS, bool kStaged>
 __global__ void __launch_bounds__(32 * kGatherLinearWarps) gather_linear_kernel(
     const T* __restrict__ x, const int32_t* __restrict__ rows, int64_t n, const float* __restrict__ W,
     const float* __restrict__ bias, int N, Epilogue epi, float* __restrict__ out) {
-  constexpr int kN = Vec<T>::kN, kQ = kN / 4, H = 32 * kN * ITERS, kRows = kStaged ? 4 : 1;
+  constexpr int kN = Vec<T>::kN, kQ = kN / 4, H = 32 * kN * ITERS, kRows = kStaged ? kGatherLinearRows : 1;
   extern __shared__ float4 w4[];
   const int lane = threadIdx.x & 31;
   const float4* Wg = reinterpret_cast<const float4*>(W);
@@ -151,7 +152,7 @@ template <class T, int ITERS>
 void launch_gather_linear(const GatherLinearArgs& a, int N, cudaStream_t stream) {
   constexpr int H = 32 * Vec<T>::kN * ITERS;
   const int sms = std::max(1, device_attribute<cudaDevAttrMultiProcessorCount>());
-  const int64_t staged_ctas = ceil_div(a.n, int64_t{kGatherLinearWarps} * 4);
+  const int64_t staged_ctas = ceil_div(a.n, int64_t{kGatherLinearWarps} * kGatherLinearRows);
   const T* x = a.x.as<T>();
   const float* W = a.weight.as<float>();
   const float* b = a.bias.defined() ? a.bias.as<float>() : nullptr;

@@ -853,7 +853,7 @@ void launch(const AttentionArgs& a, cudaStream_t stream, bool tail_ok) {
         p.seqs = static_cast<int>(a.num_seqs);
         p.tail_count = t.area.count;
         p.tail_ws = t.area.ws;
-              grid = dim3(static_cast<unsigned>((p.tail_q_main + int64_t{t.units}) * a.num_heads * a.num_seqs));
+        grid = dim3(static_cast<unsigned>((p.tail_q_main + int64_t{t.units}) * a.num_heads * a.num_seqs));
       }
       return sm90_flash_attention(p, grid, std::is_same_v<T, __nv_bfloat16>, split, stream);
     }
