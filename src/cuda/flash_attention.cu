@@ -122,33 +122,6 @@ constexpr size_t tile_smem_bytes() {
          sizeof(int4) * size_t{kMetaStages} * BN;
 }
 
-__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], uint32_t addr) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(addr));
-}
-__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], uint32_t addr) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(addr));
-}
-
-// c += a · b, m16n8k16, row.col, FP32 accumulate.
-template <class T>
-__device__ __forceinline__ void mma_16816(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-  if constexpr (std::is_same_v<T, __half>) {
-    asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
-        "{%0, %1, %2, %3};\n"
-        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-  } else {
-    asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
-        "{%0, %1, %2, %3};\n"
-        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-  }
-}
-
 __device__ __forceinline__ int clamp_index(int i, int hi) { return min(max(i, 0), hi); }
 
 // Key metadata of row j (sequence-relative) of the CTA's sequence: {p1d, x, y, valid}; all zero past the end.
@@ -682,10 +655,19 @@ int tail_tiles() {
 // the units a second, and only where the unsplit grid doubles up on some SM (flash_tail.h); LAYOUTRT_FLASH_TAIL=0
 // turns it off, =1 forces it wherever the kernel runs two warpgroups (tests). Needs the tail area (tail_area) and no
 // concurrent lanes (one set of counters).
+// The inline form (TailPlan::inline_strips; flash_attention_wgmma.cu, FlashParams::tail_inline) where it applies: one
+// sequence (B = 1: its length is max_seq_len), no query_rows, a partial tile of at most 16 rows, and ⌈key tiles / 2⌉
+// ≤ min(full tiles, 6) (L ≤ 768). LAYOUTRT_FLASH_TAIL_INLINE=0 keeps the unit CTAs (A/B timing);
+// LAYOUTRT_FLASH_TAIL=inline forces the inline form wherever it applies (tests), the unit CTAs elsewhere.
 struct TailPlan {
   int units = 0, tiles = 1;
+  bool inline_strips = false;
   TailArea area;
 };
+bool inline_tail_fits(const AttentionArgs& a) {
+  const int64_t full = a.max_seq_len / 64, rows = a.max_seq_len % 64, parts = (ceil_div(a.max_seq_len, 64) + 1) / 2;
+  return a.num_seqs == 1 && a.query_rows == nullptr && rows >= 1 && rows <= 16 && parts <= full && parts <= 6;
+}
 TailPlan tail_plan(const AttentionArgs& a, int split, bool allowed) {
   TailPlan t;
   if (split != 2 || !allowed || !a.bias_cache.defined()) return t;
@@ -694,12 +676,18 @@ TailPlan tail_plan(const AttentionArgs& a, int split, bool allowed) {
   if (ceil_div(a.max_seq_len, int64_t{64}) > kTailMaxKeyTiles) return t;  // the fold's shared-memory factors
   const int tiles = tail_tiles();
   const int64_t units =
-      env && std::strcmp(env, "1") == 0
+      env && (std::strcmp(env, "1") == 0 || std::strcmp(env, "inline") == 0)
           ? flash_tail_units_for(a.max_seq_len, tiles)
           : flash_tail_units_rule(a.max_seq_len, int64_t{a.num_heads} * a.num_seqs,
                                   device_attribute<cudaDevAttrMultiProcessorCount>(), tiles);
   const TailArea area = tail_area(a);
   if (units == 0 || area.count == nullptr) return t;
+  const char* inl = std::getenv("LAYOUTRT_FLASH_TAIL_INLINE");
+  if (inline_tail_fits(a) && !(inl && std::strcmp(inl, "0") == 0) && !(env && std::strcmp(env, "1") == 0)) {
+    t.inline_strips = true;
+    t.area = area;
+    return t;
+  }
   t.units = static_cast<int>(units);
   t.tiles = tiles;
   t.area = area;
@@ -845,7 +833,14 @@ void launch(const AttentionArgs& a, cudaStream_t stream, bool tail_ok) {
     case kCachedWG: {
       const int split = wg_split(a);
       dim3 grid = tile_grid(a);
-      if (const TailPlan t = tail_plan(a, split, tail_ok); t.units > 0) {
+      if (const TailPlan t = tail_plan(a, split, tail_ok); t.inline_strips) {
+        p.tail_inline = 1;
+        p.heads = a.num_heads;
+        p.seqs = static_cast<int>(a.num_seqs);
+        p.tail_count = t.area.count;
+        p.tail_ws = t.area.ws;
+        grid.x = static_cast<unsigned>(a.max_seq_len / kBlockM);  // the full tiles; their CTAs run the partial one
+      } else if (t.units > 0) {
         p.tail_units = t.units;
         p.tail_q_main = static_cast<int>(a.max_seq_len / kBlockM);
         p.tail_tiles = t.tiles;
@@ -968,6 +963,12 @@ void flash_attention(const AttentionArgs& a, cudaStream_t stream, bool tail_ok) 
     launch_dim<__half>(a, stream, tail_ok);
   else
     launch_dim<__nv_bfloat16>(a, stream, tail_ok);
+}
+
+const char* flash_tail_form(const AttentionArgs& a, bool tail_ok) {
+  if (unsupported_reason(a) != nullptr || variant_of(a) != kCachedWG || a.head_dim != 64) return "none";
+  const TailPlan t = tail_plan(a, wg_split(a), tail_ok);
+  return t.inline_strips ? "inline" : t.units > 0 ? "units" : "none";
 }
 
 size_t flash_tail_bytes(int64_t num_seqs, int64_t max_seq_len, int num_heads) {

@@ -31,6 +31,9 @@ void flash_attention(const AttentionArgs& a, cudaStream_t stream, bool tail_ok =
 // the current device (at most one full-tile CTA per SM: a few MB).
 size_t flash_tail_bytes(int64_t num_seqs, int64_t max_seq_len, int num_heads);
 size_t flash_tail_reserve_bytes();
+// Which form of the tail split flash_attention(a, stream, tail_ok) would launch now: "inline" (the full tiles' CTAs
+// compute the partial tile as mma.sync strips), "units" (extra CTAs) or "none" (reads the same environment).
+const char* flash_tail_form(const AttentionArgs& a, bool tail_ok = true);
 
 // The precomputed-bias alternative (AttentionArgs::bias_cache). Bytes of the F16 bias blocks of num_seqs sequences of
 // at most max_seq_len rows: num_seqs · heads · ⌈max_seq_len/64⌉² · 8 KB; 0 where the cache does not apply (head_dim

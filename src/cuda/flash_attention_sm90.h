@@ -29,8 +29,9 @@ void sm90_flash_attention(const flash::FlashParams& p, dim3 grid, bool bf16, int
 // kAttentionTraceFields 64-bit values: its id (attention_trace_id), SM, the %globaltimer ns at start and end, and the
 // SM's clock64 at start, after the PDL wait, after the prologue (the first copies waited for where two warpgroups
 // share Q), when the first key tile is visible, after each of the first kAttentionTraceTiles key tiles of its walk,
-// after the walk, and at the end (for the tail split's unit warpgroups: start, prologue, end only). Fields never
-// reached stay 0.
+// after the walk, and at the end (for the tail split's unit warpgroups: start, prologue, end only; for the inline
+// tail's fold warp, recorded as a unit of warpgroup 2: start, PDL wait, strips handed over (prologue), the merge's
+// factors (first tile), counted in (tile 0), end). Fields never reached stay 0.
 constexpr int kAttentionTraceTiles = 6;
 enum AttentionTraceField : int {
   kTraceId,

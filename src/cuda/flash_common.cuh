@@ -42,6 +42,10 @@ struct FlashParams {
   // pair's last, partial query tile; tail_ws holds their partials (kMergeFloats · 128 floats per (pair, key tile), q_tiles
   // key tiles per pair), tail_count one arrival counter per pair (0 between launches).
   int tail_units, tail_q_main, tail_tiles, heads, seqs;  // tail_tiles: key tiles per tail warpgroup
+  // The inline form of the tail split instead (1; tail_units 0): one sequence, a partial tile of at most 16 rows,
+  // computed as 16-row mma.sync strips by the full tiles' own warpgroups (flash_attention_wgmma.cu); the grid is the
+  // full tiles', tail_ws / tail_count as above (one partial per CTA that has strips).
+  int tail_inline;
   float* tail_ws;
   unsigned* tail_count;
 };
@@ -87,6 +91,35 @@ __device__ __forceinline__ void cp_async_4(uint32_t dst, const void* src) {
 }
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
 __device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_group 0;\n" ::: "memory"); }
+
+// ldmatrix .x4: four 8 × 8 matrices of 16-bit elements, lanes 8i .. 8i + 7 giving the row addresses of matrix i;
+// r[i] holds this lane's two elements of matrix i (the .trans form: of its transpose).
+__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], uint32_t addr) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(addr));
+}
+__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], uint32_t addr) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(addr));
+}
+
+// c += a · b, m16n8k16, row.col, FP32 accumulate.
+template <class T>
+__device__ __forceinline__ void mma_16816(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  if constexpr (std::is_same_v<T, __half>) {
+    asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+        "{%0, %1, %2, %3};\n"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+  } else {
+    asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+        "{%0, %1, %2, %3};\n"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+  }
+}
 
 // Two floats → one 32-bit register of two T (lo in the low half: the lower column index), round to nearest even.
 template <class T>

@@ -75,6 +75,25 @@
 // 0.677 without (LAYOUTRT_FLASH_TAIL=0), the kernel 13.7 vs 15.4 us; two or three key tiles per unit warpgroup
 // (LAYOUTRT_FLASH_TAIL_TILES, fewer unit CTAs but a longer serial walk) 0.671 / 0.688 ms. First versions: folding one
 // partial after the other (a round of L2 latency each) 14.9 us; loads behind a per-tile branch, 18.1 us.
+//
+// Inline tail (FlashParams::tail_inline; chosen in flash_attention.cu tail_plan for one sequence whose partial tile has
+// at most 16 rows, e.g. B = 1, L = 709): no extra CTAs. The grid is the full tiles' (132 CTAs at B = 1, one per SM);
+// warpgroup g of query tile q also runs key tile g + 2q (where it exists) for the partial tile's first 16 rows: its
+// walk is rotated to start at that tile, and each of its four warps computes a 16 × 16 strip (16 rows × keys 16w ..
+// 16w + 15) with mma.sync on ldmatrix'd fragments of the K / V tiles already in shared memory — a sixteenth of the
+// tile's tensor work — its scores and softmax while the tile's Q·Kᵀ wgmmas are in flight, its P·V while the P·V ones
+// are, and leaves (O, max, partial sum) in shared memory. A ninth warp per CTA (the fold warp, 288 threads, one CTA
+// per SM: no 128-register cap) waits for the CTA's strips at a named barrier the warpgroups only arrive at, merges
+// them, publishes one partial per CTA in the tail workspace and counts in; the last of a (sequence, head)'s ⌈key
+// tiles / 2⌉ CTAs folds them in CTA order, beside the walks. H200, fp16 forward at B = 1 (2026-12-04,
+// bench/results/2026-12-04-h200-inline-tail.md): 0.609 – 0.610 ms (three runs) vs 0.616 (two) with the unit CTAs
+// (LAYOUTRT_FLASH_TAIL_INLINE=0) in one call; 0.595 – 0.598 with no tail work at all and 0.602 – 0.605
+// with the strips but no merge or fold (wrong rows, timing only). So the strips cost ~0.5 us per launch (the phase
+// trace: their warpgroups' first key tile 3.57 vs 3.02 us into the launch), and the fold warp's merge and publication
+// ~0.4 us although they run beside the walk (the trace: the next key tile of those CTAs 0.5 us longer; not
+// explained), the final fold ~0.2 us. A first fold (one partial per key tile in the unit layout, a merge loop of
+// dependent shared loads, three rounds of L2 loads) ended at ~10.5 us of the launch's ~11.6, on the critical path:
+// 0.613 ms.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -166,6 +185,16 @@ template <int kSplit>
 constexpr int min_ctas() {
   return 4 / kSplit;
 }
+// The inline tail (FlashParams::tail_inline; two warpgroups): a ninth warp per CTA merges and folds the strips'
+// partials. Shared memory past the two warpgroups' K/V: the partial tile's first 16 Q rows (swizzled like a tile), a
+// slice [kMergeFloats][32] per strip warp (warp w of warpgroup g: slice 4g + w).
+constexpr int kInlineThreads = 2 * kThreads + 32;
+constexpr int kInlineRows = 16;     // rows of the partial tile a strip covers
+constexpr int kInlineMaxParts = 6;  // CTAs with strips per (sequence, head): ⌈key tiles / 2⌉ (L ≤ 768)
+constexpr int kSliceFloats = kMergeFloats * 32;
+constexpr int kOffTailQ = kOffKV + 2 * kKVBytes;
+constexpr int kOffSlices = kOffTailQ + kInlineRows * 128;
+constexpr int smem_alloc_inline() { return kOffSlices + 8 * kSliceFloats * 4 + 1024; }
 
 // 16-byte streaming load (read once: no L1 allocation).
 __device__ __forceinline__ uint4 ld_stream(const uint4* p) {
@@ -286,14 +315,18 @@ __device__ __forceinline__ void merge_partial(float (&o)[8][4], float (&row_max)
 // One key tile of the walk, after S holds the tile's bias block: S += Q·Kᵀ (4 SS wgmma, m64n64k16; +32 bytes per k16
 // step of Q and K), the online-softmax step (O rescaled where a row's max moved), O += P·V (4 RS wgmma: P from the S
 // registers rounded to T, V from shared memory, +16 rows = 2048 bytes per k16 step).
-template <class T>
+// `beside_qk` runs while the Q·Kᵀ wgmmas are in flight (it must not touch s), `beside_pv` while the P·V ones are (it
+// must not touch o).
+template <class T, class BesideQK, class BesidePV>
 __device__ __forceinline__ void tile_step(float (&s)[8][4], float (&o)[8][4], float (&row_max)[2], float (&row_sum)[2],
-                                          uint64_t desc_q, uint64_t desc_k, uint64_t desc_v, float scale_log2) {
+                                          uint64_t desc_q, uint64_t desc_k, uint64_t desc_v, float scale_log2,
+                                          const BesideQK& beside_qk, const BesidePV& beside_pv) {
   fence_regs(s);
   wgmma_fence();
 #pragma unroll
   for (int kk = 0; kk < kD / 16; ++kk) wgmma_ss<T>(s, desc_q + 2 * kk, desc_k + 2 * kk);
   wgmma_commit();
+  beside_qk();
   wgmma_wait_all();
   fence_regs(s);
   float corr[2];
@@ -306,7 +339,12 @@ __device__ __forceinline__ void tile_step(float (&s)[8][4], float (&o)[8][4], fl
 #pragma unroll
   for (int kk = 0; kk < kBN / 16; ++kk) wgmma_rs<T>(o, a[kk], desc_v + 128 * kk);
   wgmma_commit();
+  beside_pv();
   wgmma_wait_all();
+  // P's registers are read by the wgmmas until the wait: kept live to here, so beside_pv cannot be given them.
+#pragma unroll
+  for (int kk = 0; kk < kBN / 16; ++kk)
+    asm volatile("" : "+r"(a[kk][0]), "+r"(a[kk][1]), "+r"(a[kk][2]), "+r"(a[kk][3])::"memory");
   fence_regs(o);
 }
 
@@ -354,7 +392,7 @@ __device__ __forceinline__ void tail_unit(const FlashParams& p, int part, int nu
 
     float s[8][4];
     scores_from_bias<kBN>(s, bias);
-    tile_step<T>(s, o, row_max, row_sum, desc_q, desc_k, desc_v, p.scale_log2);
+    tile_step<T>(s, o, row_max, row_sum, desc_q, desc_k, desc_v, p.scale_log2, [] {}, [] {});
   }
 
   constexpr int64_t kUnit = kTailUnitFloats;
@@ -436,11 +474,242 @@ __device__ __forceinline__ void tail_unit(const FlashParams& p, int part, int nu
   }
 }
 
-template <class T, int kSplit>
-__global__ void __launch_bounds__(kThreads* kSplit, min_ctas<kSplit>()) flash_wgmma_kernel(const FlashParams p) {
+// ---- The inline tail (FlashParams::tail_inline) -----------------------------------------------------------------
+// Named barriers of the inline kernel: 3 hands the strips to the fold warp (the 256 compute threads arrive, the fold
+// warp waits), 4 is the compute threads' CTA barrier (the fold warp takes no part in the walk's).
+__device__ __forceinline__ void strips_arrive() {
+  asm volatile("bar.arrive 3, %0;\n" ::"n"(kInlineThreads) : "memory");
+}
+__device__ __forceinline__ void strips_wait() { asm volatile("bar.sync 3, %0;\n" ::"n"(kInlineThreads) : "memory"); }
+template <bool kInline>
+__device__ __forceinline__ void compute_sync() {
+  if constexpr (kInline)
+    asm volatile("bar.sync 4, %0;\n" ::"n"(2 * kThreads) : "memory");
+  else
+    __syncthreads();
+}
+
+// Which of a (sequence, head)'s key tiles the inline tail gives to whom: warpgroup g of full-tile CTA q takes key
+// tile g + 2q (its first tile, its walk rotated to start there) when that exists; the strips of a CTA are merged into
+// one partial, so ⌈key tiles / 2⌉ CTAs leave one each.
+struct InlineTail {
+  int full, rows, parts;  // full query tiles, rows of the partial tile (0: none), CTAs with strips
+  __device__ explicit InlineTail(int L)
+      : full(L / kBlockM), rows(L - (L / kBlockM) * kBlockM), parts(((L + kBN - 1) / kBN + 1) / 2) {}
+  __device__ bool strips(int q, int g) const { return rows > 0 && g + 2 * q < (full * kBlockM + rows + kBN - 1) / kBN; }
+};
+
+// One warp's strip: rows 0 .. 15 of the partial query tile (Q in q_tail, zero past its rows) against keys 16w ..
+// 16w + 15 of a key tile in shared memory (k_tile / v_tile: swizzled 128-byte rows), its bias piece `bias` (n-tiles 0
+// and 1 of the slice; −∞ for masked keys). mma.sync m16n8k16 on ldmatrix'd fragments, in two halves that run beside
+// the tile's two wgmma groups: scores (S = bias + Q·Kᵀ, 8 mmas) and the softmax of these 16 keys into P's fragment;
+// then O = P·V (8 mmas) and (O, row max, partial row sum) into `slice` ([value][lane], the merge area's layout for
+// one warp).
+struct TailStrip {
+  uint32_t a[4];
+  float row_max[2], row_sum[2];
+
+  template <class T>
+  __device__ __forceinline__ void scores(uint32_t q_tail, uint32_t k_tile, const uint4& bias, int w, int lane,
+                                         float scale_log2) {
+    float s[2][4];
+    const uint4 u[1] = {bias};
+    scores_from_bias<16>(s, u);
+#pragma unroll
+    for (int kk = 0; kk < kD / 16; ++kk) {
+      uint32_t qf[4], kf[4];
+      // Q: rows 0-7 / 8-15 × dims 16kk + 0-7 / 8-15 (a0a1, a2a3, a4a5, a6a7); K: keys 0-7 × dims 0-7, 8-15 (b0b1 of
+      // n-tile 0), keys 8-15 × the same (n-tile 1).
+      ldmatrix_x4(qf, q_tail + swz128((lane & 7) + ((lane >> 3) & 1) * 8, 2 * kk + (lane >> 4)));
+      ldmatrix_x4(kf, k_tile + swz128(16 * w + (lane & 7) + (lane >> 4) * 8, 2 * kk + ((lane >> 3) & 1)));
+      mma_16816<T>(s[0], qf, kf[0], kf[1]);
+      mma_16816<T>(s[1], qf, kf[2], kf[3]);
+    }
+    row_max[0] = row_max[1] = -INFINITY;
+    row_sum[0] = row_sum[1] = 0.f;
+    float corr[2];
+    online_softmax_step(s, row_max, row_sum, corr, scale_log2);
+    p_fragment<T>(s, 0, a);
+  }
+
+  template <class T>
+  __device__ __forceinline__ void values(uint32_t v_tile, int w, int lane, float* slice) const {
+#pragma unroll
+    for (int dp = 0; dp < kD / 16; ++dp) {
+      // V: keys 0-7 / 8-15 × dims 16dp + 0-7 (b0b1, b2b3 of dim-tile 2dp), then × dims 8-15 (dim-tile 2dp + 1).
+      uint32_t vf[4];
+      ldmatrix_x4_trans(vf, v_tile + swz128(16 * w + (lane & 7) + ((lane >> 3) & 1) * 8, 2 * dp + (lane >> 4)));
+      float o0[4] = {0.f, 0.f, 0.f, 0.f}, o1[4] = {0.f, 0.f, 0.f, 0.f};
+      mma_16816<T>(o0, a, vf[0], vf[1]);
+      mma_16816<T>(o1, a, vf[2], vf[3]);
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        slice[(4 * (2 * dp) + e) * 32 + lane] = o0[e];
+        slice[(4 * (2 * dp + 1) + e) * 32 + lane] = o1[e];
+      }
+    }
+#pragma unroll
+    for (int rr = 0; rr < 2; ++rr) {
+      slice[(32 + rr) * 32 + lane] = row_max[rr];
+      slice[(34 + rr) * 32 + lane] = row_sum[rr];
+    }
+  }
+};
+
+// The fold warp of an inline-tail CTA (q, h, b): waits for the CTA's strips, merges them (warpgroup 0's four, then
+// warpgroup 1's, each in key order) into one partial, publishes it in p.tail_ws at part q and counts in; the last of
+// the (sequence, head)'s parts resets the count and folds all parts in CTA order (deterministic) into the partial
+// tile's rows. It runs beside the walk (the warpgroups only arrive at barrier 3 after their strips and go on), so its
+// chain must end before the walk does: the merge issues its shared-memory loads together (the factors first, then
+// every value of every slice), a part is stored compact (O row-major [16][64], then (max, row sum) per row), and the
+// fold loads everything a lane needs in one round.
+// Part layout (floats): O[r][c] at 64r + c, max at kPartML + 2r, row sum at kPartML + 2r + 1 (rows r < 16).
+constexpr int kPartML = kInlineRows * kD;
+template <class T>
+__device__ __forceinline__ void inline_tail_fold(const FlashParams& p, unsigned char* smem, int q, int h, int b,
+                                                 int seq0, int L, int lane) {
+  const InlineTail tail(L);
+  // No strips in this CTA, or a shape the host's rule excludes (the compute threads trap): they do not arrive.
+  if (!tail.strips(q, 0) || tail.rows > kInlineRows || tail.parts > tail.full || tail.parts > kInlineMaxParts) return;
+#if defined(LAYOUTRT_ATTENTION_TRACE)
+  unsigned long long* const rec = trace_record(lane);
+  if (rec) rec[kTraceId] = attention_trace_id(q, h, b, 2, true);
+#endif
+  LRT_TRACE(rec, kTracePdlWait);
+  strips_wait();
+  LRT_TRACE(rec, kTracePrologue);
+
+  // Merge: rows g, g + 8 of this lane, 8 or 4 slices (predicated, unrolled: every load of a phase in flight at once).
+  const float* slices = reinterpret_cast<const float*>(smem + kOffSlices) + lane;
+  const int n_slices = tail.strips(q, 1) ? 8 : 4;
+  float f[8][2], row_max[2], row_sum[2];
+  {
+    float m[8][2];
+#pragma unroll
+    for (int sl = 0; sl < 8; ++sl)
+#pragma unroll
+      for (int rr = 0; rr < 2; ++rr) m[sl][rr] = sl < n_slices ? slices[sl * kSliceFloats + (32 + rr) * 32] : -INFINITY;
+#pragma unroll
+    for (int rr = 0; rr < 2; ++rr) {
+      float M = -INFINITY;
+#pragma unroll
+      for (int sl = 0; sl < 8; ++sl) M = fmaxf(M, m[sl][rr]);
+      const float m_scaled = scaled_max(M, p.scale_log2);
+      row_max[rr] = M;
+      row_sum[rr] = 0.f;
+#pragma unroll
+      for (int sl = 0; sl < 8; ++sl) {
+        f[sl][rr] = sl < n_slices ? max_shift_factor(m[sl][rr], M, m_scaled, p.scale_log2) : 0.f;
+        row_sum[rr] += sl < n_slices ? f[sl][rr] * slices[sl * kSliceFloats + (34 + rr) * 32] : 0.f;
+      }
+    }
+  }
+  // The row sums of the quad (each lane held a partial one), then O: value (n, e) of row g + 8·(e / 2), column
+  // 8n + 2·(lane mod 4) + (e mod 2).
+#pragma unroll
+  for (int rr = 0; rr < 2; ++rr) {
+    row_sum[rr] += __shfl_xor_sync(0xffffffffu, row_sum[rr], 1);
+    row_sum[rr] += __shfl_xor_sync(0xffffffffu, row_sum[rr], 2);
+  }
+  LRT_TRACE(rec, kTraceFirstTile);
+  const int pair = b * p.heads + h, g = lane >> 2, tq = lane & 3;
+  float* part = p.tail_ws + (int64_t{pair} * p.q_tiles + q) * kTailUnitFloats;
+#pragma unroll
+  for (int n = 0; n < 8; ++n) {
+    float o[4];
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      float a = 0.f;
+#pragma unroll
+      for (int sl = 0; sl < 8; ++sl)
+        a += sl < n_slices ? f[sl][e >> 1] * slices[sl * kSliceFloats + (4 * n + e) * 32] : 0.f;
+      o[e] = a;
+    }
+    __stcg(reinterpret_cast<float2*>(part + g * kD + 8 * n + 2 * tq), make_float2(o[0], o[1]));
+    __stcg(reinterpret_cast<float2*>(part + (g + 8) * kD + 8 * n + 2 * tq), make_float2(o[2], o[3]));
+  }
+  if (tq == 0) {
+    __stcg(reinterpret_cast<float2*>(part + kPartML + 2 * g), make_float2(row_max[0], row_sum[0]));
+    __stcg(reinterpret_cast<float2*>(part + kPartML + 2 * (g + 8)), make_float2(row_max[1], row_sum[1]));
+  }
+  __threadfence();  // this lane's part is visible device-wide before the count says so
+  __syncwarp();
+  unsigned last = 0;
+  if (lane == 0) last = atomicAdd(p.tail_count + pair, 1u) == static_cast<unsigned>(tail.parts - 1) ? 1u : 0u;
+  LRT_TRACE(rec, kTraceTile0);
+  if (__shfl_sync(0xffffffffu, last, 0) == 0) {
+    LRT_TRACE_END(rec);
+    return;
+  }
+  __threadfence();
+  if (lane == 0) p.tail_count[pair] = 0u;  // for the next launch (stream-ordered after this one)
+
+  // The fold: lane = (columns 4c .. 4c + 3, c = lane mod 16) × (rows of parity lane / 16), kFoldRows of its rows per
+  // round, every part's O quad and (max, sum) of those rows loaded at once (parts past tail.parts re-read the last and
+  // are masked); out = Σ f_t · O_t / Σ f_t · l_t with f_t = 2^(m_t·s − M·s), in part order.
+  constexpr int kFoldRows = 3;
+  const float* all = p.tail_ws + int64_t{pair} * p.q_tiles * kTailUnitFloats;
+  const int c4 = 4 * (lane & 15), parity = lane >> 4, parts = tail.parts, rows = tail.rows;
+  T* out = static_cast<T*>(p.out) + int64_t{seq0 + tail.full * kBlockM} * p.hidden + int64_t{h} * kD + c4;
+  for (int r0 = parity; r0 < rows; r0 += 2 * kFoldRows) {
+    float4 x[kFoldRows][kInlineMaxParts];
+    float2 ml[kFoldRows][kInlineMaxParts];
+#pragma unroll
+    for (int i = 0; i < kFoldRows; ++i) {
+      const int r = min(r0 + 2 * i, rows - 1);
+#pragma unroll
+      for (int t = 0; t < kInlineMaxParts; ++t) {
+        const float* u = all + min(t, parts - 1) * kTailUnitFloats;
+        x[i][t] = __ldcg(reinterpret_cast<const float4*>(u + r * kD + c4));
+        ml[i][t] = __ldcg(reinterpret_cast<const float2*>(u + kPartML + 2 * r));
+      }
+    }
+#pragma unroll
+    for (int i = 0; i < kFoldRows; ++i) {
+      const int r = r0 + 2 * i;
+      if (r >= rows) break;
+      float M = -INFINITY;
+#pragma unroll
+      for (int t = 0; t < kInlineMaxParts; ++t) M = t < parts ? fmaxf(M, ml[i][t].x) : M;
+      const float m_scaled = scaled_max(M, p.scale_log2);
+      float den = 0.f, a[4] = {0.f, 0.f, 0.f, 0.f};
+#pragma unroll
+      for (int t = 0; t < kInlineMaxParts; ++t) {
+        const float ft = t < parts ? max_shift_factor(ml[i][t].x, M, m_scaled, p.scale_log2) : 0.f;
+        den += ft * ml[i][t].y;
+        a[0] += ft * x[i][t].x;
+        a[1] += ft * x[i][t].y;
+        a[2] += ft * x[i][t].z;
+        a[3] += ft * x[i][t].w;
+      }
+      const float inv = den > 0.f ? 1.f / den : 0.f;
+      *reinterpret_cast<uint2*>(out + int64_t{r} * p.hidden) =
+          make_uint2(pack2<T>(a[0] * inv, a[1] * inv), pack2<T>(a[2] * inv, a[3] * inv));
+    }
+  }
+  LRT_TRACE_END(rec);
+}
+
+// kInline: the inline tail's form (two warpgroups + the fold warp, one CTA per SM; the grid is the full tiles').
+template <class T, int kSplit, bool kInline>
+__global__ void __launch_bounds__(kInline ? kInlineThreads : kThreads* kSplit, kInline ? 1 : min_ctas<kSplit>())
+    flash_wgmma_kernel(const FlashParams p) {
+  static_assert(!kInline || kSplit == 2, "the inline tail runs with two warpgroups");
   const int wg = kSplit == 1 ? 0 : static_cast<int>(threadIdx.x) / kThreads;
   const int tid = static_cast<int>(threadIdx.x) % kThreads, lane = tid & 31, warp = tid >> 5;
   const int g = lane >> 2, tq = lane & 3;
+  if constexpr (kInline) {
+    if (wg == 2) {  // the fold warp
+      pdl_wait();
+      pdl_trigger();
+      extern __shared__ __align__(16) unsigned char smem_raw[];
+      const uint32_t raw = smem_u32(smem_raw);
+      const int b = blockIdx.z, seq0 = p.seq_begin[b];
+      inline_tail_fold<T>(p, smem_raw + (((raw + 1023u) & ~1023u) - raw), blockIdx.x, blockIdx.y, b, seq0,
+                          p.seq_begin[b + 1] - seq0, lane);
+      return;
+    }
+  }
 #if defined(LAYOUTRT_ATTENTION_TRACE)
   unsigned long long* const rec = trace_record(tid);
 #endif
@@ -449,7 +718,7 @@ __global__ void __launch_bounds__(kThreads* kSplit, min_ctas<kSplit>()) flash_wg
   LRT_TRACE(rec, kTracePdlWait);
   // Tail split (kSplit = 2, p.tail_units > 0; see the header comment): a one-dimensional grid, the full query tiles of
   // every (sequence, head) first, then the tail units. Otherwise (query tile, head, sequence) = blockIdx.
-  const bool tail_mode = kSplit == 2 && p.tail_units > 0;
+  const bool tail_mode = kSplit == 2 && !kInline && p.tail_units > 0;
   int qt = blockIdx.x, h = blockIdx.y, b = blockIdx.z, unit = -1;
   if (tail_mode) {
     const int64_t flat = blockIdx.x, mains = int64_t{p.tail_q_main} * p.heads * p.seqs;
@@ -535,7 +804,7 @@ __global__ void __launch_bounds__(kThreads* kSplit, min_ctas<kSplit>()) flash_wg
     for (int v = 0; v < kBN / 16; ++v) u[v] = ld_stream(src + cache_piece(warp, v, lane));
   };
 
-  if constexpr (kSplit == 2) {
+  if constexpr (kSplit == 2 && !kInline) {
     if (tail_mode && unit >= 0) {
       LRT_TRACE(rec, kTracePrologue);
       tail_unit<T>(p, unit * kSplit + wg, num_tiles, b * heads + h, h, seq0, Lq - q0, q0, gQ, kv_base,
@@ -544,6 +813,35 @@ __global__ void __launch_bounds__(kThreads* kSplit, min_ctas<kSplit>()) flash_wg
       return;
     }
   }
+
+  // The i-th key tile of this warpgroup's walk. The inline tail rotates the walk to start at the tile of its strips.
+  int rot = 0;
+  bool strips = false, cta_strips = false;
+  uint4 strip_bias = make_uint4(0, 0, 0, 0);
+  if constexpr (kInline) {
+    const InlineTail tail(L);
+    if (tail.rows > kInlineRows || tail.parts > tail.full || tail.parts > kInlineMaxParts) __trap();  // host's rule
+    strips = tail.strips(qt, wg);
+    cta_strips = tail.strips(qt, 0);
+    rot = my_tiles > 0 ? qt % my_tiles : 0;
+    if (strips) {  // this warp's bias piece of the partial tile's rows 0 .. 15 against the strips' key tile
+      const uint4* tb = p.bias_cache + cache_block(b, h, heads, tail.full, 0, p.q_tiles, p.k_blocks);
+      strip_bias = ld_stream(tb + int64_t{wg + 2 * qt} * kBiasTileU4 + cache_piece(0, warp, lane));
+    }
+    if (cta_strips && wg == 0) {  // the partial tile's first 16 Q rows (zero past its rows)
+      const int r = tid >> 3, q_row = tail.full * kBlockM + r;
+      const bool in = r < tail.rows;
+      cp_async_16(base + kOffTailQ + swz128(r, c0), gQ + int64_t{in ? q_row : 0} * ld + c0 * 8, in);
+    }
+  }
+  auto tile_at = [&](int i) {
+    if constexpr (kInline) {
+      const int j = i + rot;
+      return wg + kSplit * (j >= my_tiles ? j - my_tiles : j);
+    } else {
+      return wg + kSplit * i;
+    }
+  };
 
   {  // prologue: the Q tile (rows past the end zero-filled; warpgroup 0) and each warpgroup's first key tile
     const int nq = min(kBlockM, L - q0);
@@ -557,19 +855,19 @@ __global__ void __launch_bounds__(kThreads* kSplit, min_ctas<kSplit>()) flash_wg
     }
     if (my_tiles > 0) {
       uint8_t raw0[4];
-      load_valid(wg, raw0);
-      load_kv(wg, 0, valid_bits(raw0));
+      load_valid(tile_at(0), raw0);
+      load_kv(tile_at(0), 0, valid_bits(raw0));
     }
     cp_async_commit();
   }
   uint8_t raw_next[4] = {0, 0, 0, 0};  // key-valid bytes of the tile issued next
-  if (my_tiles > 1) load_valid(wg + kSplit, raw_next);
+  if (my_tiles > 1) load_valid(tile_at(1), raw_next);
   uint4 bias[kBN / 16];  // tile t's bias pieces, loaded during the warpgroup's previous iteration
-  if (my_tiles > 0) load_bias(wg, bias);
+  if (my_tiles > 0) load_bias(tile_at(0), bias);
   if constexpr (kSplit > 1) {  // Q (copied by warpgroup 0) visible to every warpgroup
     cp_async_wait_all();
     fence_proxy_async();
-    __syncthreads();
+    compute_sync<kInline>();
   }
   LRT_TRACE(rec, kTracePrologue);
 
@@ -579,28 +877,48 @@ __global__ void __launch_bounds__(kThreads* kSplit, min_ctas<kSplit>()) flash_wg
   float row_max[2] = {-INFINITY, -INFINITY}, row_sum[2] = {0.f, 0.f};
   const uint64_t desc_q = tile_desc(base + kOffQ);
 
+  if constexpr (kInline) {
+    if (cta_strips && my_tiles == 0) strips_arrive();
+  }
   for (int i = 0; i < my_tiles; ++i) {
-    const int buf = i & 1, t = wg + i * kSplit;
+    const int buf = i & 1, t = tile_at(i);
     cp_async_wait_all();  // tile t (and, at i = 0, Q) has landed
     fence_proxy_async();
     wg_barrier<kSplit>(wg);  // visible to the warpgroup's wgmma; the other buffer (previous tile) is no longer read
     if (i == 0) LRT_TRACE(rec, kTraceFirstTile);
     if (i + 1 < my_tiles) {
-      load_kv(t + kSplit, buf ^ 1, valid_bits(raw_next));
+      load_kv(tile_at(i + 1), buf ^ 1, valid_bits(raw_next));
       cp_async_commit();
     }
-    if (i + 2 < my_tiles) load_valid(t + 2 * kSplit, raw_next);
+    if (i + 2 < my_tiles) load_valid(tile_at(i + 2), raw_next);
 
     // S = bias block, then S += Q · Kᵀ.
     float s[8][4];
     scores_from_bias<kBN>(s, bias);
-    if (i + 1 < my_tiles) load_bias(t + kSplit, bias);
-    tile_step<T>(s, o, row_max, row_sum, desc_q, tile_desc(kv_base + buf * kTileBytes),
-                 tile_desc(kv_base + (2 + buf) * kTileBytes), p.scale_log2);
+    if (i + 1 < my_tiles) load_bias(tile_at(i + 1), bias);
+    const uint32_t k_smem = kv_base + buf * kTileBytes, v_smem = kv_base + (2 + buf) * kTileBytes;
+    TailStrip strip;
+    tile_step<T>(
+        s, o, row_max, row_sum, desc_q, tile_desc(k_smem), tile_desc(v_smem), p.scale_log2,
+        [&] {
+          if constexpr (kInline) {
+            if (i == 0 && strips) strip.scores<T>(base + kOffTailQ, k_smem, strip_bias, warp, lane, p.scale_log2);
+          }
+        },
+        [&] {
+          if constexpr (kInline) {
+            if (i == 0 && strips)
+              strip.values<T>(v_smem, warp, lane,
+                              reinterpret_cast<float*>(smem + kOffSlices) + (4 * wg + warp) * kSliceFloats);
+          }
+        });
+    if constexpr (kInline) {
+      if (i == 0 && cta_strips) strips_arrive();  // the slices are written (or this warpgroup has none)
+    }
     if (i < kAttentionTraceTiles) LRT_TRACE(rec, kTraceTile0 + i);
   }
 
-  __syncthreads();  // every warp's last wgmma (reading Q, K, V) has completed
+  compute_sync<kInline>();  // every warp's last wgmma (reading Q, K, V) has completed
   LRT_TRACE(rec, kTraceWalkEnd);
   if constexpr (kSplit > 1) {
     // Merge: warpgroup w (1 .. kSplit − 1) leaves (O, max, partial sum) in warpgroup w − 1's K/V buffers, free once
@@ -619,7 +937,7 @@ __global__ void __launch_bounds__(kThreads* kSplit, min_ctas<kSplit>()) flash_wg
         m[(34 + rr) * kThreads] = row_sum[rr];
       }
     }
-    __syncthreads();
+    compute_sync<kInline>();
     if (wg > 0) {
       LRT_TRACE_END(rec);
       return;
@@ -659,17 +977,19 @@ __global__ void __launch_bounds__(kThreads* kSplit, min_ctas<kSplit>()) flash_wg
 #undef LRT_WG_D32
 #undef LRT_WG_DOUT
 
-template <class T, int kSplit>
+template <class T, int kSplit, bool kInline = false>
 void launch(const FlashParams& p, dim3 grid, cudaStream_t stream) {
-  auto kernel = flash_wgmma_kernel<T, kSplit>;
-  constexpr int smem = smem_alloc<kSplit>();
+  auto kernel = flash_wgmma_kernel<T, kSplit, kInline>;
+  constexpr int smem = kInline ? smem_alloc_inline() : smem_alloc<kSplit>();
   LRT_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-  LRT_CUDA(launch_kernel(kernel, grid, dim3(kThreads * kSplit), smem, stream, p));
+  LRT_CUDA(launch_kernel(kernel, grid, dim3(kInline ? kInlineThreads : kThreads * kSplit), smem, stream, p));
 }
 
 template <class T>
 void launch_split(const FlashParams& p, dim3 grid, int split, cudaStream_t stream) {
-  if (split == 2)
+  if (split == 2 && p.tail_inline)
+    launch<T, 2, true>(p, grid, stream);
+  else if (split == 2)
     launch<T, 2>(p, grid, stream);
   else
     launch<T, 1>(p, grid, stream);

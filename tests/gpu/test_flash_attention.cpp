@@ -290,24 +290,33 @@ void make_device_case(const AttnCase& c, const HostInputs& in, DeviceCase& dc) {
 // 9.0 at d = 64, the wgmma kernel with one warpgroup per 64 query rows or two sharing the key tiles (split-KV);
 // LAYOUTRT_FLASH_SHAPE and LAYOUTRT_FLASH_SPLIT force one; with two, LAYOUTRT_FLASH_TAIL=0|1 runs each sequence's
 // partial last query tile in its full tiles' grid (0) or split over extra CTAs, one key tile per warpgroup, merged by
-// the last to finish (1: the tail split, flash_attention_wgmma.cu).
-enum class BiasPath { kLookup, kCache4W, kCache2W, kCacheWG, kCacheWG2, kCacheWG2Tail };
+// the last to finish (1: the tail split, flash_attention_wgmma.cu), or (inline: one sequence, a partial tile of at most
+// 16 rows) as mma.sync strips of the full tiles' warpgroups, merged by a fold warp.
+enum class BiasPath { kLookup, kCache4W, kCache2W, kCacheWG, kCacheWG2, kCacheWG2Tail, kCacheWG2Inline };
 const char* shape_env(BiasPath path) {
   switch (path) {
     case BiasPath::kCache4W: return "4w";
     case BiasPath::kCache2W: return "2w";
     case BiasPath::kCacheWG:
     case BiasPath::kCacheWG2:
-    case BiasPath::kCacheWG2Tail: return "wg";
+    case BiasPath::kCacheWG2Tail:
+    case BiasPath::kCacheWG2Inline: return "wg";
     default: return nullptr;
   }
 }
+bool two_warpgroups(BiasPath path) {
+  return path == BiasPath::kCacheWG2 || path == BiasPath::kCacheWG2Tail || path == BiasPath::kCacheWG2Inline;
+}
 const char* split_env(BiasPath path) {
-  return path == BiasPath::kCacheWG ? "1" : path == BiasPath::kCacheWG2 || path == BiasPath::kCacheWG2Tail ? "2"
-                                                                                                          : nullptr;
+  return path == BiasPath::kCacheWG ? "1" : two_warpgroups(path) ? "2" : nullptr;
 }
 const char* tail_env(BiasPath path) {
-  return path == BiasPath::kCacheWG2Tail ? "1" : path == BiasPath::kCacheWG2 ? "0" : nullptr;
+  switch (path) {
+    case BiasPath::kCacheWG2Tail: return "1";
+    case BiasPath::kCacheWG2Inline: return "inline";
+    case BiasPath::kCacheWG2: return "0";
+    default: return nullptr;
+  }
 }
 const char* path_name(BiasPath path) {
   switch (path) {
@@ -316,6 +325,7 @@ const char* path_name(BiasPath path) {
     case BiasPath::kCacheWG: return "cachewg";
     case BiasPath::kCacheWG2: return "cachewg2";
     case BiasPath::kCacheWG2Tail: return "wg2tail";
+    case BiasPath::kCacheWG2Inline: return "wg2inline";
     default: return "lookup";
   }
 }
@@ -332,6 +342,7 @@ void check_case(const AttnCase& c, int64_t check_seqs = -1) {
       check_case_path(c, check_seqs, BiasPath::kCacheWG);
       check_case_path(c, check_seqs, BiasPath::kCacheWG2);
       check_case_path(c, check_seqs, BiasPath::kCacheWG2Tail);
+      if (c.lens.size() == 1) check_case_path(c, check_seqs, BiasPath::kCacheWG2Inline);
     }
   }
 }
@@ -367,12 +378,17 @@ void check_case_path(const AttnCase& c, int64_t check_seqs, BiasPath path) {
     ASSERT_TRUE(dc.args.bias_cache.defined());
     ASSERT_TRUE(cuda::flash_attention_supported(dc.args)) << "flash_attention_supported() said no to the cache";
   }
+  if (path == BiasPath::kCacheWG2Inline) {  // the inline form where it applies, the unit CTAs elsewhere
+    const int64_t L = dc.args.max_seq_len, full = L / 64, rows = L % 64, parts = ((L + 63) / 64 + 1) / 2;
+    const bool fits = rows >= 1 && rows <= 16 && parts <= full && parts <= 6;
+    EXPECT_STREQ(cuda::flash_tail_form(dc.args), fits ? "inline" : "units");
+  }
   ASSERT_NO_THROW(cuda::flash_attention(dc.args, stream));
   CUDA_OK(cudaStreamSynchronize(stream));
   CUDA_OK(cudaGetLastError());
   std::vector<uint16_t> gpu(static_cast<size_t>(in.rows) * H);
   CUDA_OK(cudaMemcpy(gpu.data(), dc.out->p, out_bytes, cudaMemcpyDeviceToHost));
-  if (path == BiasPath::kCacheWG || path == BiasPath::kCacheWG2 || path == BiasPath::kCacheWG2Tail) {
+  if (path == BiasPath::kCacheWG || two_warpgroups(path)) {
     // A second launch on the same workspace, plain where the first was a programmatic dependent launch (LAYOUTRT_PDL,
     // src/cuda/device_info.h): the same bits — the tail split's merging CTAs reset the counters they used and fold
     // the partials in key-tile order whichever CTA finishes last, and the launch mode changes no arithmetic.
@@ -469,15 +485,17 @@ TEST(FlashAttention, SupportedShapes) {
 }
 
 // Each length alone (tile edges: 63/64/65 around BN = 64 and the 64-row query tile; 1; 197 = the visual tokens; 709 =
-// 512 text + 197), with varied key masks (masked head: whole masked key tiles before the first valid key).
+// 512 text + 197; 80, 144 and 650: partial query tiles of 16, 16 and 10 rows for the inline tail's strips), with
+// varied key masks (masked head: whole masked key tiles before the first valid key).
 TEST(FlashAttention, SingleLengths) {
   REQUIRE_GPU();
-  const int lens[] = {1, 63, 64, 65, 197, 709};
-  const KeyMask masks[] = {KeyMask::kAllValid, KeyMask::kRandom,     KeyMask::kMaskedTail,
-                           KeyMask::kMaskedHead, KeyMask::kMaskedTail, KeyMask::kMaskedHead};
+  const int lens[] = {1, 63, 64, 65, 197, 709, 80, 144, 650};
+  const KeyMask masks[] = {KeyMask::kAllValid,   KeyMask::kRandom,     KeyMask::kMaskedTail,
+                           KeyMask::kMaskedHead, KeyMask::kMaskedTail, KeyMask::kMaskedHead,
+                           KeyMask::kRandom,     KeyMask::kMaskedHead, KeyMask::kRandom};
   uint32_t seed = 100;
   for (DType t : kDtypes)
-    for (int i = 0; i < 6; ++i) {
+    for (int i = 0; i < 9; ++i) {
       AttnCase c;
       c.name = std::string("L=") + std::to_string(lens[i]) + " " + dname(t);
       c.lens = {lens[i]};
