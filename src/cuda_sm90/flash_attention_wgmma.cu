@@ -11,12 +11,12 @@
 //
 // Grid / block: the same grid as the mma.sync kernels, (⌈max_seq_len / 64⌉ query tiles, heads, sequences); one
 // warpgroup (128 threads) per CTA owns 64 query rows (kSplit = 1), or kSplit = 2 warpgroups share them, warpgroup w
-// taking key tiles w, w + 2, ... with its own K/V buffers, running max and sum, merged through shared memory at the
-// end (split-KV inside the CTA: for grids of at most two CTAs per SM, e.g. B = 1 at L = 709: 144 CTAs on 132 SMs,
-// where one warpgroup per SM walking all 12 key tiles leaves the SM's tensor cores mostly idle); warp w holds rows 16w .. 16w + 15 of every accumulator (the
-// wgmma D fragment of a warp is the mma.sync m16n8 C fragment repeated over the n-tiles, so the bias-cache blocks,
-// the online softmax and the S → P register reuse are the shared ones of flash_common.cuh). CTAs past their
-// sequence's end exit at once (variable lengths: padding costs nothing).
+// taking key tiles w, w + 2, ... with its own K/V buffers, running max and sum, merged through shared memory at the end
+// (split-KV inside the CTA: for grids of at most two CTAs per SM, e.g. B = 1 at L = 709: 144 CTAs on 132 SMs, where one
+// warpgroup per SM walking all 12 key tiles leaves the SM's tensor cores mostly idle); warp w holds rows 16w .. 16w +
+// 15 of every accumulator (the wgmma D fragment of a warp is the mma.sync m16n8 C fragment repeated over the n-tiles,
+// so the bias-cache blocks, the online softmax and the S → P register reuse are the shared ones of flash_common.cuh).
+// CTAs past their sequence's end exit at once (variable lengths: padding costs nothing).
 //
 // Shared memory (1024-byte aligned, 40 KB + alignment slack: four CTAs per SM): Q [64 rows], K [2][64 keys],
 // V [2][64 keys], each row 64 elements = 128 bytes in the 128-byte swizzle (16-byte chunk c of row r at chunk
@@ -34,47 +34,47 @@
 // memory). Epilogue: O / l rounded, staged in the (swizzled) Q tile, 16-byte stores of the rows inside the sequence.
 //
 // Measured on an H100 (fp16, B = 32, L = 709, 12 heads; ms per layer-call, the test's timing): bias blocks through
-// shared memory (cp.async beside K/V, three CTAs per SM) 0.263; in registers (four CTAs per SM) 0.229 — kept;
-// 3- and 4-stage K/V pipelines 0.251 / slower (fewer CTAs per SM); S(t+1) = Q·K(t+1)ᵀ issued before the softmax of
-// tile t (intra-warpgroup overlap, 163 registers: three CTAs per SM) 0.268. The mma.sync kernels: 0.289 (2 warps ×
-// 2 strips), 0.317 (4 warps). Split-KV (two warpgroups per CTA), H200, fp16 forward at B = 1: 0.763 / 0.761 ms vs
-// 0.794 / 0.792 with one warpgroup (two runs each; the attention stage 0.235 vs 0.261 ms for 12 layers); at B = 2
-// and 4 (288 / 576 CTAs) two warpgroups are slower (1.096 vs 1.065, 1.722 vs 1.716 ms), so only grids of at most two
-// CTAs per SM split. An L2 prefetch of the bias blocks two tiles ahead changed nothing measurable (B = 1 0.763 both,
-// B = 32 10.16 vs 10.10 ms) and was dropped. Grid-level split-KV on top (three one-warpgroup CTAs per query tile at
-// B = 1, each a third of the key tiles, the last to arrive merging the partials from a global workspace in part
-// order; H200, 2026-12-01): the kernel 15.8 vs 16.9 us per layer (ncu, graphs off) but the forward 0.714 vs 0.709 ms
-// (two or three warpgroups per query tile across CTAs: 0.748 – 0.776 ms) — not kept. At B = 1 this kernel is not
-// limited by one CTA's serial walk over the key tiles: a third of the walk per CTA bought 7 %.
-// Key-valid bytes loaded one iteration before they mask the copies (the hottest stall was their compare right after
-// the load: bench/results/2026-12-01-h200-attention-stalls.md), H200, one call against the previous kernel: attention
-// stage at B = 32 2.412 vs 2.605 ms, B = 8 0.690 vs 0.766, B = 1 0.222 vs 0.239; the forward B = 32 9.829 vs 9.995 ms.
-// Two CTA shapes measured against this one and not kept (H200, 2026-12-01, bench/results/2026-12-01-h200-lanes.md; code
-// on branches wip/attention-two-query-tiles and wip/attention-persistent): two warpgroups owning 128 query rows and
-// sharing every K/V tile (CTA-wide barrier per key tile, two CTAs per SM): attention stage B = 32 2.885 vs 2.381 ms;
-// persistent CTAs walking query tiles of several sequences with the next tile's Q, K/V, key-valid bytes and bias
-// prefetched across the boundary: 3.23 vs 2.68 ms. Four independent one-warpgroup CTAs per SM hide each other's
-// start-up better than either. Three K/V stages for the two-warpgroup shape (each warpgroup's tiles prefetched two ahead,
-// 105 KB per CTA, still two CTAs per SM; H200, 2026-12-02, bench/results/2026-12-02-h200-stages-splitk.md): B = 1
-// 0.687 vs 0.687 ms — not kept (branch wip/stages-splitk-embed-lanes). Four warpgroups per CTA at B = 1 (three key
-// tiles each, one CTA per SM, the partial query tile's key tiles run by the full tiles' CTAs after their walk; H200,
-// 2026-12-03, bench/results/2026-12-03-h200-split4-plain.md): the kernel 17.2 vs 14.8 us per call, the forward 0.682
-// vs 0.640 ms — not kept (branch wip/attn-split4): a shorter walk per warpgroup is not what B = 1 lacks.
+// shared memory (cp.async beside K/V, three CTAs per SM) 0.263; in registers (four CTAs per SM) 0.229 — kept; 3- and
+// 4-stage K/V pipelines 0.251 / slower (fewer CTAs per SM); S(t+1) = Q·K(t+1)ᵀ issued before the softmax of tile t
+// (intra-warpgroup overlap, 163 registers: three CTAs per SM) 0.268. The mma.sync kernels: 0.289 (2 warps × 2 strips),
+// 0.317 (4 warps). Split-KV (two warpgroups per CTA), H200, fp16 forward at B = 1: 0.763 / 0.761 ms vs 0.794 / 0.792
+// with one warpgroup (two runs each; the attention stage 0.235 vs 0.261 ms for 12 layers); at B = 2 and 4 (288 / 576
+// CTAs) two warpgroups are slower (1.096 vs 1.065, 1.722 vs 1.716 ms), so only grids of at most two CTAs per SM split.
+// An L2 prefetch of the bias blocks two tiles ahead changed nothing measurable (B = 1 0.763 both, B = 32 10.16 vs 10.10
+// ms) and was dropped. Grid-level split-KV on top (three one-warpgroup CTAs per query tile at B = 1, each a third of
+// the key tiles, the last to arrive merging the partials from a global workspace in part order; H200, 2026-12-01): the
+// kernel 15.8 vs 16.9 us per layer (ncu, graphs off) but the forward 0.714 vs 0.709 ms (two or three warpgroups per
+// query tile across CTAs: 0.748 – 0.776 ms) — not kept. At B = 1 this kernel is not limited by one CTA's serial walk
+// over the key tiles: a third of the walk per CTA bought 7 %. Key-valid bytes loaded one iteration before they mask the
+// copies (the hottest stall was their compare right after the load: bench/results/2026-12-01-h200-attention-stalls.md),
+// H200, one call against the previous kernel: attention stage at B = 32 2.412 vs 2.605 ms, B = 8 0.690 vs 0.766, B = 1
+// 0.222 vs 0.239; the forward B = 32 9.829 vs 9.995 ms. Two CTA shapes measured against this one and not kept (H200,
+// 2026-12-01, bench/results/2026-12-01-h200-lanes.md; code on branches wip/attention-two-query-tiles and
+// wip/attention-persistent): two warpgroups owning 128 query rows and sharing every K/V tile (CTA-wide barrier per key
+// tile, two CTAs per SM): attention stage B = 32 2.885 vs 2.381 ms; persistent CTAs walking query tiles of several
+// sequences with the next tile's Q, K/V, key-valid bytes and bias prefetched across the boundary: 3.23 vs 2.68 ms. Four
+// independent one-warpgroup CTAs per SM hide each other's start-up better than either. Three K/V stages for the
+// two-warpgroup shape (each warpgroup's tiles prefetched two ahead, 105 KB per CTA, still two CTAs per SM; H200,
+// 2026-12-02, bench/results/2026-12-02-h200-stages-splitk.md): B = 1 0.687 vs 0.687 ms — not kept (branch
+// wip/stages-splitk-embed-lanes). Four warpgroups per CTA at B = 1 (three key tiles each, one CTA per SM, the partial
+// query tile's key tiles run by the full tiles' CTAs after their walk; H200, 2026-12-03,
+// bench/results/2026-12-03-h200-split4-plain.md): the kernel 17.2 vs 14.8 us per call, the forward 0.682 vs 0.640 ms —
+// not kept (branch wip/attn-split4): a shorter walk per warpgroup is not what B = 1 lacks.
 //
 // Tail split (two warpgroups, FlashParams::tail_units; chosen in flash_attention.cu tail_units): at B = 1, L = 709 the
 // grid is 12 heads × 12 query tiles, the 12th holding 5 rows. 132 full-tile CTAs fill the 132 SMs of an H100 / H200 one
-// each; the 12 partial-tile CTAs land as second CTAs on 12 SMs, which then run four warpgroups of six key tiles each and
-// finish last: the kernel 15.7 us at L = 709 vs 11.2 at L = 704 (11 full tiles; ncu, H200, 2026-12-02), the forward
+// each; the 12 partial-tile CTAs land as second CTAs on 12 SMs, which then run four warpgroups of six key tiles each
+// and finish last: the kernel 15.7 us at L = 709 vs 11.2 at L = 704 (11 full tiles; ncu, H200, 2026-12-02), the forward
 // 0.680 vs 0.647 ms. With the split the grid is one-dimensional, the full tiles first (one per SM), then per (sequence,
-// head) ⌈key tiles / 2⌉ unit CTAs whose warpgroups each take one key tile (LAYOUTRT_FLASH_TAIL_TILES: n, and
-// ⌈key tiles / 2n⌉ CTAs) of the partial query tile (its own copy of
-// the Q rows, one K/V buffer), leave the unnormalised partial in the global workspace ([value][thread], the in-CTA
-// merge's layout), fence, and count in; the warpgroup that brings the count to the number of partials resets it and
-// folds them in key-tile order (deterministic): first every partial's row max and sum (one row per thread, all loads
-// issued at once), then the output column pairs. H200, fp16 forward at B = 1, one call: 0.656 / 0.655 ms vs 0.677 /
-// 0.677 without (LAYOUTRT_FLASH_TAIL=0), the kernel 13.7 vs 15.4 us; two or three key tiles per unit warpgroup
-// (LAYOUTRT_FLASH_TAIL_TILES, fewer unit CTAs but a longer serial walk) 0.671 / 0.688 ms. First versions: folding one
-// partial after the other (a round of L2 latency each) 14.9 us; loads behind a per-tile branch, 18.1 us.
+// head) ⌈key tiles / 2⌉ unit CTAs whose warpgroups each take one key tile (LAYOUTRT_FLASH_TAIL_TILES: n, and ⌈key tiles
+// / 2n⌉ CTAs) of the partial query tile (its own copy of the Q rows, one K/V buffer), leave the unnormalised partial in
+// the global workspace ([value][thread], the in-CTA merge's layout), fence, and count in; the warpgroup that brings the
+// count to the number of partials resets it and folds them in key-tile order (deterministic): first every partial's row
+// max and sum (one row per thread, all loads issued at once), then the output column pairs. H200, fp16 forward at B =
+// 1, one call: 0.656 / 0.655 ms vs 0.677 / 0.677 without (LAYOUTRT_FLASH_TAIL=0), the kernel 13.7 vs 15.4 us; two or
+// three key tiles per unit warpgroup (LAYOUTRT_FLASH_TAIL_TILES, fewer unit CTAs but a longer serial walk) 0.671 /
+// 0.688 ms. First versions: folding one partial after the other (a round of L2 latency each) 14.9 us; loads behind a
+// per-tile branch, 18.1 us.
 //
 // Inline tail (FlashParams::tail_inline; chosen in flash_attention.cu tail_plan for one sequence whose partial tile has
 // at most 16 rows, e.g. B = 1, L = 709): no extra CTAs. The grid is the full tiles' (132 CTAs at B = 1, one per SM);
