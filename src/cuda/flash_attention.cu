@@ -655,19 +655,15 @@ int tail_tiles() {
 // the units a second, and only where the unsplit grid doubles up on some SM (flash_tail.h); LAYOUTRT_FLASH_TAIL=0
 // turns it off, =1 forces it wherever the kernel runs two warpgroups (tests). Needs the tail area (tail_area) and no
 // concurrent lanes (one set of counters).
-// The inline form (TailPlan::inline_strips; flash_attention_wgmma.cu, FlashParams::tail_inline) where it applies: one
-// sequence (B = 1: its length is max_seq_len), no query_rows, a partial tile of at most 16 rows, and ⌈key tiles / 2⌉
-// ≤ min(full tiles, 6) (L ≤ 768). LAYOUTRT_FLASH_TAIL_INLINE=0 keeps the unit CTAs (A/B timing);
-// LAYOUTRT_FLASH_TAIL=inline forces the inline form wherever it applies (tests), the unit CTAs elsewhere.
+// The inline form (TailPlan::inline_strips; flash_attention_wgmma.cu, FlashParams::tail_inline) where it applies
+// (flash_tail.h flash_inline_tail_fits: B = 1 at T = 512, among others). LAYOUTRT_FLASH_TAIL_INLINE=0 keeps the unit
+// CTAs (A/B timing); LAYOUTRT_FLASH_TAIL=inline forces the inline form wherever it applies (tests), the units
+// elsewhere.
 struct TailPlan {
   int units = 0, tiles = 1;
   bool inline_strips = false;
   TailArea area;
 };
-bool inline_tail_fits(const AttentionArgs& a) {
-  const int64_t full = a.max_seq_len / 64, rows = a.max_seq_len % 64, parts = (ceil_div(a.max_seq_len, 64) + 1) / 2;
-  return a.num_seqs == 1 && a.query_rows == nullptr && rows >= 1 && rows <= 16 && parts <= full && parts <= 6;
-}
 TailPlan tail_plan(const AttentionArgs& a, int split, bool allowed) {
   TailPlan t;
   if (split != 2 || !allowed || !a.bias_cache.defined()) return t;
@@ -683,7 +679,8 @@ TailPlan tail_plan(const AttentionArgs& a, int split, bool allowed) {
   const TailArea area = tail_area(a);
   if (units == 0 || area.count == nullptr) return t;
   const char* inl = std::getenv("LAYOUTRT_FLASH_TAIL_INLINE");
-  if (inline_tail_fits(a) && !(inl && std::strcmp(inl, "0") == 0) && !(env && std::strcmp(env, "1") == 0)) {
+  const bool inline_off = (inl && std::strcmp(inl, "0") == 0) || (env && std::strcmp(env, "1") == 0);
+  if (!inline_off && flash_inline_tail_fits(a.num_seqs, a.query_rows != nullptr, a.max_seq_len)) {
     t.inline_strips = true;
     t.area = area;
     return t;

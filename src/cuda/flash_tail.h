@@ -26,4 +26,19 @@ inline int64_t flash_tail_units_rule(int64_t max_seq_len, int64_t pairs, int64_t
   return units;
 }
 
+// The inline form of the split (src/cuda_sm90/flash_attention_wgmma.cu, FlashParams::tail_inline): the partial tile's
+// rows run as 16-row strips of the full tiles' own warpgroups, warpgroup g of full tile q taking key tile g + 2q, and
+// a fold warp per CTA merges them into one part; the last of ⌈key tiles / 2⌉ parts folds. It applies to one sequence
+// (whose length is then max_seq_len) without query_rows, a partial tile of 1 .. kInlineTailRows rows, and parts ≤ full
+// tiles (every key tile has a warpgroup) and ≤ kInlineTailMaxParts (the fold's register arrays: L ≤ 768).
+constexpr int kInlineTailRows = 16;
+constexpr int kInlineTailMaxParts = 6;
+inline bool flash_inline_tail_fits(int64_t num_seqs, bool has_query_rows, int64_t max_seq_len) {
+  constexpr int64_t kTile = 64;
+  if (num_seqs != 1 || has_query_rows || max_seq_len <= 0) return false;
+  const int64_t full = max_seq_len / kTile, rows = max_seq_len % kTile;
+  const int64_t parts = ((max_seq_len + kTile - 1) / kTile + 1) / 2;
+  return rows >= 1 && rows <= kInlineTailRows && parts <= full && parts <= kInlineTailMaxParts;
+}
+
 }  // namespace layoutrt::cuda

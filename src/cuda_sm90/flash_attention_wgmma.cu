@@ -106,6 +106,7 @@
 #include "cuda/device_info.h"
 #include "cuda/flash_attention_sm90.h"
 #include "cuda/flash_common.cuh"
+#include "cuda/flash_tail.h"
 #include "cuda/pdl.cuh"
 
 namespace layoutrt::cuda {
@@ -189,8 +190,8 @@ constexpr int min_ctas() {
 // partials. Shared memory past the two warpgroups' K/V: the partial tile's first 16 Q rows (swizzled like a tile), a
 // slice [kMergeFloats][32] per strip warp (warp w of warpgroup g: slice 4g + w).
 constexpr int kInlineThreads = 2 * kThreads + 32;
-constexpr int kInlineRows = 16;     // rows of the partial tile a strip covers
-constexpr int kInlineMaxParts = 6;  // CTAs with strips per (sequence, head): ⌈key tiles / 2⌉ (L ≤ 768)
+constexpr int kInlineRows = kInlineTailRows;         // rows of the partial tile a strip covers (flash_tail.h)
+constexpr int kInlineMaxParts = kInlineTailMaxParts;  // CTAs with strips per (sequence, head): ⌈key tiles / 2⌉
 constexpr int kSliceFloats = kMergeFloats * 32;
 constexpr int kOffTailQ = kOffKV + 2 * kKVBytes;
 constexpr int kOffSlices = kOffTailQ + kInlineRows * 128;

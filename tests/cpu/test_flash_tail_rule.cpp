@@ -39,6 +39,24 @@ TEST(FlashTailRule, NoSplitWhereTheFullTilesOrTheUnitsDoNotFit) {
   EXPECT_EQ(flash_tail_units_rule(150, 67, 132, 1), 0);
 }
 
+// The inline form: one sequence without query_rows, a partial tile of 1 .. 16 rows, ⌈key tiles / 2⌉ ≤ min(full, 6).
+TEST(FlashTailRule, InlineFormFitsOneSequenceWithASmallPartialTile) {
+  using cuda::flash_inline_tail_fits;
+  EXPECT_TRUE(flash_inline_tail_fits(1, false, 709));   // B = 1, T = 512: 11 full tiles + 5 rows, 6 parts
+  EXPECT_TRUE(flash_inline_tail_fits(1, false, 65));    // 1 full + 1 row: 2 key tiles, 1 part
+  EXPECT_TRUE(flash_inline_tail_fits(1, false, 80));    // 16 rows
+  EXPECT_TRUE(flash_inline_tail_fits(1, false, 129));   // 2 full + 1 row: 3 key tiles, 2 parts
+  EXPECT_TRUE(flash_inline_tail_fits(1, false, 720));   // 11 full + 16 rows: 12 key tiles, 6 parts
+  EXPECT_FALSE(flash_inline_tail_fits(1, false, 721));  // 17 rows: more than a strip
+  EXPECT_FALSE(flash_inline_tail_fits(1, false, 704));  // no partial tile
+  EXPECT_FALSE(flash_inline_tail_fits(1, false, 40));   // no full tile to run the strips
+  EXPECT_FALSE(flash_inline_tail_fits(1, false, 769));  // 13 key tiles: 7 parts > 6
+  EXPECT_FALSE(flash_inline_tail_fits(2, false, 709));  // two sequences (their lengths may differ)
+  EXPECT_FALSE(flash_inline_tail_fits(1, true, 709));   // query_rows (the last layer's head rows)
+  EXPECT_FALSE(flash_inline_tail_fits(0, false, 709));
+  EXPECT_FALSE(flash_inline_tail_fits(1, false, 0));
+}
+
 TEST(FlashTailRule, RejectsDegenerateArguments) {
   EXPECT_EQ(flash_tail_units_rule(0, 12, 132, 1), 0);
   EXPECT_EQ(flash_tail_units_rule(709, 0, 132, 1), 0);

@@ -34,6 +34,7 @@
 #include "cuda/device_info.h"
 #include "cuda/flash_attention.h"
 #include "cuda/flash_attention_sm90.h"
+#include "cuda/flash_tail.h"
 #include "ops/backend.h"
 #include "test_util.h"
 
@@ -379,8 +380,7 @@ void check_case_path(const AttnCase& c, int64_t check_seqs, BiasPath path) {
     ASSERT_TRUE(cuda::flash_attention_supported(dc.args)) << "flash_attention_supported() said no to the cache";
   }
   if (path == BiasPath::kCacheWG2Inline) {  // the inline form where it applies, the unit CTAs elsewhere
-    const int64_t L = dc.args.max_seq_len, full = L / 64, rows = L % 64, parts = ((L + 63) / 64 + 1) / 2;
-    const bool fits = rows >= 1 && rows <= 16 && parts <= full && parts <= 6;
+    const bool fits = cuda::flash_inline_tail_fits(dc.args.num_seqs, false, dc.args.max_seq_len);
     EXPECT_STREQ(cuda::flash_tail_form(dc.args), fits ? "inline" : "units");
   }
   ASSERT_NO_THROW(cuda::flash_attention(dc.args, stream));
