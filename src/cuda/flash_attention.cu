@@ -830,21 +830,20 @@ void launch(const AttentionArgs& a, cudaStream_t stream, bool tail_ok) {
     case kCachedWG: {
       const int split = wg_split(a);
       dim3 grid = tile_grid(a);
-      if (const TailPlan t = tail_plan(a, split, tail_ok); t.inline_strips) {
-        p.tail_inline = 1;
+      const TailPlan t = tail_plan(a, split, tail_ok);
+      if (t.inline_strips || t.units > 0) {  // either form: the workspace and the pairs' shape
         p.heads = a.num_heads;
         p.seqs = static_cast<int>(a.num_seqs);
         p.tail_count = t.area.count;
         p.tail_ws = t.area.ws;
+      }
+      if (t.inline_strips) {
+        p.tail_inline = 1;
         grid.x = static_cast<unsigned>(a.max_seq_len / kBlockM);  // the full tiles; their CTAs run the partial one
       } else if (t.units > 0) {
         p.tail_units = t.units;
         p.tail_q_main = static_cast<int>(a.max_seq_len / kBlockM);
         p.tail_tiles = t.tiles;
-        p.heads = a.num_heads;
-        p.seqs = static_cast<int>(a.num_seqs);
-        p.tail_count = t.area.count;
-        p.tail_ws = t.area.ws;
         grid = dim3(static_cast<unsigned>((p.tail_q_main + int64_t{t.units}) * a.num_heads * a.num_seqs));
       }
       return sm90_flash_attention(p, grid, std::is_same_v<T, __nv_bfloat16>, split, stream);

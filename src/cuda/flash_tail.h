@@ -1,8 +1,15 @@
 // The attention tail split's rule (src/cuda/flash_attention.cu tail_units, src/cuda_sm90/flash_attention_wgmma.cu):
-// plain arithmetic on the grid's shape, host-only and free of CUDA so the CPU tests check it.
+// plain arithmetic on the grid's shape, free of CUDA so the CPU tests check it (the inline form's rule is also
+// compiled for the device, where the kernel checks the shape it runs on against it).
 #pragma once
 
 #include <cstdint>
+
+#if defined(__CUDACC__)
+#define LRT_TAIL_HOST_DEVICE __host__ __device__
+#else
+#define LRT_TAIL_HOST_DEVICE
+#endif
 
 namespace layoutrt::cuda {
 
@@ -33,7 +40,7 @@ inline int64_t flash_tail_units_rule(int64_t max_seq_len, int64_t pairs, int64_t
 // tiles (every key tile has a warpgroup) and ≤ kInlineTailMaxParts (the fold's register arrays: L ≤ 768).
 constexpr int kInlineTailRows = 16;
 constexpr int kInlineTailMaxParts = 6;
-inline bool flash_inline_tail_fits(int64_t num_seqs, bool has_query_rows, int64_t max_seq_len) {
+LRT_TAIL_HOST_DEVICE inline bool flash_inline_tail_fits(int64_t num_seqs, bool has_query_rows, int64_t max_seq_len) {
   constexpr int64_t kTile = 64;
   if (num_seqs != 1 || has_query_rows || max_seq_len <= 0) return false;
   const int64_t full = max_seq_len / kTile, rows = max_seq_len % kTile;

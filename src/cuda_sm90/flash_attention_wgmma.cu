@@ -494,10 +494,15 @@ __device__ __forceinline__ void compute_sync() {
 // tile g + 2q (its first tile, its walk rotated to start there) when that exists; the strips of a CTA are merged into
 // one partial, so ⌈key tiles / 2⌉ CTAs leave one each.
 struct InlineTail {
-  int full, rows, parts;  // full query tiles, rows of the partial tile (0: none), CTAs with strips
+  int full, rows, tiles, parts;  // full query tiles, rows of the partial tile (0: none), key tiles, CTAs with strips
+  bool fits;  // the host's rule (flash_tail.h) holds for this sequence, or it has no partial tile (nothing to do)
   __device__ explicit InlineTail(int L)
-      : full(L / kBlockM), rows(L - (L / kBlockM) * kBlockM), parts(((L + kBN - 1) / kBN + 1) / 2) {}
-  __device__ bool strips(int q, int g) const { return rows > 0 && g + 2 * q < (full * kBlockM + rows + kBN - 1) / kBN; }
+      : full(L / kBlockM),
+        rows(L - full * kBlockM),
+        tiles((L + kBN - 1) / kBN),
+        parts((tiles + 1) / 2),
+        fits(rows == 0 || flash_inline_tail_fits(1, false, L)) {}
+  __device__ bool strips(int q, int g) const { return rows > 0 && g + 2 * q < tiles; }
 };
 
 // One warp's strip: rows 0 .. 15 of the partial query tile (Q in q_tail, zero past its rows) against keys 16w ..
@@ -571,7 +576,7 @@ __device__ __forceinline__ void inline_tail_fold(const FlashParams& p, unsigned 
                                                  int seq0, int L, int lane) {
   const InlineTail tail(L);
   // No strips in this CTA, or a shape the host's rule excludes (the compute threads trap): they do not arrive.
-  if (!tail.strips(q, 0) || tail.rows > kInlineRows || tail.parts > tail.full || tail.parts > kInlineMaxParts) return;
+  if (!tail.fits || !tail.strips(q, 0)) return;
 #if defined(LAYOUTRT_ATTENTION_TRACE)
   unsigned long long* const rec = trace_record(lane);
   if (rec) rec[kTraceId] = attention_trace_id(q, h, b, 2, true);
@@ -821,7 +826,7 @@ __global__ void __launch_bounds__(kInline ? kInlineThreads : kThreads* kSplit, k
   uint4 strip_bias = make_uint4(0, 0, 0, 0);
   if constexpr (kInline) {
     const InlineTail tail(L);
-    if (tail.rows > kInlineRows || tail.parts > tail.full || tail.parts > kInlineMaxParts) __trap();  // host's rule
+    if (!tail.fits) __trap();  // the host chose this form for another shape
     strips = tail.strips(qt, wg);
     cta_strips = tail.strips(qt, 0);
     rot = my_tiles > 0 ? qt % my_tiles : 0;
