@@ -337,7 +337,8 @@ class CudaBackend : public Backend {
     linear_runner().run(a, cur_, cur_lane_, gemm_lanes());  // checks its views
   }
 
-  void layer_norm(const LayerNormArgs& a) override {
+  // The views' checks of layer_norm; false where there is nothing to do (no rows).
+  static bool check_layer_norm(const LayerNormArgs& a) {
     const char* op = "layer_norm";
     const int64_t H = a.x.dim(1);
     expect_float_matrix(op, "x", a.x, H);
@@ -352,7 +353,10 @@ class CudaBackend : public Backend {
     expect_f32_vector(op, "bias", a.bias, H);
     if (a.x_bias.defined()) expect_f32_vector(op, "x_bias", a.x_bias, H);
     if (a.out_f32.defined()) expect_f32_matrix_like(op, "out_f32", a.out_f32, a.out);
-    if (a.x.dim(0) == 0) return;
+    return a.x.dim(0) > 0;
+  }
+  void layer_norm(const LayerNormArgs& a) override {
+    if (!check_layer_norm(a)) return;
     activate();
     cuda::layer_norm(a, cur_);
   }
@@ -595,20 +599,36 @@ class CudaBackend : public Backend {
     cuda::gather_rows(a, cur_);
   }
 
-  void gather_linear(const GatherLinearArgs& a) override {
+  // The views' checks of gather_linear; false where there is nothing to do (no rows).
+  static bool check_gather_linear(const GatherLinearArgs& a) {
     const char* op = "gather_linear";
     const int64_t H = a.x.dim(1);
-    if (!expect_gather(op, a.x, a.rows, a.n)) return;
+    if (!expect_gather(op, a.x, a.rows, a.n)) return false;
     const int64_t N = a.weight.dim(0);
     expect_float_matrix(op, "weight", a.weight, H);
     if (a.bias.defined()) expect_f32_vector(op, "bias", a.bias, N);
     if (a.out.dtype != DType::kF32 || a.out.rank != 2 || a.out.dim(0) < a.n || a.out.dim(1) != N ||
         a.out.device != Device::kCUDA)
       bad_view(op, "out " + dims_str(a.out) + " must be F32 [" + std::to_string(a.n) + ", " + std::to_string(N) + "]");
+    return true;
+  }
+  void gather_linear(const GatherLinearArgs& a) override {
+    if (!check_gather_linear(a)) return;
     activate();
     // TF32 plans keep the GEMM (their linears round the inputs to TF32; this kernel would not).
     if (precision_ != Precision::kTF32 && cuda::gather_linear(a, cur_)) return;
     Backend::gather_linear(a);
+  }
+
+  // One kernel where cuda::layer_norm_head applies (not in TF32 plans, as gather_linear; LAYOUTRT_HEAD_LN=0: the two
+  // ops, for A/B runs).
+  void layer_norm_gather_linear(const LayerNormArgs& ln, const GatherLinearArgs& head) override {
+    const bool ln_rows = check_layer_norm(ln), head_rows = check_gather_linear(head);
+    activate();
+    const bool fused = ln_rows && head_rows && precision_ != Precision::kTF32 && cuda::switch_on("LAYOUTRT_HEAD_LN") &&
+                       cuda::layer_norm_head(ln, head, cur_);
+    choices_["head_layer_norm"] = fused ? "1" : "0";
+    if (!fused) Backend::layer_norm_gather_linear(ln, head);
   }
 
  private:

@@ -36,6 +36,11 @@ void visual_rows(const PatchEmbeddingArgs& a, cudaStream_t stream);
 // LayerNormArgs semantics: out = LayerNorm((x + x_bias) + residual), x_bias / residual optional, out may alias x.
 // FP32 statistics.
 void layer_norm(const LayerNormArgs& a, cudaStream_t stream);
+// layer_norm(a), then gather_linear(h) on its output, in one kernel (Backend::layer_norm_gather_linear): h.x is
+// a.out, h.rows a permutation of a's rows, one dtype for x, residual and out (no FP32 stream), rows of whole 16-byte
+// vectors per lane with the affine in registers (H = 768 in F16 / BF16 / F32), W of at most 32 labels and 48 KB,
+// aligned views; false (nothing launched) otherwise. The same bits as the two kernels.
+bool layer_norm_head(const LayerNormArgs& a, const GatherLinearArgs& h, cudaStream_t stream);
 
 // ---- elementwise.cu ------------------------------------------------------------------------------------------------
 // In place: y[r, n] = epilogue(y[r, n] + bias[n]); bias F32 [N] or undefined. y is [M, N] of any float dtype.

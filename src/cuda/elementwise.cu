@@ -96,11 +96,7 @@ __global__ void __launch_bounds__(32 * kGatherLinearWarps) gather_linear_kernel(
   const int lane = threadIdx.x & 31;
   const float4* Wg = reinterpret_cast<const float4*>(W);
   if constexpr (kStaged) {
-    for (int k = threadIdx.x; k < N * H / 4; k += blockDim.x) {  // k: W's float4 in row order -> lane order
-      const int j = k / (H / 4), c = (k - j * (H / 4)) * 4;    // label, first column
-      const int it = c / (32 * kN), l = (c / kN) % 32, q = (c % kN) / 4;
-      w4[((j * ITERS + it) * kQ + q) * 32 + l] = Wg[k];
-    }
+    for (int k = threadIdx.x; k < N * H / 4; k += blockDim.x) w4[lane_order_slot<ITERS, kN>(k)] = Wg[k];
     __syncthreads();
   }
   // The float4 q of column vector `it` of label j for this lane.
@@ -119,26 +115,8 @@ __global__ void __launch_bounds__(32 * kGatherLinearWarps) gather_linear_kernel(
 #pragma unroll
       for (int it = 0; it < ITERS; ++it) load_row_part<T, kN>(src + (it * 32 + lane) * kN, v[r][it]);
     }
-    float mine[kRows] = {};
-    for (int j = 0; j < N; ++j) {
-      float s[kRows] = {};
-#pragma unroll
-      for (int it = 0; it < ITERS; ++it)
-#pragma unroll
-        for (int q = 0; q < kQ; ++q) {
-          const float4 w = wvec(j, it, q);
-#pragma unroll
-          for (int r = 0; r < kRows; ++r) {
-            const float* a = v[r][it] + 4 * q;
-            s[r] += a[0] * w.x + a[1] * w.y + a[2] * w.z + a[3] * w.w;
-          }
-        }
-#pragma unroll
-      for (int r = 0; r < kRows; ++r) {
-        const float t = warp_sum(s[r]);
-        if (lane == j) mine[r] = t;
-      }
-    }
+    float mine[kRows];
+    warp_rows_label_dots(v, N, lane, wvec, mine);
     if (lane < N) {
       const float b = bias ? bias[lane] : 0.f;
 #pragma unroll

@@ -165,6 +165,48 @@ __device__ __forceinline__ void warp_row_norm(float (&v)[ITERS][N], int lane, co
   }
 }
 
+// Where float4 k of W [labels, H = 32 · N · ITERS] F32 (row order) goes in "lane order": label j's float4 q of column
+// vector `it` for lane l at ((j · ITERS + it) · N / 4 + q) · 32 + l, so that a warp reading one float4 per lane reads
+// 512 consecutive bytes (conflict-free). The heads' kernels stage W in shared memory so.
+template <int ITERS, int N>
+__device__ __forceinline__ int lane_order_slot(int k) {
+  constexpr int H = 32 * N * ITERS;
+  const int j = k / (H / 4), c = (k - j * (H / 4)) * 4;  // label, first column
+  const int it = c / (32 * N), l = (c / N) % 32, q = (c % N) / 4;
+  return ((j * ITERS + it) * (N / 4) + q) * 32 + l;
+}
+
+// A head's linear on kRows rows held by one warp each in the layout above (v[r]): for each of the N labels, every
+// lane's partial dot product over its values (column vectors in order, four products at a time), then warp_sum;
+// lane j keeps label j's sum in mine[r] (lanes ≥ N keep 0). wvec(j, it, q) is the float4 of label j's weights under
+// this lane's values v[r][it][4q .. 4q + 3]. gather_linear's kernel and the LayerNorm + head kernel both compute
+// their dot products here: the same operations in the same order, so their logits are the same bits.
+template <int kRows, int ITERS, int N, class WVec>
+__device__ __forceinline__ void warp_rows_label_dots(const float (&v)[kRows][ITERS][N], int labels, int lane, WVec wvec,
+                                                     float (&mine)[kRows]) {
+#pragma unroll
+  for (int r = 0; r < kRows; ++r) mine[r] = 0.f;
+  for (int j = 0; j < labels; ++j) {
+    float s[kRows] = {};
+#pragma unroll
+    for (int it = 0; it < ITERS; ++it)
+#pragma unroll
+      for (int q = 0; q < N / 4; ++q) {
+        const float4 w = wvec(j, it, q);
+#pragma unroll
+        for (int r = 0; r < kRows; ++r) {
+          const float* a = v[r][it] + 4 * q;
+          s[r] += a[0] * w.x + a[1] * w.y + a[2] * w.z + a[3] * w.w;
+        }
+      }
+#pragma unroll
+    for (int r = 0; r < kRows; ++r) {
+      const float t = warp_sum(s[r]);
+      if (lane == j) mine[r] = t;
+    }
+  }
+}
+
 // Stores such a row: out (TO) and, when set, out32 unrounded.
 template <class TO, int ITERS, int N>
 __device__ __forceinline__ void warp_row_store(const float (&v)[ITERS][N], int lane, TO* out, float* out32) {

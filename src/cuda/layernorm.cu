@@ -28,6 +28,7 @@
 #include "cuda/cuda_check.h"
 #include "cuda/cuda_ops.h"
 #include "cuda/device_info.h"
+#include "cuda/flash_common.cuh"
 #include "cuda/kernel_util.cuh"
 
 namespace layoutrt::cuda {
@@ -77,6 +78,39 @@ __global__ void __launch_bounds__(kThreads) layer_norm_kernel(const TX* x, const
   layer_norm_smem_row(row, n, eps, w, b, red, out + r * n, out32 ? out32 + r * n : nullptr);
 }
 
+// Column vector `it` of the affine's weight and bias for this lane, in the warp kernels' layout.
+template <int ITERS, int kN>
+__device__ __forceinline__ void load_affine_part(const float* __restrict__ w, const float* __restrict__ b, int lane,
+                                                 int it, float (&wv)[ITERS][kN], float (&bv)[ITERS][kN]) {
+  const int col = (it * 32 + lane) * kN;
+#pragma unroll
+  for (int e = 0; e < kN; e += 4) {
+    const float4 ww = *reinterpret_cast<const float4*>(w + col + e);
+    const float4 bb = *reinterpret_cast<const float4*>(b + col + e);
+    wv[it][e] = ww.x, wv[it][e + 1] = ww.y, wv[it][e + 2] = ww.z, wv[it][e + 3] = ww.w;
+    bv[it][e] = bb.x, bv[it][e + 1] = bb.y, bv[it][e + 2] = bb.z, bv[it][e + 3] = bb.w;
+  }
+}
+// (x + x_bias) + residual of kN values: x[off ..], x_bias[col ..], residual[off ..] (x_bias, residual optional).
+template <class TX, class TR, int kN>
+__device__ __forceinline__ void load_sum_part(const TX* x, const TR* residual, const float* __restrict__ x_bias,
+                                              int64_t off, int col, float (&v)[kN]) {
+  load_row_part<TX, kN>(x + off, v);
+  if (x_bias) {
+#pragma unroll
+    for (int e = 0; e < kN; e += 4) {
+      const float4 bb = *reinterpret_cast<const float4*>(x_bias + col + e);
+      v[e] += bb.x, v[e + 1] += bb.y, v[e + 2] += bb.z, v[e + 3] += bb.w;
+    }
+  }
+  if (residual) {
+    float rv[kN];
+    load_row_part<TR, kN>(residual + off, rv);
+#pragma unroll
+    for (int e = 0; e < kN; ++e) v[e] += rv[e];
+  }
+}
+
 // Warp-per-row. A lane handles ITERS vectors of 16 bytes of the OUTPUT dtype (kN = 16 / sizeof(TO) values each);
 // x and the residual (TO or wider, e.g. an FP32 residual stream) are loaded as the same kN values.
 template <class TX, class TR, class TO, int ITERS, bool kOut32, bool kEarly>
@@ -93,16 +127,7 @@ __global__ void __launch_bounds__(32 * kWarpRowsPerCta) layer_norm_warp_kernel(
   // otherwise where they are used (fewer registers, more rows in flight: the bandwidth-bound large launches). See
   // launch_warp.
   float v[ITERS][kN], wv[ITERS][kN], bv[ITERS][kN];
-  auto load_affine = [&](int it) {
-    const int col = (it * 32 + lane) * kN;
-#pragma unroll
-    for (int e = 0; e < kN; e += 4) {
-      const float4 ww = *reinterpret_cast<const float4*>(w + col + e);
-      const float4 bb = *reinterpret_cast<const float4*>(b + col + e);
-      wv[it][e] = ww.x, wv[it][e + 1] = ww.y, wv[it][e + 2] = ww.z, wv[it][e + 3] = ww.w;
-      bv[it][e] = bb.x, bv[it][e + 1] = bb.y, bv[it][e + 2] = bb.z, bv[it][e + 3] = bb.w;
-    }
-  };
+  auto load_affine = [&](int it) { load_affine_part(w, b, lane, it, wv, bv); };
   if constexpr (kEarly) {
     if (r < rows) {
 #pragma unroll
@@ -116,20 +141,7 @@ __global__ void __launch_bounds__(32 * kWarpRowsPerCta) layer_norm_warp_kernel(
 #pragma unroll
   for (int it = 0; it < ITERS; ++it) {
     const int col = (it * 32 + lane) * kN;
-    load_row_part<TX, kN>(x + r * n + col, v[it]);
-    if (x_bias) {
-#pragma unroll
-      for (int e = 0; e < kN; e += 4) {
-        const float4 bb = *reinterpret_cast<const float4*>(x_bias + col + e);
-        v[it][e] += bb.x, v[it][e + 1] += bb.y, v[it][e + 2] += bb.z, v[it][e + 3] += bb.w;
-      }
-    }
-    if (residual) {
-      float rv[kN];
-      load_row_part<TR, kN>(residual + r * n + col, rv);
-#pragma unroll
-      for (int e = 0; e < kN; ++e) v[it][e] += rv[e];
-    }
+    load_sum_part<TX, TR, kN>(x, residual, x_bias, r * n + col, col, v[it]);
   }
   float mean, inv;
   warp_row_stats(v, eps, mean, inv);
@@ -142,6 +154,66 @@ __global__ void __launch_bounds__(32 * kWarpRowsPerCta) layer_norm_warp_kernel(
     store_row_part<TO, kN>(out + r * n + col, v[it]);
     if constexpr (kOut32) store_row_part<float, kN>(out32 + r * n + col, v[it]);
   }
+}
+
+// The last LayerNorm fused with the head's first linear (layer_norm_head): warp i normalises row rows[i] of x exactly
+// as layer_norm_warp_kernel does (one dtype T, early affine loads), stores it, and computes label j of logits row i
+// from the row rounded to T — what gather_linear reads back — with the same dot products (warp_rows_label_dots). W
+// is staged in shared memory in lane order with cp.async (read label by label from L2, the labels' loads were a
+// chain of round trips: gather_linear's 6.5 us at B = 1). rows: a permutation of x's rows (each row normalised once),
+// uploaded before the forward (read before the wait).
+constexpr int kHeadRowsPerCta = 16;
+template <class T, int ITERS>
+__global__ void __launch_bounds__(32 * kHeadRowsPerCta) layer_norm_head_kernel(
+    const T* x, const T* residual, const float* __restrict__ x_bias, const float* __restrict__ w,
+    const float* __restrict__ b, const int32_t* __restrict__ rows, int64_t n, float eps, T* out,
+    const float* __restrict__ W, const float* __restrict__ head_bias, int labels, Epilogue epi,
+    float* __restrict__ logits, L2Hint hint) {
+  constexpr int kN = Vec<T>::kN;
+  constexpr int H = 32 * kN * ITERS;
+  extern __shared__ __align__(16) float4 w4[];
+  const int lane = threadIdx.x & 31;
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * kHeadRowsPerCta + (threadIdx.x >> 5);
+  const bool active = i < n;  // no early return: every thread meets the barrier after W's copies
+  // W's copies first, before the wait: they overlap the GEMM before this kernel. 16 rows per CTA keep their L2
+  // traffic (W per CTA) low: with 4 rows per CTA (128 CTAs at B = 1, 2.7 MB) they slowed that GEMM by 3 us; issued
+  // after the wait they put 8 us on the critical path (H200, kernel timeline).
+  const float4* Wg = reinterpret_cast<const float4*>(W);
+  for (int k = threadIdx.x; k < labels * H / 4; k += blockDim.x)
+    flash::cp_async_16(flash::smem_u32(w4 + lane_order_slot<ITERS, kN>(k)), Wg + k, true);
+  flash::cp_async_commit();
+  float v[1][ITERS][kN], wv[ITERS][kN], bv[ITERS][kN];
+  const int64_t r = active ? rows[i] : 0;
+#pragma unroll
+  for (int it = 0; it < ITERS; ++it) load_affine_part(w, b, lane, it, wv, bv);
+  l2_prefetch_share(hint);
+  pdl_wait();
+  pdl_trigger();
+  if (active) {
+#pragma unroll
+    for (int it = 0; it < ITERS; ++it) {
+      const int col = (it * 32 + lane) * kN;
+      load_sum_part<T, T, kN>(x, residual, x_bias, r * H + col, col, v[0][it]);
+    }
+    float mean, inv;
+    warp_row_stats(v[0], eps, mean, inv);
+#pragma unroll
+    for (int it = 0; it < ITERS; ++it) {
+      const int col = (it * 32 + lane) * kN;
+#pragma unroll
+      for (int e = 0; e < kN; ++e) v[0][it][e] = (v[0][it][e] - mean) * inv * wv[it][e] + bv[it][e];
+      store_row_part<T, kN>(out + r * H + col, v[0][it]);
+    }
+    round_row_to<T>(v[0]);
+  }
+  flash::cp_async_wait_all();
+  __syncthreads();  // W staged
+  if (!active) return;
+  float mine[1];
+  warp_rows_label_dots(v, labels, lane, [&](int j, int it, int q) {
+    return w4[((j * ITERS + it) * (kN / 4) + q) * 32 + lane];
+  }, mine);
+  if (lane < labels) logits[i * labels + lane] = apply_epilogue(epi, mine[0] + (head_bias ? head_bias[lane] : 0.f));
 }
 
 // Early affine loads (kEarly) up to kEarlyAffineRows rows and where the row's weight and bias fit in registers beside
@@ -190,6 +262,18 @@ void launch(const LayerNormArgs& a, const float* xb, int64_t rows, int64_t n, cu
                            out32, l2_hint(a)));
 }
 
+template <class T, int ITERS>
+void launch_head(const LayerNormArgs& a, const GatherLinearArgs& h, cudaStream_t stream) {
+  const size_t smem = sizeof(float) * size_t(h.weight.dim(0)) * size_t(a.x.dim(1));
+  LRT_CUDA(launch_kernel(layer_norm_head_kernel<T, ITERS>, dim3(ceil_div(h.n, kHeadRowsPerCta)),
+                         dim3(32 * kHeadRowsPerCta), smem, stream, a.x.as<T>(),
+                         a.residual.defined() ? a.residual.as<T>() : nullptr,
+                         a.x_bias.defined() ? a.x_bias.as<float>() : nullptr, a.weight.as<float>(), a.bias.as<float>(),
+                         h.rows, h.n, a.eps, a.out.as<T>(), h.weight.as<float>(),
+                         h.bias.defined() ? h.bias.as<float>() : nullptr, static_cast<int>(h.weight.dim(0)),
+                         h.epilogue, h.out.as<float>(), l2_hint(a)));
+}
+
 }  // namespace
 
 void layer_norm(const LayerNormArgs& a, cudaStream_t stream) {
@@ -216,6 +300,30 @@ void layer_norm(const LayerNormArgs& a, cudaStream_t stream) {
     else launch<T, T, T>(a, xb, rows, n, stream);
   });
   LRT_CUDA_LAUNCHED("layer_norm");
+}
+
+bool layer_norm_head(const LayerNormArgs& a, const GatherLinearArgs& h, cudaStream_t stream) {
+  const int64_t rows = a.x.dim(0), H = a.x.dim(1), N = h.weight.dim(0);
+  const DType t = a.out.dtype;
+  if (rows == 0 || h.n != rows || a.out_f32.defined() || a.x.dtype != t || h.x.dtype != t || h.x.data != a.out.data ||
+      (a.residual.defined() && a.residual.dtype != t) || N > 32 || h.weight.dtype != DType::kF32 ||
+      (h.bias.defined() && h.bias.dtype != DType::kF32) || N * H * 4 > 48 * 1024 || a.weight.dtype != DType::kF32 ||
+      a.bias.dtype != DType::kF32 || (a.x_bias.defined() && a.x_bias.dtype != DType::kF32))
+    return false;
+  for (const TensorView* v : {&a.x, &a.residual, &a.weight, &a.bias, &a.x_bias, &a.out, &h.weight})
+    if (v->defined() && !aligned16(v->data)) return false;
+  bool done = false;
+  LRT_DISPATCH_FLOAT(t, T, {
+    constexpr int64_t unit = 32 * Vec<T>::kN;
+    // Rows of whole vectors whose weight and bias fit in registers beside them (≤ 24 values per lane: H = 768; the
+    // instantiations of 2 and 4 vectors per lane spill under the 512-thread bound, and no model here has them).
+    if (H % unit == 0 && H / unit * Vec<T>::kN <= 24)
+      done = dispatch_count<3, 6>(H / unit, [&](auto iters) {
+        if constexpr (decltype(iters)::value * Vec<T>::kN <= 24) launch_head<T, decltype(iters)::value>(a, h, stream);
+      });
+  });
+  if (done) LRT_CUDA_LAUNCHED("layer_norm_head");
+  return done;
 }
 
 }  // namespace layoutrt::cuda

@@ -70,4 +70,9 @@ void Backend::gather_linear(const GatherLinearArgs& a) {
   linear({rows, a.weight, a.bias, a.out.rows(0, a.n), a.epilogue});
 }
 
+void Backend::layer_norm_gather_linear(const LayerNormArgs& ln, const GatherLinearArgs& head) {
+  layer_norm(ln);
+  gather_linear(head);
+}
+
 }  // namespace layoutrt

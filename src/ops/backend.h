@@ -217,6 +217,10 @@ class Backend {
   virtual void gather_rows(const GatherRowsArgs& a) = 0;
   // Default: gather_rows into a.scratch, then linear (the CPU twin); the CUDA backend has one kernel for small heads.
   virtual void gather_linear(const GatherLinearArgs& a);
+  // layer_norm(ln), then gather_linear(head) reading its output (head.x = ln.out, head.rows a permutation of ln's
+  // rows: the forward's last LayerNorm on the head's rows and the head's first linear). Default: the two ops; the
+  // CUDA backend runs one kernel where it can (the same bits; kernel_choices "head_layer_norm" 1 / 0).
+  virtual void layer_norm_gather_linear(const LayerNormArgs& ln, const GatherLinearArgs& head);
 
   // Lanes: independent op sequences that may run concurrently (CUDA: one stream each, forked from the backend's
   // stream and joined back into it; the CPU runs them in turn). The forward splits a batch's sequences into lanes

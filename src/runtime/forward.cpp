@@ -168,10 +168,11 @@ struct KeptRows {
 // whole batch's; the layer touches rows [part.row0, part.row1) only. With `kept` (the last layer, no FP32 stream):
 // the attention computes only the kept queries, which are then gathered with their residual rows to the front of
 // the lane's rows (a lane of one sequence has them there already), and the rest of the layer runs on those: its
-// output is x's rows [row0, row0 + kept->rows).
+// output is x's rows [row0, row0 + kept->rows). With `head` (the last layer, see run_forward), the last LayerNorm and
+// the head's first linear run as one op.
 void encoder_layer(Backend& be, const ModelWeights& w, Workspace& ws, int layer, const TensorView& x_all,
                    const TensorView& x1_all, const TensorView& r_all, const AttentionArgs& attn_meta,
-                   const LanePart& part, const KeptRows* kept, int l2_hints) {
+                   const LanePart& part, const KeptRows* kept, int l2_hints, const GatherLinearArgs* head) {
   const LayoutLMv3Config& c = w.config;
   const int64_t rows = x_all.dim(0), r0 = part.row0, n = part.row1 - part.row0;
   auto W = [&](const char* what) { return w.at(layer_tensor(layer, what)); };
@@ -226,7 +227,9 @@ void encoder_layer(Backend& be, const ModelWeights& w, Workspace& ws, int layer,
       ln2.l2_prefetch[3] = next("output.dense.weight");
     }
   }
-  be.layer_norm(ln2);
+  if (head && l2_hints >= 1) ln2.l2_prefetch[0] = head->weight;
+  if (head) be.layer_norm_gather_linear(ln2, *head);  // the last layer: its output rows are the head's (run_forward)
+  else be.layer_norm(ln2);
 }
 
 // LAYOUTRT_LN_PREFETCH: which weights the LayerNorms of a one-lane forward name for the L2 cache (encoder_layer;
@@ -466,6 +469,21 @@ Outputs run_forward(Backend& be, const ModelWeights& w, Workspace& ws, const Pre
     }
     be.stage("attention");
     // The layers lane by lane, interleaved per layer (what runs eagerly is issued in the order it can overlap).
+    // The head's linears: the first reads the head's rows of final_hidden itself (gather_linear; head_in: its
+    // scratch), tanh between them.
+    auto head_args = [&](size_t i, const TensorView& in) {
+      const HeadLinear& hl = w.head_layers[i];
+      const bool last = i + 1 == w.head_layers.size();
+      return GatherLinearArgs{in, ws.head_rows, n, w.at(hl.name + ".weight"), w.at(hl.name + ".bias"),
+                              last ? ws.head_out.rows(0, n) : ws.head_mid.rows(0, n),
+                              last ? Epilogue::kNone : Epilogue::kTanh, ws.head_in.rows(0, n)};
+    };
+    // Where the last layer ran on the head's rows in one lane, its last LayerNorm wrote exactly the rows the head
+    // reads: that LayerNorm and the head's first linear run as one op (Backend::layer_norm_gather_linear).
+    const bool head_in_layer = keep_head_rows && n > 0 && !w.head_layers.empty() && lanes.size() == 1 &&
+                               lane_kept.size() == 1 && lane_kept[0] == n;
+    const GatherLinearArgs first_head =
+        n > 0 && !w.head_layers.empty() ? head_args(0, final_hidden) : GatherLinearArgs{};
     be.begin_lanes(static_cast<int>(lanes.size()));
     const int l2_hints = l2_hints_for(lanes.size());
     for (int l = 0; l < c.num_hidden_layers; ++l)
@@ -473,22 +491,18 @@ Outputs run_forward(Backend& be, const ModelWeights& w, Workspace& ws, const Pre
         be.lane(static_cast<int>(i));
         const bool last = keep_head_rows && l + 1 == c.num_hidden_layers;
         const KeptRows kept{ws.query_rows, ws.compact_src, last ? lane_kept[i] : 0};
-        encoder_layer(be, w, ws, l, x, x1, r, layer_meta, lanes[i], last ? &kept : nullptr, l2_hints);
+        encoder_layer(be, w, ws, l, x, x1, r, layer_meta, lanes[i], last ? &kept : nullptr, l2_hints,
+                      last && head_in_layer ? &first_head : nullptr);
       }
     be.end_lanes();
     be.stage("head");
     if (n > 0) {
-      // The first linear reads the head's rows of final_hidden itself (gather_linear; head_in: its scratch).
       TensorView cur;
       for (size_t i = 0; i < w.head_layers.size(); ++i) {
-        const HeadLinear& hl = w.head_layers[i];
-        const bool last = i + 1 == w.head_layers.size();
-        TensorView dst = last ? ws.head_out.rows(0, n) : ws.head_mid.rows(0, n);
-        const Epilogue epi = last ? Epilogue::kNone : Epilogue::kTanh;
-        const TensorView W = w.at(hl.name + ".weight"), b = w.at(hl.name + ".bias");
-        if (i == 0) be.gather_linear({final_hidden, ws.head_rows, n, W, b, dst, epi, ws.head_in.rows(0, n)});
-        else be.linear({cur, W, b, dst, epi});
-        cur = dst;
+        const GatherLinearArgs h = i == 0 ? first_head : head_args(i, cur);
+        if (i == 0 && !head_in_layer) be.gather_linear(h);
+        else if (i > 0) be.linear({cur, h.weight, h.bias, h.out, h.epilogue});
+        cur = h.out;
       }
     }
     be.stage(nullptr);

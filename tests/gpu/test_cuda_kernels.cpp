@@ -7,7 +7,9 @@
 // BF16 8e-3 (unit roundoff 3.9e-3). Outputs are NaN-poisoned before each run: a row the kernel fails to write fails.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
+#include <tuple>
 #include <random>
 #include <utility>
 #include <vector>
@@ -419,6 +421,73 @@ TEST_P(CudaKernels, GatherLinearMatchesCpuTwin) {
       const Diff d = compare(run(*gpu, c.act), run(*cpu, DType::kF32));
       EXPECT_EQ(d.nonfinite, 0) << "H " << sh.H << " N " << sh.N << " n " << n;
       EXPECT_LE(d.rel_l2, 1e-6) << "H " << sh.H << " N " << sh.N << " n " << n << " max-abs " << d.max_abs;
+    }
+  }
+}
+
+// The last LayerNorm and the head's first linear as one op (Backend::layer_norm_gather_linear, the forward's last
+// layer on the head's rows): where the GPU fuses them (H = 768 in every dtype: kernel_choices "head_layer_norm" 1) the
+// LayerNorm's rows and the logits are the same bits as layer_norm, then gather_linear, on the GPU; elsewhere (H = 1024
+// and 100) the two ops run ("0"). Both within the case's tolerance of the CPU twin (the two ops on FP32 values).
+// 513 rows (a partial CTA), visited in a shuffled order; with and without residual, x_bias and head bias, tanh.
+TEST_P(CudaKernels, LayerNormHeadMatchesSeparateOps) {
+  const Case& c = GetParam();
+  std::mt19937 rng(31);
+  const int64_t R = 513;
+  struct Shape {
+    int64_t H, N;
+    bool residual, x_bias, bias;
+    Epilogue epi;
+  };
+  for (const Shape& sh :
+       {Shape{768, 7, true, true, true, Epilogue::kNone}, Shape{768, 16, true, false, false, Epilogue::kTanh},
+        Shape{768, 3, false, true, true, Epilogue::kNone}, Shape{1024, 5, true, true, true, Epilogue::kNone},
+        Shape{100, 5, true, true, true, Epilogue::kTanh}}) {
+    SCOPED_TRACE("H " + std::to_string(sh.H) + " N " + std::to_string(sh.N));
+    const bool fusable = sh.H == 768;
+    const Tensor x = random_tensor({R, sh.H}, rng, -2.f, 3.f).to(c.act).to(DType::kF32);
+    const Tensor res = random_tensor({R, sh.H}, rng).to(c.act).to(DType::kF32);
+    const Tensor w = random_tensor({sh.H}, rng, 0.5f, 1.5f), b = random_tensor({sh.H}, rng);
+    const Tensor xbias = random_tensor({sh.H}, rng), W = random_tensor({sh.N, sh.H}, rng, -0.1f, 0.1f);
+    const Tensor hb = random_tensor({sh.N}, rng);
+    std::vector<int32_t> rows(R);
+    for (int64_t i = 0; i < R; ++i) rows[i] = static_cast<int32_t>(i);
+    std::shuffle(rows.begin(), rows.end(), rng);
+    // {LayerNorm rows, logits} of one op (fused = true) or the two.
+    auto run = [&](Backend& be, DType act, bool fused) {
+      std::vector<std::unique_ptr<Buffer>> keep;
+      Buffer xb(be, x, act), rb(be, res, act), wb(be, w, DType::kF32), bb(be, b, DType::kF32);
+      Buffer xbb(be, xbias, DType::kF32), Wb(be, W, DType::kF32), hbb(be, hb, DType::kF32);
+      Buffer out(be, act, {R, sh.H}), logits(be, DType::kF32, {R, sh.N}), scratch(be, DType::kF32, {R, sh.H});
+      be.fill_nan(out);
+      be.fill_nan(logits);
+      LayerNormArgs ln{xb, sh.residual ? rb.view() : TensorView(), wb, bb, out, 1e-5f};
+      if (sh.x_bias) ln.x_bias = xbb;
+      const GatherLinearArgs h{out, upload_vec(be, rows, keep), R, Wb, sh.bias ? hbb.view() : TensorView(), logits,
+                               sh.epi, scratch};
+      if (fused) {
+        be.layer_norm_gather_linear(ln, h);
+      } else {
+        be.layer_norm(ln);
+        be.gather_linear(h);
+      }
+      be.synchronize();
+      return std::make_pair(out.download(), logits.download());
+    };
+    const auto one = run(*gpu, c.act, true);
+    EXPECT_EQ(gpu->kernel_choices()["head_layer_norm"], fusable ? "1" : "0");
+    const auto two = run(*gpu, c.act, false);
+    for (const auto& [got, want, what] : {std::tuple{&one.first, &two.first, "LayerNorm rows"},
+                                          std::tuple{&one.second, &two.second, "logits"}}) {
+      ASSERT_EQ(got->nbytes(), want->nbytes());
+      EXPECT_EQ(std::memcmp(got->data(), want->data(), got->nbytes()), 0) << what << ": not the two ops' bits";
+    }
+    const auto twin = run(*cpu, DType::kF32, true);
+    for (const auto& [got, want, what] : {std::tuple{&one.first, &twin.first, "LayerNorm rows"},
+                                          std::tuple{&one.second, &twin.second, "logits"}}) {
+      const Diff d = compare(*got, *want);
+      EXPECT_EQ(d.nonfinite, 0) << what;
+      EXPECT_LE(d.rel_l2, c.tol) << what << " max-abs " << d.max_abs;
     }
   }
 }
