@@ -9,6 +9,9 @@
 //    the affine's weight and bias with the row (latency-bound: about one wave of rows), larger ones after the
 //    statistics (fewer registers, more rows in flight); see launch_warp.
 //  - CTA-per-row (anything else): 256 threads stage the row in shared memory, block reductions.
+//  - the last LayerNorm with the head's first linear (layer_norm_head, Backend::layer_norm_gather_linear): the warp
+//    kernel's row arithmetic, then gather_linear's dot products on the row rounded to the dtype — the same bits as
+//    the two kernels, one launch fewer at the forward's end (H200, B = 1: −2 us, 2026-12-04-h200-ln-head.md).
 // `out` and `out_f32` may alias x or the residual in both: every element is read before its own position is written,
 // by the same thread.
 // FP32 residual stream (LayerNormArgs::out_f32): x and out in the activation dtype, the residual read and the result
