@@ -91,7 +91,7 @@ template <class T, int ITERS, bool kStaged>
 __global__ void __launch_bounds__(32 * kGatherLinearWarps) gather_linear_kernel(
     const T* __restrict__ x, const int32_t* __restrict__ rows, int64_t n, const float* __restrict__ W,
     const float* __restrict__ bias, int N, Epilogue epi, float* __restrict__ out) {
-  constexpr int kN = Vec<T>::kN, kQ = kN / 4, H = 32 * kN * ITERS, kRows = kStaged ? kGatherLinearRows : 1;
+  constexpr int kN = Vec<T>::kN, H = 32 * kN * ITERS, kRows = kStaged ? kGatherLinearRows : 1;
   extern __shared__ float4 w4[];
   const int lane = threadIdx.x & 31;
   const float4* Wg = reinterpret_cast<const float4*>(W);
@@ -102,7 +102,7 @@ __global__ void __launch_bounds__(32 * kGatherLinearWarps) gather_linear_kernel(
   // The float4 q of column vector `it` of label j for this lane.
   auto wvec = [&](int j, int it, int q) {
     if constexpr (kStaged)
-      return w4[((j * ITERS + it) * kQ + q) * 32 + lane];
+      return w4[lane_order_index<ITERS, kN>(j, it, q, lane)];
     else
       return __ldg(Wg + (j * H + (it * 32 + lane) * kN) / 4 + q);
   };

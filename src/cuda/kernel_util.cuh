@@ -165,15 +165,20 @@ __device__ __forceinline__ void warp_row_norm(float (&v)[ITERS][N], int lane, co
   }
 }
 
-// Where float4 k of W [labels, H = 32 · N · ITERS] F32 (row order) goes in "lane order": label j's float4 q of column
-// vector `it` for lane l at ((j · ITERS + it) · N / 4 + q) · 32 + l, so that a warp reading one float4 per lane reads
-// 512 consecutive bytes (conflict-free). The heads' kernels stage W in shared memory so.
+// "Lane order" of W [labels, H = 32 · N · ITERS] F32, as the heads' kernels stage it in shared memory: label j's
+// float4 q of column vector `it` for lane l at ((j · ITERS + it) · N / 4 + q) · 32 + l, so that a warp reading one
+// float4 per lane reads 512 consecutive bytes (conflict-free). lane_order_index: where a lane reads it;
+// lane_order_slot: where float4 k of W in row order goes.
+template <int ITERS, int N>
+__device__ __forceinline__ int lane_order_index(int j, int it, int q, int lane) {
+  return ((j * ITERS + it) * (N / 4) + q) * 32 + lane;
+}
 template <int ITERS, int N>
 __device__ __forceinline__ int lane_order_slot(int k) {
   constexpr int H = 32 * N * ITERS;
   const int j = k / (H / 4), c = (k - j * (H / 4)) * 4;  // label, first column
   const int it = c / (32 * N), l = (c / N) % 32, q = (c % N) / 4;
-  return ((j * ITERS + it) * (N / 4) + q) * 32 + l;
+  return lane_order_index<ITERS, N>(j, it, q, l);
 }
 
 // A head's linear on kRows rows held by one warp each in the layout above (v[r]): for each of the N labels, every

@@ -213,9 +213,8 @@ __global__ void __launch_bounds__(32 * kHeadRowsPerCta) layer_norm_head_kernel(
   __syncthreads();  // W staged
   if (!active) return;
   float mine[1];
-  warp_rows_label_dots(v, labels, lane, [&](int j, int it, int q) {
-    return w4[((j * ITERS + it) * (kN / 4) + q) * 32 + lane];
-  }, mine);
+  auto wvec = [&](int j, int it, int q) { return w4[lane_order_index<ITERS, kN>(j, it, q, lane)]; };
+  warp_rows_label_dots(v, labels, lane, wvec, mine);
   if (lane < labels) logits[i * labels + lane] = apply_epilogue(epi, mine[0] + (head_bias ? head_bias[lane] : 0.f));
 }
 
