@@ -26,7 +26,8 @@ import sys
 # (class, colour, name patterns); the first match wins.
 CLASSES = [
     ("attention bias cache", "#ff9896", [r"bias_cache_kernel"]),
-    ("attention", "#d62728", [r"flash_wgmma_kernel", r"flash_attention", r"\battention_kernel", r"flash::.*kernel"]),
+    ("attention", "#d62728",
+     [r"flash_wgmma(_inline)?_kernel", r"flash_attention", r"\battention_kernel", r"flash::.*kernel"]),
     ("layernorm", "#2ca02c", [r"layer_norm"]),
     ("embeddings", "#9467bd", [r"text_embedding", r"visual_rows", r"im2col"]),
     ("head", "#8c564b", [r"gather_linear"]),

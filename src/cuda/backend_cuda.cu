@@ -126,6 +126,7 @@ class CudaBackend : public Backend {
     cudaSetDevice(device_);
     cudaStreamSynchronize(stream_);
     if (side_) cudaStreamSynchronize(side_);
+    if (side2_) cudaStreamSynchronize(side2_);
     for (const Lane& l : lanes_) cudaStreamSynchronize(l.stream);
     linear_.reset();
     if (recorded_begin_) cudaEventDestroy(recorded_begin_);
@@ -133,6 +134,8 @@ class CudaBackend : public Backend {
     if (fork_) cudaEventDestroy(fork_);
     if (join_) cudaEventDestroy(join_);
     if (side_) cudaStreamDestroy(side_);
+    if (im2col_done_) cudaEventDestroy(im2col_done_);
+    if (side2_) cudaStreamDestroy(side2_);
     for (const Lane& l : lanes_) {
       cudaEventDestroy(l.join);
       cudaStreamDestroy(l.stream);
@@ -326,12 +329,31 @@ class CudaBackend : public Backend {
     if (a.out_f32.defined()) expect_f32_matrix_like(op, "out_f32", a.out_f32, a.out);
     expect_joint(op, a.joint, H);
     activate();
-    cuda::im2col_patches(a, cur_);
+    if (side_pending_ && im2col_beside()) {
+      // The patches do not depend on the text rows: im2col runs on a stream of its own forked where the bias cache's
+      // side stream was (prepare_attention), joined before the projection GEMM.
+      if (!side2_) {
+        LRT_CUDA(cudaStreamCreateWithFlags(&side2_, cudaStreamNonBlocking));
+        LRT_CUDA(cudaEventCreateWithFlags(&im2col_done_, cudaEventDisableTiming));
+      }
+      LRT_CUDA(cudaStreamWaitEvent(side2_, fork_, 0));
+      cuda::im2col_patches(a, side2_);
+      LRT_CUDA(cudaEventRecord(im2col_done_, side2_));
+      LRT_CUDA(cudaStreamWaitEvent(cur_, im2col_done_, 0));
+    } else {
+      cuda::im2col_patches(a, cur_);
+    }
     // proj = patches · Wᵀ WITHOUT the conv bias: visual_rows adds it in FP32 (cuda_ops.h), like the CPU twin.
     linear_runner().run({a.patches, W, TensorView(), a.proj, Epilogue::kNone}, cur_, cur_lane_, gemm_lanes());
     cuda::visual_rows(a, cur_);
   }
 
+  // patch_embedding's im2col on a stream of its own beside the text embedding (LAYOUTRT_IM2COL_BESIDE=0: on the
+  // forward's stream after it).
+  static bool im2col_beside() {
+    static const bool on = cuda::switch_on("LAYOUTRT_IM2COL_BESIDE");
+    return on;
+  }
   void linear(const LinearArgs& a) override {
     activate();
     linear_runner().run(a, cur_, cur_lane_, gemm_lanes());  // checks its views
@@ -460,6 +482,7 @@ class CudaBackend : public Backend {
     const std::string& choice = attention_choice();
     if (choice != "reference" && cuda::flash_attention_supported(a)) {
       choices_["attention"] = "flash";
+      choices_["attention_tail"] = cuda::flash_tail_form(a, lanes_active_ <= 1);
       return cuda::flash_attention(a, cur_, /*tail_ok=*/lanes_active_ <= 1);
     }
     if (choice == "flash")
@@ -469,6 +492,19 @@ class CudaBackend : public Backend {
     cuda::attention(a, cur_);  // checks its views
   }
 
+  // The kernels of a one-lane forward's graph whose programmatic edges move to the upstream's launch completion
+  // (graphs.cu), so that they are resident while the cuBLASLt GEMM before them runs: the LayerNorms, the attention's
+  // inline-tail form (one CTA per SM by its resources, so resident early it cannot double up on an SM; its metadata,
+  // key-valid bytes and first bias pieces read before its wait) and the visual rows behind the patch GEMM. H200, fp16,
+  // T = 512 (bench/results/2026-12-04-h200-early-attention.md): B = 1 0.597 vs 0.608 – 0.610 ms. The one-warpgroup
+  // attention of B = 2 – 4 stays out: resident early it made B = 2 0.963 vs 0.908 ms (four CTAs per SM, placed
+  // wherever slots were free). LAYOUTRT_PDL_EARLY_ONLY: another '|'-separated list of kernel-name parts (A/B timing).
+  // Read at every capture (tests switch it).
+  const char* early_filter() {
+    const char* env = std::getenv("LAYOUTRT_PDL_EARLY_ONLY");
+    early_filter_ = env && *env ? env : "layer_norm|flash_wgmma_inline|visual_rows";
+    return early_filter_.c_str();
+  }
   void run_recorded(uint64_t key, int lanes, const std::function<void()>& ops) override {
     activate();
     // Ops start on stream_ even when an earlier forward threw with lanes open (its lane streams are abandoned).
@@ -499,7 +535,7 @@ class CudaBackend : public Backend {
       joined();  // events between ops: eager
     } else {
       // One-lane forwards: the LayerNorms behind a cuBLASLt GEMM resident while it runs (graphs.cu).
-      graphs_.run(key, joined, stream_, [this] { return max_lanes_ == 1 ? "layer_norm" : nullptr; });
+      graphs_.run(key, joined, stream_, [this] { return max_lanes_ == 1 ? early_filter() : nullptr; });
     }
     LRT_CUDA(cudaEventRecord(recorded_end_, stream_));
     recorded_pending_ = true;
@@ -644,6 +680,7 @@ class CudaBackend : public Backend {
       linear_->set_quiesce([this] {
         LRT_CUDA(cudaStreamSynchronize(stream_));
         if (side_) LRT_CUDA(cudaStreamSynchronize(side_));
+        if (side2_) LRT_CUDA(cudaStreamSynchronize(side2_));
         for (const Lane& l : lanes_) LRT_CUDA(cudaStreamSynchronize(l.stream));
       });
     }
@@ -656,6 +693,9 @@ class CudaBackend : public Backend {
   cudaStream_t stream_ = nullptr;
   cudaStream_t side_ = nullptr;  // prepare_attention's work, forked from and joined back into stream_
   cudaEvent_t fork_ = nullptr, join_ = nullptr;
+  std::string early_filter_;
+  cudaStream_t side2_ = nullptr;  // patch_embedding's im2col beside the text embedding (forked at fork_)
+  cudaEvent_t im2col_done_ = nullptr;
   bool side_pending_ = false, side_recorded_ = false;
   std::vector<cudaStream_t> side_joined_;  // streams that waited for the side stream's work this forward
   // Lanes beyond lane 0 (= stream_); cur_ is the stream ops go to (stream_ outside lanes).

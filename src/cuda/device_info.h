@@ -44,17 +44,20 @@ inline bool switch_on(const char* name) {
 }
 
 // Programmatic dependent launch (PDL): on devices of compute capability 9.0 and up, the forward's own kernels (the
-// LayerNorms, the wgmma attention, the CUTLASS FFN GEMM) are launched with
+// LayerNorms, the wgmma attention, the CUTLASS FFN GEMM, the visual rows) are launched with
 // cudaLaunchAttributeProgrammaticStreamSerialization, so each may be scheduled while the kernel before it in the stream
 // still runs; each waits (griddepcontrol.wait: pdl_wait in pdl.cuh, CUTLASS's wait_on_dependent_grids) before reading
-// anything an earlier kernel wrote and before any early exit, and lets the next one launch early (pdl_trigger).
+// anything the kernel before it may still write (what was written before that kernel began may be read earlier: the
+// attention's metadata and bias cache, the visual rows' parameters) and before any early exit, and lets the next one
+// launch early (pdl_trigger).
 // LAYOUTRT_PDL=0 launches them plainly (A/B timing, tests); read at every launch, so a test may switch it.
 // H200, bench/results/2026-12-02-h200-pdl.md: B = 1 −7 to −14 us in four A/B pairs over two calls (0.643 / 0.639 vs
 // 0.650 / 0.648 ms); B = 8 and 32 −1.2 to −3 % in one call, within ±0.7 % in the other. In one-lane forwards the
 // LayerNorms' programmatic edges behind cuBLASLt GEMMs fire at the GEMM's launch completion (graphs.cu; B = 1 −10 –
-// 12 us). Not kept (H200, 2026-12-03, bench/results/2026-12-03-h200-pdl-launch-order.md): every programmatic edge
-// moved so (B = 1 +11 – 13 us, B = 8 +11 %); cuBLASLt's kernels as programmatic dependents — they do not wait (changed
-// outputs).
+// 12 us), and so do the inline-tail attention's and the visual rows' (backend_cuda.cu early_filter; B = 1 −14 –
+// 18 us with im2col beside the text embedding, bench/results/2026-12-04-h200-early-attention.md). Not kept (H200,
+// 2026-12-03, bench/results/2026-12-03-h200-pdl-launch-order.md): every programmatic edge moved so (B = 1 +11 – 13 us,
+// B = 8 +11 %); cuBLASLt's kernels as programmatic dependents — they do not wait (changed outputs).
 inline bool pdl_enabled() {
   return switch_on("LAYOUTRT_PDL") && device_attribute<cudaDevAttrComputeCapabilityMajor>() >= 9;
 }

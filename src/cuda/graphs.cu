@@ -9,16 +9,22 @@
 // (fires when all of its blocks have begun: cudaGraphKernelNodePortLaunchCompletion), which CUDA admits for
 // programmatic edges (driver_types.h, cudaGraphDependencyTypeProgrammatic). Correctness does not move: the upstream
 // stays a prerequisite grid of the downstream, and griddepcontrol.wait (pdl.cuh) blocks until the prerequisite grids
-// have completed with their writes visible — every downstream kernel waits before it reads or writes anything an
-// earlier kernel touched (device_info.h). No deadlock: the downstream's blocks are scheduled only after all upstream
-// blocks are running. Which edges: the caller names the downstream kernels (GraphCache::run's `early`); the CUDA
-// backend asks for the LayerNorms' edges of one-lane forwards only (H200, 2026-12-03,
-// bench/results/2026-12-03-h200-pdl-launch-order.md: LayerNorm edges B = 1 −10 / −12 us, but two-lane batches
+// have completed with their writes visible — every downstream kernel waits before it reads or writes anything the
+// upstream may touch (device_info.h). What a downstream reads before its wait was written before the upstream began:
+// the upstream (a cuBLASLt GEMM) sits on a plain edge behind the kernel before it, so by its launch completion every
+// earlier kernel has completed. No deadlock: the downstream's blocks are scheduled only after all upstream blocks are
+// running. Which edges: the caller names the downstream kernels (GraphCache::run's `early`, '|'-separated name parts);
+// the CUDA backend asks, for one-lane forwards only, for the LayerNorms', the inline-tail attention's and the visual
+// rows' edges (backend_cuda.cu early_filter). Measured (H200, 2026-12-03,
+// bench/results/2026-12-03-h200-pdl-launch-order.md): LayerNorm edges B = 1 −10 / −12 us, but two-lane batches
 // +1 – 3 %; every programmatic edge, the attention's too, B = 1 +11 – 13 us, B = 8 +11 %: blocks resident early take
-// SM slots where the scheduler has them, not where the attention's one-tile-per-SM balance needs them).
+// SM slots where the scheduler has them, not where the attention's one-tile-per-SM balance needs them — then the
+// partial query tile's extra CTAs. The inline-tail form that later replaced them at B = 1 holds one CTA per SM by its
+// resources, and resident early it saves ~10 us (bench/results/2026-12-04-h200-early-attention.md).
 // LAYOUTRT_PDL_EARLY=0 leaves the captured edges as they are (A/B timing, tests).
 #include "cuda/graphs.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -43,6 +49,17 @@ std::string kernel_name(cudaGraphNode_t node) {
   return name;
 }
 
+// Whether `name` contains one of the '|'-separated parts of `filter`.
+bool name_matches(const std::string& name, const std::string& filter) {
+  size_t at = 0;
+  while (at <= filter.size()) {
+    const size_t end = std::min(filter.find('|', at), filter.size());
+    if (end > at && name.find(filter.substr(at, end - at)) != std::string::npos) return true;
+    at = end + 1;
+  }
+  return false;
+}
+
 }  // namespace
 
 int launch_programmatic_dependents_early(cudaGraph_t graph, const char* downstream) {
@@ -56,7 +73,7 @@ int launch_programmatic_dependents_early(cudaGraph_t graph, const char* downstre
   for (size_t i = 0; i < n; ++i) {
     if (data[i].type != cudaGraphDependencyTypeProgrammatic || data[i].from_port != cudaGraphKernelNodePortProgrammatic)
       continue;
-    if (downstream && kernel_name(to[i]).find(downstream) == std::string::npos) continue;
+    if (downstream && !name_matches(kernel_name(to[i]), downstream)) continue;
     f.push_back(from[i]);
     t.push_back(to[i]);
     old_data.push_back(data[i]);

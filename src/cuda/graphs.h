@@ -29,9 +29,10 @@ namespace layoutrt::cuda {
 cudaGraphExec_t capture_graph(cudaStream_t stream, const std::function<void()>& ops, const char** why = nullptr,
                               const std::function<const char*()>& early = {}, int* moved = nullptr);
 
-// The programmatic edges of `graph` whose downstream kernel's name contains `downstream` (every one: nullptr) made to
-// fire when all blocks of the upstream kernel have begun (cudaGraphKernelNodePortLaunchCompletion) instead of when they
-// have all triggered or exited. Returns the number of edges changed. Why, and why it is safe: graphs.cu.
+// The programmatic edges of `graph` whose downstream kernel's name contains `downstream` (one of its '|'-separated
+// parts; every edge: nullptr) made to fire when all blocks of the upstream kernel have begun
+// (cudaGraphKernelNodePortLaunchCompletion) instead of when they have all triggered or exited. Returns the number of
+// edges changed. Why, and why it is safe: graphs.cu.
 int launch_programmatic_dependents_early(cudaGraph_t graph, const char* downstream = nullptr);
 
 class GraphCache {

@@ -6,6 +6,7 @@
 #include "cuda/cuda_ops.h"
 #include "cuda/device_info.h"
 #include "cuda/kernel_util.cuh"
+#include "cuda/pdl.cuh"
 
 namespace layoutrt::cuda {
 namespace {
@@ -63,6 +64,8 @@ __global__ void __launch_bounds__(kThreads) visual_rows_kernel(
     int H, float eps, TO* __restrict__ out, float* __restrict__ out32) {
   extern __shared__ float row[];
   __shared__ float red[32];
+  pdl_wait();  // launched with PDL as the warp kernel below is
+  pdl_trigger();
   const int v = blockIdx.x, b = blockIdx.y;
   const TP* src = proj + (static_cast<int64_t>(b) * P + (v > 0 ? v - 1 : 0)) * H;
   for (int k = threadIdx.x; k < H; k += blockDim.x)
@@ -75,6 +78,8 @@ __global__ void __launch_bounds__(kThreads) visual_rows_kernel(
 // Visual rows, warp per row (kWarpRows rows per CTA, rows of sequence b at blockIdx.y): the same sums and `norm`,
 // the row in registers (ITERS vectors of kN = 16 / sizeof(TO) values per lane: H = 768 in F16 is 3); with kJoint the
 // joint LayerNorm follows in registers (JointNorm: the `norm` result rounded to TO first unless out32 is set).
+// Launched with PDL (device_info.h launch_kernel): the parameters are read before the wait for the projection GEMM; in
+// one-lane forwards the launch is resident while that GEMM runs (backend_cuda.cu early_filter).
 constexpr int kWarpRows = 4;
 template <class TP, class TO, int ITERS, bool kJoint>
 __global__ void __launch_bounds__(32 * kWarpRows) visual_rows_warp_kernel(
@@ -84,25 +89,32 @@ __global__ void __launch_bounds__(32 * kWarpRows) visual_rows_warp_kernel(
     TO* __restrict__ out, float* __restrict__ out32) {
   constexpr int kN = Vec<TO>::kN, H = 32 * kN * ITERS;
   const int lane = threadIdx.x & 31, v = blockIdx.x * kWarpRows + (threadIdx.x >> 5), b = blockIdx.y;
-  if (v > P) return;
+  // The parameters (bias, CLS token, position embedding) are read before the programmatic wait: no kernel writes them.
+  float x[ITERS][kN], pv[ITERS][kN];
+  const bool in = v <= P;
+  if (in) {
+#pragma unroll
+    for (int it = 0; it < ITERS; ++it) {
+      const int col = (it * 32 + lane) * kN;
+      load_row_part<float, kN>(pos + static_cast<int64_t>(v) * H + col, pv[it]);
+      load_row_part<float, kN>(v == 0 ? cls + col : bias + col, x[it]);
+    }
+  }
+  pdl_wait();  // the projection (the GEMM before) and the rows' other readers / writers
+  pdl_trigger();
+  if (!in) return;
   const TP* src = proj + (static_cast<int64_t>(b) * P + (v > 0 ? v - 1 : 0)) * H;
-  float x[ITERS][kN];
 #pragma unroll
   for (int it = 0; it < ITERS; ++it) {
     const int col = (it * 32 + lane) * kN;
-    float pv[kN];
-    load_row_part<float, kN>(pos + static_cast<int64_t>(v) * H + col, pv);
-    if (v == 0) {
-      load_row_part<float, kN>(cls + col, x[it]);
-    } else {
-      float bv[kN];
-      load_row_part<TP, kN>(src + col, x[it]);
-      load_row_part<float, kN>(bias + col, bv);
+    if (v > 0) {
+      float pr[kN];
+      load_row_part<TP, kN>(src + col, pr);
 #pragma unroll
-      for (int e = 0; e < kN; ++e) x[it][e] += bv[e];
+      for (int e = 0; e < kN; ++e) x[it][e] = pr[e] + x[it][e];
     }
 #pragma unroll
-    for (int e = 0; e < kN; ++e) x[it][e] += pv[e];
+    for (int e = 0; e < kN; ++e) x[it][e] += pv[it][e];
   }
   warp_row_norm_joint<kJoint, TO>(x, lane, ln_w, ln_b, eps, jw, jb, jeps, out32 != nullptr);
   const int64_t o = (static_cast<int64_t>(cls_row[b]) + v) * H;
@@ -114,10 +126,11 @@ void launch_visual_warp(const PatchEmbeddingArgs& a, int P, float* out32, cudaSt
   const dim3 grid(ceil_div(P + 1, kWarpRows), static_cast<unsigned>(a.batch));
   const bool joint = a.joint.defined();
   auto kernel = joint ? visual_rows_warp_kernel<TP, TO, ITERS, true> : visual_rows_warp_kernel<TP, TO, ITERS, false>;
-  kernel<<<grid, 32 * kWarpRows, 0, stream>>>(
-      a.proj.as<TP>(), a.bias.as<float>(), a.cls_token.as<float>(), a.pos_embed.as<float>(), a.ln_weight.as<float>(),
-      a.ln_bias.as<float>(), a.eps, joint ? a.joint.weight.as<float>() : nullptr,
-      joint ? a.joint.bias.as<float>() : nullptr, a.joint.eps, a.cls_row, P, a.out.as<TO>(), out32);
+  LRT_CUDA(launch_kernel(kernel, grid, dim3(32 * kWarpRows), 0, stream, a.proj.as<TP>(), a.bias.as<float>(),
+                         a.cls_token.as<float>(), a.pos_embed.as<float>(), a.ln_weight.as<float>(),
+                         a.ln_bias.as<float>(), a.eps, joint ? a.joint.weight.as<float>() : nullptr,
+                         joint ? a.joint.bias.as<float>() : nullptr, a.joint.eps, a.cls_row, P, a.out.as<TO>(),
+                         out32));
 }
 
 // The warp kernel where it applies (H = 32 · kN · ITERS for ITERS ≤ 4, whole 16-byte vectors of the projection's
@@ -176,10 +189,11 @@ void visual_rows(const PatchEmbeddingArgs& a, cudaStream_t stream) {
     if (!try_visual_warp<TP, TO>(a, P, H, out32, stream)) {
       const bool joint = a.joint.defined();
       const dim3 grid(static_cast<unsigned>(P + 1), static_cast<unsigned>(a.batch));
-      visual_rows_kernel<TP, TO><<<grid, kThreads, sizeof(float) * H, stream>>>(
-          a.proj.as<TP>(), a.bias.as<float>(), a.cls_token.as<float>(), a.pos_embed.as<float>(),
-          a.ln_weight.as<float>(), a.ln_bias.as<float>(), joint ? a.joint.weight.as<float>() : nullptr,
-          joint ? a.joint.bias.as<float>() : nullptr, a.joint.eps, a.cls_row, P, H, a.eps, a.out.as<TO>(), out32);
+      LRT_CUDA(launch_kernel(visual_rows_kernel<TP, TO>, grid, dim3(kThreads), sizeof(float) * H, stream,
+                             a.proj.as<TP>(), a.bias.as<float>(), a.cls_token.as<float>(), a.pos_embed.as<float>(),
+                             a.ln_weight.as<float>(), a.ln_bias.as<float>(),
+                             joint ? a.joint.weight.as<float>() : nullptr, joint ? a.joint.bias.as<float>() : nullptr,
+                             a.joint.eps, a.cls_row, P, H, a.eps, a.out.as<TO>(), out32));
     }
   }));
   LRT_CUDA_LAUNCHED("visual_rows");

@@ -94,6 +94,15 @@
 // explained), the final fold ~0.2 us. A first fold (one partial per key tile in the unit layout, a merge loop of
 // dependent shared loads, three rounds of L2 loads) ended at ~10.5 us of the launch's ~11.6, on the critical path:
 // 0.613 ms.
+//
+// Launched early (the inline form only; its own kernel name, flash_wgmma_inline_kernel): in one-lane forwards the CUDA
+// backend moves its programmatic edge from the QKV GEMM (cuBLASLt, which never triggers) to that GEMM's launch
+// completion (graphs.cu, backend_cuda.cu early_filter), so its CTAs become resident as the GEMM's CTAs leave their SMs
+// — one per SM, which its 288 threads × 160 registers enforce — and each reads the sequence offsets, its first two key
+// tiles' key-valid bytes and its first bias pieces (all written before the GEMM began) before its PDL wait. H200, fp16,
+// T = 512, one call (bench/results/2026-12-04-h200-early-attention.md): B = 1 0.599 / 0.600 ms vs 0.610 / 0.608 with
+// the edge as captured; the same early reads without the early launch had gained nothing (2026-12-03-h200-ln-l2-
+// prefetch.md). The one-warpgroup form (B ≥ 2) launched so: B = 2 0.963 vs 0.908 ms — not done.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -696,10 +705,10 @@ __device__ __forceinline__ void inline_tail_fold(const FlashParams& p, unsigned 
   LRT_TRACE_END(rec);
 }
 
-// kInline: the inline tail's form (two warpgroups + the fold warp, one CTA per SM; the grid is the full tiles').
+// The kernels' body. kInline: the inline tail's form (two warpgroups + the fold warp, one CTA per SM; the grid is the
+// full tiles').
 template <class T, int kSplit, bool kInline>
-__global__ void __launch_bounds__(kInline ? kInlineThreads : kThreads* kSplit, kInline ? 1 : min_ctas<kSplit>())
-    flash_wgmma_kernel(const FlashParams p) {
+__device__ __forceinline__ void flash_wgmma_body(const FlashParams& p) {
   static_assert(!kInline || kSplit == 2, "the inline tail runs with two warpgroups");
   const int wg = kSplit == 1 ? 0 : static_cast<int>(threadIdx.x) / kThreads;
   const int tid = static_cast<int>(threadIdx.x) % kThreads, lane = tid & 31, warp = tid >> 5;
@@ -719,9 +728,14 @@ __global__ void __launch_bounds__(kInline ? kInlineThreads : kThreads* kSplit, k
 #if defined(LAYOUTRT_ATTENTION_TRACE)
   unsigned long long* const rec = trace_record(tid);
 #endif
-  pdl_wait();  // before any read of what earlier kernels wrote (and before any early exit)
-  pdl_trigger();
-  LRT_TRACE(rec, kTracePdlWait);
+  // Before any read of what earlier kernels wrote. The inline form waits later: it first reads what was written before
+  // the kernel before it began (the sequence offsets, key-valid bytes and bias cache), so that a launch resident early
+  // (graphs.cu) has them in flight while that kernel ends.
+  if constexpr (!kInline) {
+    pdl_wait();
+    pdl_trigger();
+    LRT_TRACE(rec, kTracePdlWait);
+  }
   // Tail split (kSplit = 2, p.tail_units > 0; see the header comment): a one-dimensional grid, the full query tiles of
   // every (sequence, head) first, then the tail units. Otherwise (query tile, head, sequence) = blockIdx.
   const bool tail_mode = kSplit == 2 && !kInline && p.tail_units > 0;
@@ -834,11 +848,6 @@ __global__ void __launch_bounds__(kInline ? kInlineThreads : kThreads* kSplit, k
       const uint4* tb = p.bias_cache + cache_block(b, h, heads, tail.full, 0, p.q_tiles, p.k_blocks);
       strip_bias = ld_stream(tb + int64_t{wg + 2 * qt} * kBiasTileU4 + cache_piece(0, warp, lane));
     }
-    if (cta_strips && wg == 0) {  // the partial tile's first 16 Q rows (zero past its rows)
-      const int r = tid >> 3, q_row = tail.full * kBlockM + r;
-      const bool in = r < tail.rows;
-      cp_async_16(base + kOffTailQ + swz128(r, c0), gQ + int64_t{in ? q_row : 0} * ld + c0 * 8, in);
-    }
   }
   auto tile_at = [&](int i) {
     if constexpr (kInline) {
@@ -848,6 +857,24 @@ __global__ void __launch_bounds__(kInline ? kInlineThreads : kThreads* kSplit, k
       return wg + kSplit * i;
     }
   };
+  uint8_t raw0[4], raw_next[4] = {0, 0, 0, 0};  // key-valid bytes of the first tile and of the tile issued next
+  uint4 bias[kBN / 16];  // tile t's bias pieces, loaded during the warpgroup's previous iteration
+  if constexpr (kInline) {
+    if (my_tiles > 0) {
+      load_valid(tile_at(0), raw0);
+      load_bias(tile_at(0), bias);
+    }
+    if (my_tiles > 1) load_valid(tile_at(1), raw_next);
+    pdl_wait();
+    pdl_trigger();
+    LRT_TRACE(rec, kTracePdlWait);
+    if (cta_strips && wg == 0) {  // the partial tile's first 16 Q rows (zero past its rows)
+      const InlineTail tail(L);
+      const int r = tid >> 3, q_row = tail.full * kBlockM + r;
+      const bool in = r < tail.rows;
+      cp_async_16(base + kOffTailQ + swz128(r, c0), gQ + int64_t{in ? q_row : 0} * ld + c0 * 8, in);
+    }
+  }
 
   {  // prologue: the Q tile (rows past the end zero-filled; warpgroup 0) and each warpgroup's first key tile
     const int nq = min(kBlockM, L - q0);
@@ -860,16 +887,15 @@ __global__ void __launch_bounds__(kInline ? kInlineThreads : kThreads* kSplit, k
       }
     }
     if (my_tiles > 0) {
-      uint8_t raw0[4];
-      load_valid(tile_at(0), raw0);
+      if constexpr (!kInline) load_valid(tile_at(0), raw0);
       load_kv(tile_at(0), 0, valid_bits(raw0));
     }
     cp_async_commit();
   }
-  uint8_t raw_next[4] = {0, 0, 0, 0};  // key-valid bytes of the tile issued next
-  if (my_tiles > 1) load_valid(tile_at(1), raw_next);
-  uint4 bias[kBN / 16];  // tile t's bias pieces, loaded during the warpgroup's previous iteration
-  if (my_tiles > 0) load_bias(tile_at(0), bias);
+  if constexpr (!kInline) {
+    if (my_tiles > 1) load_valid(tile_at(1), raw_next);
+    if (my_tiles > 0) load_bias(tile_at(0), bias);
+  }
   if constexpr (kSplit > 1) {  // Q (copied by warpgroup 0) visible to every warpgroup
     cp_async_wait_all();
     fence_proxy_async();
@@ -983,9 +1009,24 @@ __global__ void __launch_bounds__(kInline ? kInlineThreads : kThreads* kSplit, k
 #undef LRT_WG_D32
 #undef LRT_WG_DOUT
 
+template <class T, int kSplit>
+__global__ void __launch_bounds__(kThreads* kSplit, min_ctas<kSplit>()) flash_wgmma_kernel(const FlashParams p) {
+  flash_wgmma_body<T, kSplit, false>(p);
+}
+// The inline form under a name of its own: the CUDA backend's graphs launch it early by that name (backend_cuda.cu
+// early_filter; see the header comment, "Launched early").
+template <class T>
+__global__ void __launch_bounds__(kInlineThreads, 1) flash_wgmma_inline_kernel(const FlashParams p) {
+  flash_wgmma_body<T, 2, true>(p);
+}
+
 template <class T, int kSplit, bool kInline = false>
 void launch(const FlashParams& p, dim3 grid, cudaStream_t stream) {
-  auto kernel = flash_wgmma_kernel<T, kSplit, kInline>;
+  void (*kernel)(const FlashParams);
+  if constexpr (kInline)
+    kernel = flash_wgmma_inline_kernel<T>;
+  else
+    kernel = flash_wgmma_kernel<T, kSplit>;
   constexpr int smem = kInline ? smem_alloc_inline() : smem_alloc<kSplit>();
   LRT_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
   LRT_CUDA(launch_kernel(kernel, grid, dim3(kInline ? kInlineThreads : kThreads * kSplit), smem, stream, p));

@@ -207,7 +207,9 @@ class Backend {
   // bias blocks, see AttentionArgs::bias_cache). Queued like an op (inside run_recorded). Default: nothing.
   virtual void prepare_attention(AttentionArgs& a) { (void)a; }
   // The kernels the last forward took where a backend chooses at run time (CUDA: "attention" flash|reference,
-  // "attention_bias" cache|lookup|none, "pdl_early_edges" the programmatic edges its latest graph capture moved to
+  // "attention_bias" cache|lookup|none, "attention_tail" the flash kernel's form for a partial last query tile
+  // inline|units|none (src/cuda/flash_attention.cu tail_plan), "pdl_early_edges" the programmatic edges its latest
+  // graph capture moved to
   // launch completion, src/cuda/graphs.cu; every backend: "lanes", the lane count of the last begin_lanes, and
   // "last_layer_rows", see note_last_layer_rows): `layoutrt bench` prints them, tests assert them. Empty before any
   // forward.

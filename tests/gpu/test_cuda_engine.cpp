@@ -503,6 +503,59 @@ TEST(CudaEngine, FlashKernelAndBiasCacheMatchTheCpuEngine) {
   EXPECT_EQ(ctx->kernel_choices().at("attention"), "reference") << "head_dim 16";
 }
 
+// The attention's inline-tail form and the visual rows resident early (backend_cuda.cu early_filter: their
+// programmatic edges behind the cuBLASLt GEMMs moved to the GEMMs' launch completion, the attention's first reads
+// before its PDL wait): one sequence of 512 + 197 rows (a 5-row partial query tile) through the head_dim-64 model
+// with two warpgroups per CTA, every layer on all rows. Outputs bit-identical to plain launches (LAYOUTRT_PDL=0) in
+// the eager, recording and replayed runs; and the default filter moves at least one edge per layer (the attention's)
+// plus the visual rows' more than the LayerNorms' alone — a renamed kernel would drop out of the filter silently.
+TEST(CudaEngine, EarlyResidentAttentionGivesIdenticalOutputs) {
+  REQUIRE_GPU();
+  if (!cuda::pdl_enabled()) GTEST_SKIP() << "PDL needs compute capability 9.0 or later (and LAYOUTRT_PDL not 0)";
+  const char* attn_env = std::getenv("LAYOUTRT_ATTENTION");
+  if (attn_env && std::string(attn_env) == "reference") GTEST_SKIP() << "LAYOUTRT_ATTENTION=reference";
+  const Inputs in = load_inputs(test::fixtures("inputs/b1_full512"));
+  const test::ScopedEnv split("LAYOUTRT_FLASH_SPLIT", "2"), tail("LAYOUTRT_FLASH_TAIL", "inline");
+  test::ScratchDir plans("early_plans");
+  const std::string ckpt = derived_checkpoint(1);  // one head of 64: the wgmma kernel
+  RunOptions ro;
+  ro.output_hidden_state = true;  // the last layer on all rows too (with the head's rows alone: no partial tile)
+  for (Precision p : {Precision::kFP16, Precision::kBF16}) {
+    SCOPED_TRACE(precision_name(p));
+    BuildOptions o;
+    o.checkpoint_dir = ckpt;
+    o.max_batch = 1;
+    o.precision = p;
+    const std::string path = plans.file(std::string(precision_name(p)) + ".plan");
+    build_plan(o, path);
+    auto engine = Engine::load(path);
+    Outputs off;
+    {
+      const test::ScopedEnv plain("LAYOUTRT_PDL", "0");
+      auto ctx = engine->create_context();
+      off = ctx->run(in, ro);
+      if (ctx->kernel_choices().at("attention_tail") != "inline")
+        GTEST_SKIP() << "the inline tail needs the wgmma kernel (compute capability 9.0): "
+                     << ctx->kernel_choices().at("attention_tail");
+      off = ctx->run(in, ro);
+    }
+    std::map<std::string, int> moved;
+    for (const char* only : {"", "layer_norm"}) {
+      SCOPED_TRACE(std::string("LAYOUTRT_PDL_EARLY_ONLY=") + only);
+      const test::ScopedEnv filter("LAYOUTRT_PDL_EARLY_ONLY", only);
+      auto ctx = engine->create_context();
+      for (int i = 0; i < 3; ++i) expect_identical(ctx->run(in, ro), off, "resident early, run " + std::to_string(i));
+      const auto k = ctx->kernel_choices();
+      EXPECT_EQ(k.at("attention_tail"), "inline");
+      ASSERT_TRUE(k.count("pdl_early_edges")) << "no graph was captured";
+      moved[only] = std::stoi(k.at("pdl_early_edges"));
+    }
+    const int layers = 2;  // models/token_cls
+    EXPECT_GE(moved[""] - moved["layer_norm"], layers + 1)
+        << "the attention's edge of every layer and the visual rows' edge";
+  }
+}
+
 // ---- the residual stream's dtype (BuildOptions::fp32_residual) ----------------------------------------------------
 // Every fixture run of a text+image, a text-only and an image-only model in fp16 / bf16 / mixed, built twice: with the
 // FP32 residual stream (--residual f32) and with the 16-bit one (the default). Both must meet the precision's
