@@ -1,6 +1,6 @@
 // Shared by the flash attention kernels (src/cuda/flash_attention.cu: mma.sync, sm_80+; src/cuda_sm90/
 // flash_attention_wgmma.cu: wgmma, sm_90a): the kernel parameters, the bias cache's block layout, and the small PTX
-// wrappers both use. Device code only; include from .cu files.
+// wrappers both use (with async_copy.cuh's). Device code only; include from .cu files.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -9,6 +9,8 @@
 
 #include <cstdint>
 #include <type_traits>
+
+#include "cuda/async_copy.cuh"
 
 namespace layoutrt::cuda::flash {
 
@@ -76,22 +78,7 @@ __device__ __forceinline__ const T* head_q(const FlashParams& p, int seq0, int h
   return static_cast<const T*>(p.qkv) + int64_t{seq0} * 3 * p.hidden + int64_t{h} * d;
 }
 
-// ---- PTX wrappers (sm_80+) ---------------------------------------------------------------------------------------
-__device__ __forceinline__ uint32_t smem_u32(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
-// 16-byte async copy global → shared; fill = false writes 16 zero bytes and reads nothing (src-size 0).
-__device__ __forceinline__ void cp_async_16(uint32_t dst, const void* src, bool fill) {
-  const int src_bytes = fill ? 16 : 0;
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(src_bytes) : "memory");
-}
-// 4-byte async copy global → shared (for arrays without 16-byte alignment: every load of a loop in flight at once).
-__device__ __forceinline__ void cp_async_4(uint32_t dst, const void* src) {
-  asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(dst), "l"(src) : "memory");
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
-__device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_group 0;\n" ::: "memory"); }
-
+// ---- PTX wrappers (sm_80+; cp.async and smem_u32: async_copy.cuh) ---------------------------------------------------
 // ldmatrix .x4: four 8 × 8 matrices of 16-bit elements, lanes 8i .. 8i + 7 giving the row addresses of matrix i;
 // r[i] holds this lane's two elements of matrix i (the .trans form: of its transpose).
 __device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], uint32_t addr) {

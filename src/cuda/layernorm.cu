@@ -28,10 +28,10 @@
 // global-memory barrier to combine row statistics (2026-12-03-h200-fused-ln-barrier.md: the barrier ~4 us per
 // layer, B = 1 0.71 vs 0.63 ms), or into the consuming FFN GEMM (2026-12-02-h200-layernorm-fold.md,
 // 2026-12-03-h200-ln-fold.md), each cost more than this launch.
+#include "cuda/async_copy.cuh"
 #include "cuda/cuda_check.h"
 #include "cuda/cuda_ops.h"
 #include "cuda/device_info.h"
-#include "cuda/flash_common.cuh"
 #include "cuda/kernel_util.cuh"
 
 namespace layoutrt::cuda {
@@ -183,8 +183,8 @@ __global__ void __launch_bounds__(32 * kHeadRowsPerCta) layer_norm_head_kernel(
   // after the wait they put 8 us on the critical path (H200, kernel timeline).
   const float4* Wg = reinterpret_cast<const float4*>(W);
   for (int k = threadIdx.x; k < labels * H / 4; k += blockDim.x)
-    flash::cp_async_16(flash::smem_u32(w4 + lane_order_slot<ITERS, kN>(k)), Wg + k, true);
-  flash::cp_async_commit();
+    cp_async_16(smem_u32(w4 + lane_order_slot<ITERS, kN>(k)), Wg + k, true);
+  cp_async_commit();
   float v[1][ITERS][kN], wv[ITERS][kN], bv[ITERS][kN];
   const int64_t r = active ? rows[i] : 0;
 #pragma unroll
@@ -209,7 +209,7 @@ __global__ void __launch_bounds__(32 * kHeadRowsPerCta) layer_norm_head_kernel(
     }
     round_row_to<T>(v[0]);
   }
-  flash::cp_async_wait_all();
+  cp_async_wait_all();
   __syncthreads();  // W staged
   if (!active) return;
   float mine[1];
