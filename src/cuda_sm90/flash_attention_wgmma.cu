@@ -836,8 +836,18 @@ __device__ __forceinline__ void flash_wgmma_body(const FlashParams& p) {
 
   // The i-th key tile of this warpgroup's walk. The inline tail rotates the walk to start at the tile of its strips.
   int rot = 0;
+  auto tile_at = [&](int i) {
+    if constexpr (kInline) {
+      const int j = i + rot;
+      return wg + kSplit * (j >= my_tiles ? j - my_tiles : j);
+    } else {
+      return wg + kSplit * i;
+    }
+  };
   bool strips = false, cta_strips = false;
   uint4 strip_bias = make_uint4(0, 0, 0, 0);
+  uint8_t raw0[4], raw_next[4] = {0, 0, 0, 0};  // key-valid bytes of the first tile and of the tile issued next
+  uint4 bias[kBN / 16];  // tile t's bias pieces, loaded during the warpgroup's previous iteration
   if constexpr (kInline) {
     const InlineTail tail(L);
     if (!tail.fits) __trap();  // the host chose this form for another shape
@@ -848,18 +858,6 @@ __device__ __forceinline__ void flash_wgmma_body(const FlashParams& p) {
       const uint4* tb = p.bias_cache + cache_block(b, h, heads, tail.full, 0, p.q_tiles, p.k_blocks);
       strip_bias = ld_stream(tb + int64_t{wg + 2 * qt} * kBiasTileU4 + cache_piece(0, warp, lane));
     }
-  }
-  auto tile_at = [&](int i) {
-    if constexpr (kInline) {
-      const int j = i + rot;
-      return wg + kSplit * (j >= my_tiles ? j - my_tiles : j);
-    } else {
-      return wg + kSplit * i;
-    }
-  };
-  uint8_t raw0[4], raw_next[4] = {0, 0, 0, 0};  // key-valid bytes of the first tile and of the tile issued next
-  uint4 bias[kBN / 16];  // tile t's bias pieces, loaded during the warpgroup's previous iteration
-  if constexpr (kInline) {
     if (my_tiles > 0) {
       load_valid(tile_at(0), raw0);
       load_bias(tile_at(0), bias);
@@ -869,7 +867,6 @@ __device__ __forceinline__ void flash_wgmma_body(const FlashParams& p) {
     pdl_trigger();
     LRT_TRACE(rec, kTracePdlWait);
     if (cta_strips && wg == 0) {  // the partial tile's first 16 Q rows (zero past its rows)
-      const InlineTail tail(L);
       const int r = tid >> 3, q_row = tail.full * kBlockM + r;
       const bool in = r < tail.rows;
       cp_async_16(base + kOffTailQ + swz128(r, c0), gQ + int64_t{in ? q_row : 0} * ld + c0 * 8, in);
